@@ -1,0 +1,1 @@
+"""Token shards in OLMo's on-disk format and the datamodule that reads them."""
