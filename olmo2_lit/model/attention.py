@@ -1,0 +1,147 @@
+"""Causal self-attention with OLMo 2's full-width QK-norm, and the pluggable attention backends.
+
+A backend is a callable module ``backend(q, k, v, doc_lens) -> out`` with q of shape
+(B, n_heads, T, head_dim) and k, v of shape (B, n_kv_heads, T, head_dim). It applies causal masking,
+and, when ``doc_lens`` (B, max_docs; zero-padded; each row sums to T) is given, also stops attention
+at document boundaries.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.registry import ATTENTION, NORMS
+from olmo2_lit.model.rope import RotaryEmbedding
+
+
+class AttentionBackend(nn.Module):
+    """Base class of the attention kernels; subclasses implement ``forward(q, k, v, doc_lens)``."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                doc_lens: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+ATTENTION.set_base(AttentionBackend)
+
+
+def document_ids(doc_lens: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """(B, max_docs) document lengths -> (B, T) index of the document each position belongs to."""
+    ends = doc_lens.to(torch.int64).cumsum(-1)  # (B, max_docs)
+    positions = torch.arange(seq_len, device=doc_lens.device).expand(doc_lens.shape[0], seq_len)
+    return torch.searchsorted(ends, positions.contiguous(), right=True)
+
+
+def document_causal_mask(doc_lens: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Boolean (B, 1, T, T) mask, True where query t may attend key s: s <= t, same document."""
+    doc = document_ids(doc_lens, seq_len)
+    same_doc = doc[:, :, None] == doc[:, None, :]
+    causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=doc_lens.device).tril()
+    return (same_doc & causal)[:, None]
+
+
+@ATTENTION.register("sdpa")
+class SDPABackend(AttentionBackend):
+    """``torch.nn.functional.scaled_dot_product_attention``; a boolean mask for document masking."""
+
+    def forward(self, q, k, v, doc_lens):
+        gqa = q.shape[1] != k.shape[1]
+        if doc_lens is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        mask = document_causal_mask(doc_lens, q.shape[-2])
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+
+
+@ATTENTION.register("eager")
+class EagerBackend(AttentionBackend):
+    """Reference implementation: explicit scores and an fp32 softmax. Slow; for checking others."""
+
+    def forward(self, q, k, v, doc_lens):
+        n_rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
+        scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        T = q.shape[-2]
+        if doc_lens is None:
+            mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        else:
+            mask = document_causal_mask(doc_lens, T)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        return scores.softmax(dim=-1).to(v.dtype) @ v
+
+
+@ATTENTION.register("xformers")
+class XFormersBackend(AttentionBackend):
+    """xformers ``memory_efficient_attention`` (CUDA only; ``pip install olmo2_lit[xformers]``).
+
+    Document masking uses ``BlockDiagonalCausalMask.from_seqlens`` over the flattened batch, so no
+    dense mask is ever built.
+    """
+
+    def forward(self, q, k, v, doc_lens):
+        try:
+            import xformers.ops as xops
+            from xformers.ops import fmha
+        except ImportError as err:
+            raise RuntimeError("attention backend 'xformers' needs `pip install olmo2_lit[xformers]`") from err
+        if q.device.type != "cuda":
+            raise RuntimeError(
+                f"attention backend 'xformers' runs on CUDA only, got a tensor on {q.device}; "
+                "use attention: sdpa on this device"
+            )
+        B, H, T, D = q.shape
+        Hkv = k.shape[1]
+        # xformers layout: (B, T, groups, heads per group, D) for GQA.
+        q5 = q.transpose(1, 2).reshape(B, T, Hkv, H // Hkv, D)
+        k5 = k.transpose(1, 2)[:, :, :, None].expand(B, T, Hkv, H // Hkv, D)
+        v5 = v.transpose(1, 2)[:, :, :, None].expand(B, T, Hkv, H // Hkv, D)
+        if doc_lens is None:
+            bias = fmha.attn_bias.LowerTriangularMask()
+        else:
+            seqlens = [int(n) for n in doc_lens.flatten().tolist() if n > 0]
+            bias = fmha.attn_bias.BlockDiagonalCausalMask.from_seqlens(seqlens)
+            q5, k5, v5 = (t.reshape(1, B * T, Hkv, H // Hkv, D) for t in (q5, k5, v5))
+        out = xops.memory_efficient_attention(q5, k5, v5, attn_bias=bias)  # (b, t, Hkv, H/Hkv, D)
+        return out.reshape(B, T, H, D).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head (or grouped-query) causal self-attention with OLMo 2's QK-norm.
+
+    Order (OLMO2.md §1.2): project q, k, v -> RMSNorm q and k over the *full* projected width ->
+    split into heads -> RoPE -> attention -> output projection. With ``clip_qkv`` set (OLMo-0424),
+    q, k and v are clamped right after projection.
+    """
+
+    def __init__(self, *, config: ModelConfig, clip_qkv: Optional[float] = None) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
+        self.clip_qkv = clip_qkv
+        d_q, d_kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
+        self.w_q = nn.Linear(config.d_model, d_q, bias=False)
+        self.w_k = nn.Linear(config.d_model, d_kv, bias=False)
+        self.w_v = nn.Linear(config.d_model, d_kv, bias=False)
+        self.w_out = nn.Linear(d_q, config.d_model, bias=False)
+        norm = NORMS.get(config.norm)
+        self.q_norm = norm(d_q, eps=config.norm_eps) if config.qk_norm else None
+        self.k_norm = norm(d_kv, eps=config.norm_eps) if config.qk_norm else None
+        self.backend = ATTENTION.get(config.attention)()
+
+    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]) -> torch.Tensor:
+        B, T, _ = x.shape  # (B, T, d_model)
+        q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)
+        if self.clip_qkv is not None:
+            q, k, v = (t.clamp(-self.clip_qkv, self.clip_qkv) for t in (q, k, v))
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = rope(q, k)
+        out = self.backend(q, k, v, doc_lens)  # (B, H, T, D)
+        return self.w_out(out.transpose(1, 2).reshape(B, T, -1))

@@ -1,0 +1,68 @@
+"""The decoder-only transformer: embeddings -> blocks -> final norm -> output projection."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from olmo2_lit.model.blocks import Block
+from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.registry import BLOCKS, INITS, NORMS
+from olmo2_lit.model.rope import RotaryEmbedding
+
+
+class Transformer(nn.Module):
+    """An OLMo-2-style language model built from a :class:`ModelConfig` and the registries.
+
+    Plain torch: it knows nothing of Lightning, distribution or data files. Build it under
+    ``torch.device("meta")`` to inspect a 7B-32B model without memory.
+
+    Args:
+        config: sizes and component names.
+        init_weights: run the config's init scheme now (skip it when weights will be loaded).
+    """
+
+    def __init__(self, config: ModelConfig, *, init_weights: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = nn.Embedding(config.padded_vocab_size, config.d_model)
+        block_cls = BLOCKS.get(config.block)
+        self.blocks = nn.ModuleList(block_cls(config=config, layer_idx=i) for i in range(config.n_layers))
+        self.norm = NORMS.get(config.norm)(config.d_model, eps=config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        self.rope = RotaryEmbedding(head_dim=config.head_dim, theta=config.rope_theta,
+                                    max_sequence_length=config.max_sequence_length)
+        if init_weights:
+            self.reset_parameters()
+
+    @property
+    def block_class(self) -> type[Block]:
+        """The block class, for FSDP wrap policies and activation checkpointing."""
+        return type(self.blocks[0])
+
+    def reset_parameters(self) -> None:
+        """(Re)initialize every weight with the config's init scheme."""
+        if self.embeddings.weight.is_meta:
+            return
+        INITS.get(self.config.init)()(self)
+
+    def forward(self, input_ids: torch.Tensor, doc_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Token ids (B, T) -> logits (B, T, padded_vocab_size).
+
+        Args:
+            input_ids: token ids, int64.
+            doc_lens: optional (B, max_docs) document lengths (zero-padded, rows sum to T); attention
+                then never crosses a document boundary.
+        """
+        x = self.embeddings(input_ids)  # (B, T, d_model)
+        for block in self.blocks:
+            x = block(x, self.rope, doc_lens)
+        return self.lm_head(self.norm(x))  # (B, T, padded_vocab)
+
+    def num_params(self, *, include_embeddings: bool = True) -> int:
+        """Parameter count; ``include_embeddings=False`` leaves out the input embedding and the
+        output projection, as the "non-embedding" column of OLMO2.md §1.5 does."""
+        n = sum(p.numel() for p in self.parameters())
+        return n if include_embeddings else n - self.embeddings.weight.numel() - self.lm_head.weight.numel()
