@@ -1,0 +1,3 @@
+from olmo2_lit.cli import main
+
+main()

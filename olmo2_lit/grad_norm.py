@@ -1,0 +1,28 @@
+"""Global gradient norm and clipping that agree on every rank under DDP and FSDP2."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+
+def global_grad_norm(params: Iterable[torch.nn.Parameter]) -> torch.Tensor:
+    """L2 norm over all gradients, as one scalar tensor identical on every rank.
+
+    DDP gradients are already all-reduced, so the local norm is the global one. FSDP2 gradients are
+    DTensor shards: ``get_total_norm`` reduces them and ``full_tensor()`` makes the result a plain
+    tensor on every rank (LIGHTNING.md §4: Lightning's ``grad_norm`` crashes there).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+    return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+
+def clip_grads_(params: Iterable[torch.nn.Parameter], max_norm: float, total_norm: torch.Tensor) -> None:
+    """Scale gradients so their global norm is at most ``max_norm`` (no host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        torch.nn.utils.clip_grads_with_norm_(grads, max_norm, total_norm)

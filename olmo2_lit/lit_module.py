@@ -1,0 +1,185 @@
+"""The OLMo 2 training recipe as a LightningModule around the plain-torch :class:`Transformer`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import OptimizerCallable
+from torchmetrics import MeanMetric
+
+from olmo2_lit import metrics as M
+from olmo2_lit.checkpoint_state import check_model_config, rng_state, set_rng_state
+from olmo2_lit.grad_norm import clip_grads_, global_grad_norm
+from olmo2_lit.loss import lm_loss
+from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
+from olmo2_lit.schedules import Constant, Schedule, ScheduledLR
+
+
+class OLMo2LitModule(LightningModule):
+    """Trains an OLMo-2-style transformer: CE + z-loss, AdamW groups, LR schedule, clipping, logging.
+
+    Args:
+        config: the model (sizes and components; select components by short name).
+        optimizer: any torch optimizer by ``class_path``; default AdamW with OLMo 2's betas/eps/decay.
+        param_groups: per-parameter overrides, first match wins; default: no decay on the embedding.
+        schedule: LR schedule by ``class_path`` (CosineWithWarmup, LinearDecay, WarmupStableDecay,
+            Constant); None means constant LR.
+        z_loss_multiplier: weight of the z-loss (1e-5 in OLMo 2); 0 disables it.
+        init_from: start from these weights instead of the init: an HF OLMo 2 directory, a native
+            weights directory (``olmo2-lit convert from-hf``) or a Lightning ``.ckpt`` of this module.
+            Only the weights are loaded; use ``fit --ckpt_path`` to *resume* a run.
+        lr_from_checkpoint: with a ``.ckpt`` in ``init_from``, start from the LR that run ended on
+            (OLMo 2 stage 2 anneals linearly from there to 0).
+        activation_checkpointing: recompute each block's activations in the backward pass.
+        compile: ``torch.compile`` each block (OLMo-core compiles per block).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ModelConfig = ModelConfig(),
+        optimizer: OptimizerCallable = AdamW,
+        param_groups: Optional[list[ParamGroup]] = None,
+        schedule: Optional[Schedule] = None,
+        z_loss_multiplier: float = 1e-5,
+        init_from: Optional[str] = None,
+        lr_from_checkpoint: bool = False,
+        activation_checkpointing: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = config
+        self.optimizer_factory = optimizer
+        self.param_group_overrides = olmo2_param_groups() if param_groups is None else param_groups
+        self.schedule = schedule or Constant()
+        self.z_loss_multiplier = z_loss_multiplier
+        self.init_from = init_from
+        self.lr_from_checkpoint = lr_from_checkpoint
+        self.activation_checkpointing = activation_checkpointing
+        self.compile_blocks = compile
+        self.model: Optional[Transformer] = None
+        self.val_ce = MeanMetric()
+        self._grad_norm: Optional[torch.Tensor] = None
+        self._checkpoint_lr: Optional[float] = None
+
+    # --- model construction -------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Build the transformer once (Lightning may call this again under some strategies)."""
+        if self.model is not None:
+            return
+        if self.init_from:
+            from olmo2_lit.pretrained import load_init_weights
+
+            self.model, self._checkpoint_lr = load_init_weights(self.init_from, self.config)
+        else:
+            self.model = Transformer(self.config)
+        for block in self.model.blocks:
+            if self.activation_checkpointing:
+                block.forward = _checkpointed(block.forward)
+            if self.compile_blocks:
+                block.compile()
+
+    def setup(self, stage: str) -> None:
+        self.configure_model()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "micro_batches_per_step"):
+            # One optimizer step consumes exactly one global batch of the datamodule.
+            self.trainer.accumulate_grad_batches = datamodule.micro_batches_per_step(self.trainer.world_size)
+
+    def forward(self, input_ids: torch.Tensor, doc_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.model(input_ids, doc_lens)
+
+    # --- steps --------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["input_ids"], batch.get("doc_lens"))  # (B, T, V)
+        ce, z = lm_loss(logits, batch["labels"], z_loss_multiplier=self.z_loss_multiplier)
+        loss = ce + z
+        self._stop_on_nonfinite(loss, batch)
+        self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
+        self.log(M.TRAIN_Z_LOSS, z)
+        self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.detach().clamp(max=50)))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self.model(batch["input_ids"], batch.get("doc_lens"))
+        ce, _ = lm_loss(logits, batch["labels"], z_loss_multiplier=0)
+        self.val_ce.update(ce, weight=(batch["labels"] != -100).sum())
+
+    def on_validation_epoch_end(self) -> None:
+        ce = self.val_ce.compute()
+        self.val_ce.reset()
+        self.log(M.VAL_CE_LOSS, ce, prog_bar=True, sync_dist=False)
+        self.log(M.VAL_PERPLEXITY, torch.exp(ce.clamp(max=50)))
+
+    test_step = validation_step
+    on_test_epoch_end = on_validation_epoch_end
+
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Greedy next token for every position: (B, T) token ids."""
+        return self.model(batch["input_ids"], batch.get("doc_lens")).argmax(-1)
+
+    def _stop_on_nonfinite(self, loss: torch.Tensor, batch: dict) -> None:
+        bad = self.trainer.strategy.reduce_boolean_decision(bool(~torch.isfinite(loss.detach())), all=False)
+        if not bad or any(getattr(cb, "handles_nonfinite_loss", False) for cb in self.trainer.callbacks):
+            return
+        index = batch.get("index")
+        where = f" (global instance indices {index.tolist()[:16]})" if index is not None else ""
+        raise FloatingPointError(
+            f"non-finite training loss {loss.item()} at step {self.trainer.global_step}{where}; "
+            "add a stability callback to skip such steps, or lower the LR"
+        )
+
+    # --- optimizer ----------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict:
+        groups = build_param_groups(self.model, self.param_group_overrides)
+        optimizer = self.optimizer_factory(groups)
+        if self.lr_from_checkpoint:
+            if self._checkpoint_lr is None:
+                raise ValueError("lr_from_checkpoint needs init_from to name a Lightning .ckpt of this module")
+            for group in optimizer.param_groups:
+                group["lr"] = self._checkpoint_lr
+        apply_lr_scales(optimizer)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        tokens_per_step = getattr(datamodule, "global_batch_tokens", 0)
+        if self.schedule.units == "tokens" and not tokens_per_step:
+            raise ValueError("a schedule in tokens needs a datamodule with global_batch_tokens")
+        scheduler = ScheduledLR(optimizer, schedule=self.schedule, tokens_per_step=tokens_per_step)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # After accumulation and AMP unscale, before clipping: log the raw global norm.
+        self._grad_norm = global_grad_norm(self.model.parameters())
+        self.log(M.GRAD_NORM, self._grad_norm)
+        self.log(M.LEARNING_RATE, optimizer.param_groups[0]["lr"])
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip by the global norm computed above, so DDP and FSDP2 ranks agree (OLMo 2: 1.0)."""
+        if not gradient_clip_val:
+            return
+        if gradient_clip_algorithm not in (None, "norm"):
+            raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")
+        norm = self._grad_norm if self._grad_norm is not None else global_grad_norm(self.model.parameters())
+        clip_grads_(self.model.parameters(), gradient_clip_val, norm)
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["olmo2_lit"] = {"model_config": self.config.to_dict(), "rng": rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("olmo2_lit")
+        if saved is None:
+            raise ValueError("checkpoint was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
+        check_model_config(saved["model_config"], self.config)
+        set_rng_state(saved["rng"])
+
+
+def _checkpointed(forward):
+    def run(*args):
+        return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False)
+
+    return run

@@ -1,0 +1,13 @@
+"""Names of every logged metric, in one place, so callbacks, tests and docs agree."""
+
+TRAIN_CE_LOSS = "train/ce_loss"
+TRAIN_Z_LOSS = "train/z_loss"
+TRAIN_LOSS = "train/loss"
+TRAIN_PERPLEXITY = "train/perplexity"
+GRAD_NORM = "optim/grad_norm"
+LEARNING_RATE = "optim/lr"
+VAL_CE_LOSS = "val/ce_loss"
+VAL_PERPLEXITY = "val/perplexity"
+TOKENS_SEEN = "throughput/tokens_seen"
+TOKENS_PER_SEC = "throughput/tokens_per_sec"
+MFU = "throughput/mfu"

@@ -1,0 +1,187 @@
+"""Learning-rate schedules as multipliers of the peak LR, counted in steps or in tokens.
+
+A schedule is a small object with ``factor(t) -> float``, where ``t`` is the number of optimizer
+steps or tokens done *before* the step being taken. :class:`ScheduledLR` turns one into a torch LR
+scheduler that keeps its own token count, so the schedule survives a change of batch size on resume.
+Schedules validate themselves on construction; the CLI builds them right after parsing, so a bad one
+(warmup >= t_max) fails before anything runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+Units = Literal["steps", "tokens"]
+
+
+class Schedule:
+    """Base class. Args common to every schedule:
+
+    Args:
+        units: whether ``warmup``/``t_max``/... count optimizer steps or training tokens.
+    """
+
+    def __init__(self, *, units: Units = "steps") -> None:
+        if units not in ("steps", "tokens"):
+            raise ValueError(f"schedule units must be 'steps' or 'tokens', got {units!r}")
+        self.units = units
+
+    def factor(self, t: float) -> float:
+        """LR multiplier at progress ``t`` (in ``units``)."""
+        raise NotImplementedError
+
+    def _warmup(self, t: float, warmup: float) -> float:
+        return t / warmup
+
+
+def _check(name: str, value: float, *, positive: bool = False) -> None:
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"schedule field {name} must be {'> 0' if positive else '>= 0'}, got {value}")
+
+
+class Constant(Schedule):
+    """Constant LR after an optional linear warmup.
+
+    Args:
+        warmup: length of the linear warmup from 0.
+        units: steps or tokens.
+    """
+
+    def __init__(self, *, warmup: float = 0, units: Units = "steps") -> None:
+        super().__init__(units=units)
+        _check("warmup", warmup)
+        self.warmup = warmup
+
+    def factor(self, t: float) -> float:
+        return self._warmup(t, self.warmup) if t < self.warmup else 1.0
+
+
+class CosineWithWarmup(Schedule):
+    """OLMo 2 stage 1: linear warmup from 0, then cosine from the peak down to ``alpha_f * peak``
+    at ``t_max``, flat after. A run may stop before t_max (the 7B stopped at 3.9T of 5T tokens).
+
+    OLMO2.md §2.3 (OL ``CosWithWarmup``: ``t_warmup``, ``t_max``, ``alpha_f``; units = tokens).
+
+    Args:
+        warmup: warmup length (OLMo 2: 8,388,608,000 tokens).
+        t_max: end of the cosine (OLMo 2: 5e12 tokens); must exceed warmup.
+        alpha_f: final LR as a fraction of the peak (OLMo 2: 0.1).
+        units: steps or tokens.
+    """
+
+    def __init__(self, *, warmup: float, t_max: float, alpha_f: float = 0.1, units: Units = "steps") -> None:
+        super().__init__(units=units)
+        _check("warmup", warmup)
+        _check("t_max", t_max, positive=True)
+        if warmup >= t_max:
+            raise ValueError(f"schedule warmup ({warmup}) must be < t_max ({t_max})")
+        if not 0.0 <= alpha_f <= 1.0:
+            raise ValueError(f"schedule alpha_f must be in [0, 1], got {alpha_f}")
+        self.warmup, self.t_max, self.alpha_f = warmup, t_max, alpha_f
+
+    def factor(self, t: float) -> float:
+        if t < self.warmup:
+            return self._warmup(t, self.warmup)
+        progress = min((t - self.warmup) / (self.t_max - self.warmup), 1.0)
+        return self.alpha_f + (1 - self.alpha_f) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class LinearDecay(Schedule):
+    """OLMo 2 stage 2 (annealing): linear from the peak to ``alpha_f * peak`` (0) over ``t_max``,
+    no warmup by default. Pair with ``lr_from_checkpoint: true`` to start from the LR the stage-1
+    checkpoint ended on (OLMO2.md §2.4).
+
+    Args:
+        t_max: length of the decay.
+        warmup: optional linear warmup before the decay.
+        alpha_f: final LR as a fraction of the start (0 in OLMo 2 stage 2).
+        units: steps or tokens.
+    """
+
+    def __init__(self, *, t_max: float, warmup: float = 0, alpha_f: float = 0.0, units: Units = "steps") -> None:
+        super().__init__(units=units)
+        _check("t_max", t_max, positive=True)
+        _check("warmup", warmup)
+        if warmup >= t_max:
+            raise ValueError(f"schedule warmup ({warmup}) must be < t_max ({t_max})")
+        self.t_max, self.warmup, self.alpha_f = t_max, warmup, alpha_f
+
+    def factor(self, t: float) -> float:
+        if t < self.warmup:
+            return self._warmup(t, self.warmup)
+        progress = min((t - self.warmup) / (self.t_max - self.warmup), 1.0)
+        return 1.0 - (1.0 - self.alpha_f) * progress
+
+
+class WarmupStableDecay(Schedule):
+    """Warmup-stable-decay: linear warmup, constant peak, then linear decay to ``alpha_f * peak``
+    over the last ``decay`` units before ``t_max``.
+
+    Args:
+        warmup: warmup length.
+        decay: length of the final decay.
+        t_max: total length; warmup + decay must not exceed it.
+        alpha_f: final LR fraction.
+        units: steps or tokens.
+    """
+
+    def __init__(self, *, warmup: float, decay: float, t_max: float, alpha_f: float = 0.0,
+                 units: Units = "steps") -> None:
+        super().__init__(units=units)
+        for name, value in (("warmup", warmup), ("decay", decay)):
+            _check(name, value)
+        _check("t_max", t_max, positive=True)
+        if warmup + decay > t_max:
+            raise ValueError(f"schedule warmup + decay ({warmup} + {decay}) must be <= t_max ({t_max})")
+        self.warmup, self.decay, self.t_max, self.alpha_f = warmup, decay, t_max, alpha_f
+
+    def factor(self, t: float) -> float:
+        if t < self.warmup:
+            return self._warmup(t, self.warmup)
+        decay_start = self.t_max - self.decay
+        if t < decay_start or self.decay == 0:
+            return 1.0
+        progress = min((t - decay_start) / self.decay, 1.0)
+        return 1.0 - (1.0 - self.alpha_f) * progress
+
+
+class ScheduledLR(LRScheduler):
+    """A torch LR scheduler driven by a :class:`Schedule`, stepped once per optimizer step.
+
+    It counts tokens itself (``tokens_per_step`` per step), so a token schedule stays right when the
+    global batch changes on resume: the saved count carries over, the new step size applies after.
+
+    Args:
+        optimizer: the optimizer whose groups' ``initial_lr`` are the peak LRs.
+        schedule: the shape.
+        tokens_per_step: tokens in one global batch.
+    """
+
+    def __init__(self, optimizer: Optimizer, *, schedule: Schedule, tokens_per_step: int) -> None:
+        self.schedule = schedule
+        self.tokens_per_step = tokens_per_step
+        self.tokens = 0
+        self._started = False
+        super().__init__(optimizer)
+
+    def step(self, epoch=None) -> None:  # noqa: D102  (torch signature)
+        if self._started:
+            self.tokens += self.tokens_per_step
+        self._started = True
+        super().step()
+
+    def progress(self) -> float:
+        """Current ``t`` in the schedule's units."""
+        return float(self.tokens if self.schedule.units == "tokens" else self.last_epoch)
+
+    def get_lr(self) -> list[float]:
+        f = self.schedule.factor(self.progress())
+        return [base * f for base in self.base_lrs]
+
+    def state_dict(self) -> dict:
+        # The schedule and the step size come from the config of the run that loads the state.
+        return {k: v for k, v in super().state_dict().items() if k not in ("schedule", "tokens_per_step")}

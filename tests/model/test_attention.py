@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from olmo2_lit.model import ATTENTION, ModelConfig, Transformer
+from olmo2_lit.model.attention import document_ids
+
+
+def _pair(attention, **kw):
+    ref = Transformer(ModelConfig.tiny(attention="eager", **kw))
+    other = Transformer(ModelConfig.tiny(attention=attention, **kw))
+    other.load_state_dict(ref.state_dict())
+    return ref, other
+
+
+def test_backend_registry():
+    assert {"sdpa", "xformers", "eager"} <= set(ATTENTION.names())
+    assert ModelConfig().attention == "sdpa"
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
+def test_sdpa_matches_eager(n_kv_heads):
+    ref, sdpa = _pair("sdpa", n_kv_heads=n_kv_heads)
+    ids = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(1))
+    doc_lens = torch.tensor([[7, 17, 0], [10, 10, 4]])
+    torch.testing.assert_close(sdpa(ids), ref(ids), atol=1e-5, rtol=0)
+    torch.testing.assert_close(sdpa(ids, doc_lens), ref(ids, doc_lens), atol=1e-5, rtol=0)
+
+
+def test_document_ids():
+    ids = document_ids(torch.tensor([[2, 3, 0], [5, 0, 0]]), 5)
+    assert ids.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_documents_equal_separate_runs(attention):
+    model = Transformer(ModelConfig.tiny(attention=attention, n_kv_heads=2))
+    ids = torch.randint(0, 256, (1, 20), generator=torch.Generator().manual_seed(2))
+    packed = model(ids, torch.tensor([[6, 9, 5]]))
+    for start, end in ((0, 6), (6, 15), (15, 20)):
+        torch.testing.assert_close(packed[:, start:end], model(ids[:, start:end]), atol=1e-5, rtol=0)
+    # without the mask, the second document does see the first
+    assert not torch.allclose(model(ids)[:, 6:15], model(ids[:, 6:15]), atol=1e-4)
+
+
+def test_xformers_refuses_cpu_with_a_clear_error():
+    model = Transformer(ModelConfig.tiny(attention="xformers"))
+    with pytest.raises(RuntimeError, match="xformers"):
+        model(torch.zeros(1, 4, dtype=torch.long))
+
+
+@pytest.mark.requires_cuda
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_xformers_matches_sdpa_on_cuda(n_kv_heads):
+    pytest.importorskip("xformers.ops")
+    ref, xf = _pair("xformers", n_kv_heads=n_kv_heads)
+    ref, xf = ref.cuda(), xf.cuda()
+    ids = torch.randint(0, 256, (2, 32), device="cuda")
+    doc_lens = torch.tensor([[8, 24, 0], [16, 8, 8]], device="cuda")
+    torch.testing.assert_close(xf(ids), ref(ids), atol=2e-4, rtol=0)
+    torch.testing.assert_close(xf(ids, doc_lens), ref(ids, doc_lens), atol=2e-4, rtol=0)
