@@ -39,3 +39,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_lr(path: str) -> float:
+    """The learning rate a Lightning checkpoint of this module ended on (its first param group).
+
+    OLMo 2 stage 2 anneals from exactly this LR (OLMO2.md §2.4: OC ``get_lr_from_checkpoint``).
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    try:
+        return float(ckpt["optimizer_states"][0]["param_groups"][0]["lr"])
+    except (KeyError, IndexError) as err:
+        raise ValueError(f"{path}: no optimizer state to read the learning rate from ({err})") from None

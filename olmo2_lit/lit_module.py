@@ -11,7 +11,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torchmetrics import MeanMetric
 
 from olmo2_lit import metrics as M
-from olmo2_lit.checkpoint_state import check_model_config, rng_state, set_rng_state
+from olmo2_lit.checkpoint_state import check_model_config, checkpoint_lr, rng_state, set_rng_state
 from olmo2_lit.grad_norm import clip_grads_, global_grad_norm
 from olmo2_lit.loss import lm_loss
 from olmo2_lit.model import ModelConfig, Transformer
@@ -73,9 +73,11 @@ class OLMo2LitModule(LightningModule):
         if self.model is not None:
             return
         if self.init_from:
-            from olmo2_lit.pretrained import load_init_weights
+            from olmo2_lit.convert_hf import load_pretrained
 
-            self.model, self._checkpoint_lr = load_init_weights(self.init_from, self.config)
+            self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
+            if self.lr_from_checkpoint:
+                self._checkpoint_lr = checkpoint_lr(self.init_from)
         else:
             self.model = Transformer(self.config)
         for block in self.model.blocks:
