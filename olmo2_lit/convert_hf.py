@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Union
+from typing import Iterator, Literal, Mapping, Optional, Union
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -38,6 +38,8 @@ from olmo2_lit.model import ModelConfig, Transformer
 
 StateDict = dict[str, torch.Tensor]
 DTypeLike = Union[str, torch.dtype]
+#: dtype names the CLI verbs accept (a Literal, so jsonargparse rejects typos).
+DTypeName = Literal["float32", "bfloat16", "float16"]
 
 #: dolma2 tokenizer ids (OLMO2.md §6; OLMo-2-1124-7B generation_config.json): EOS, PAD; no BOS.
 DOLMA2_EOS_TOKEN_ID = 100_257
@@ -131,9 +133,9 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 # --------------------------------------------------------------------------------------------- configs
 
-def _check_hf_architecture(hf: dict) -> None:
+def _check_hf_config(hf: dict) -> None:
     if hf.get("model_type") != "olmo2":
-        raise ValueError(f"config.json model_type={hf.get('model_type')!r}: only 'olmo2' (Olmo2ForCausalLM) is supported")
+        raise ValueError(f"config.json model_type={hf.get('model_type')!r}: only 'olmo2' is supported")
     architectures = hf.get("architectures", ["Olmo2ForCausalLM"])
     if architectures != ["Olmo2ForCausalLM"]:
         raise ValueError(f"config.json architectures={architectures!r}: only ['Olmo2ForCausalLM'] is supported")
@@ -185,7 +187,7 @@ def hf_config_to_model_config(hf: dict) -> ModelConfig:
         ValueError: another architecture, or a setting our model cannot represent (attention biases,
             tied embeddings, scaled RoPE, ...); the message names the field and its value.
     """
-    _check_hf_architecture(hf)
+    _check_hf_config(hf)
     fields = {}
     for ours, key, default in CONFIG_FIELDS:
         if default is _REQUIRED and key not in hf:
@@ -551,7 +553,7 @@ def save_native(model: Transformer, out_dir: Union[str, Path]) -> None:
 
 # ----------------------------------------------------------------------------------------- CLI verbs
 
-def from_hf(*, hf_dir: str, out_dir: str, dtype: str = "float32") -> None:
+def from_hf(*, hf_dir: str, out_dir: str, dtype: DTypeName = "float32") -> None:
     """Convert a Hugging Face OLMo 2 checkpoint into a native olmo2_lit weights directory.
 
     Args:
@@ -566,13 +568,14 @@ def from_hf(*, hf_dir: str, out_dir: str, dtype: str = "float32") -> None:
     print(f"from_hf: {model.num_params():,} params ({dtype}) from {hf_dir} -> {out_dir}")
 
 
-def to_hf(*, checkpoint: str, out_dir: str, dtype: str = "bfloat16", tokenizer_json: Optional[str] = None,
+def to_hf(*, checkpoint: str, out_dir: str, dtype: DTypeName = "bfloat16", tokenizer_json: Optional[str] = None,
           eos_token_id: int = DOLMA2_EOS_TOKEN_ID, pad_token_id: int = DOLMA2_PAD_TOKEN_ID,
           max_shard_size: int = 5_000_000_000) -> None:
     """Convert a training checkpoint into a Hugging Face Olmo2ForCausalLM directory.
 
     Args:
-        checkpoint: a Lightning .ckpt saved by olmo2_lit training, or a native weights directory.
+        checkpoint: a Lightning .ckpt saved by olmo2_lit training, or a native weights directory (an HF
+            OLMo 2 directory also works, e.g. to re-save it in another dtype).
         out_dir: directory to create; must not exist or be empty.
         dtype: dtype of the written weights: float32 | bfloat16 | float16.
         tokenizer_json: path of a tokenizer.json to copy into out_dir.

@@ -312,7 +312,8 @@ def test_native_missing_key_and_unknown_config_field(tmp_path):
     C.save_file(sd, tmp_path / "native" / C.HF_WEIGHTS)
     with pytest.raises(ValueError, match=r"missing tensor\(s\): lm_head\.weight"):
         C.load_native(tmp_path / "native")
-    (tmp_path / "native" / C.NATIVE_CONFIG).write_text(json.dumps({**ModelConfig.tiny().to_dict(), "d_modle": 3}))
+    typo = {**ModelConfig.tiny().to_dict(), "d_modle": 3}
+    (tmp_path / "native" / C.NATIVE_CONFIG).write_text(json.dumps(typo))
     with pytest.raises(ValueError, match="d_modle"):
         C.load_native(tmp_path / "native")
 

@@ -107,7 +107,7 @@ def test_a_swapped_weight_is_caught(tmp_path):
     hf = _hf_model(cfg)
     hf.save_pretrained(tmp_path / "hf")
     ours = C.import_hf(tmp_path / "hf").eval()
-    block = ours.blocks[1]
-    block.feed_forward.w1.weight, block.feed_forward.w3.weight = block.feed_forward.w3.weight, block.feed_forward.w1.weight
+    ffn = ours.blocks[1].feed_forward
+    ffn.w1.weight, ffn.w3.weight = ffn.w3.weight, ffn.w1.weight
     with pytest.raises(AssertionError):
         _assert_logits_match(ours, hf, cfg)
