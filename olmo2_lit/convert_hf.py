@@ -407,7 +407,7 @@ def _check_same_architecture(stored: ModelConfig, given: ModelConfig) -> None:
               for f in dataclasses.fields(ModelConfig)
               if f.name not in OVERRIDABLE_FIELDS and getattr(stored, f.name) != getattr(given, f.name)]
     if differ:
-        raise ValueError(f"the config does not match the pretrained weights: {'; '.join(differ)}")
+        raise ValueError(f"field(s) differ: {'; '.join(differ)}")
 
 
 def import_hf(hf_dir: Union[str, Path], *, dtype: Optional[DTypeLike] = None) -> Transformer:
@@ -438,8 +438,8 @@ def load_pretrained(path: Union[str, Path], *, config: Optional[ModelConfig] = N
     """
     stored, sd = read_checkpoint(path)
     if config is not None:
-        _check_same_architecture(stored, config)
         try:
+            _check_same_architecture(stored, config)
             check_tensors(sd, native_shapes(config))
         except ValueError as err:
             raise ValueError(f"{path} does not fit the given config: {err}") from None
