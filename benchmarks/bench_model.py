@@ -21,11 +21,20 @@ from olmo2_lit.model import ModelConfig, Transformer, flops_per_token
 from olmo2_lit.peak_flops import peak_flops_per_device
 
 
-def _hf_model(cfg: ModelConfig, ours: Transformer):
+def _ours(cfg: ModelConfig, weights: dict, compile_blocks: bool) -> Transformer:
+    model = Transformer(cfg, init_weights=False)
+    model.load_state_dict(weights)
+    if compile_blocks:
+        for block in model.blocks:
+            block.compile()
+    return model
+
+
+def _hf_model(cfg: ModelConfig, weights: dict):
     from transformers import Olmo2Config, Olmo2ForCausalLM
 
     hf = Olmo2ForCausalLM(Olmo2Config(**model_config_to_hf_config(cfg, eos_token_id=0, pad_token_id=1)))
-    hf.load_state_dict(native_to_hf(ours.state_dict(), cfg))
+    hf.load_state_dict(native_to_hf(weights, cfg))
     hf.config.use_cache = False
     return hf
 
@@ -44,15 +53,19 @@ def _time_steps(step, n_warmup: int, n_steps: int, device: torch.device) -> floa
 
 
 def bench(cfg: ModelConfig, *, batch: int, seq: int, precision: str, device: torch.device,
-          steps: int, warmup: int) -> dict:
+          steps: int, warmup: int, compile_blocks: bool = False) -> dict:
     torch.manual_seed(0)
-    ours = Transformer(cfg).to(device)
-    hf = _hf_model(cfg, ours).to(device)
+    weights = Transformer(cfg).state_dict()
     ids = torch.randint(0, cfg.vocab_size, (batch, seq + 1), device=device)
     x, y = ids[:, :-1], ids[:, 1:]
     dtype = torch.bfloat16 if precision == "bf16" else None
     results = {}
-    for name, model, fwd in (("olmo2_lit", ours, lambda m: m(x)), ("transformers", hf, lambda m: m(input_ids=x).logits)):
+    builders = {
+        "olmo2_lit": (lambda: _ours(cfg, weights, compile_blocks), lambda m: m(x)),
+        "transformers": (lambda: _hf_model(cfg, weights), lambda m: m(input_ids=x).logits),
+    }
+    for name, (build, fwd) in builders.items():  # one model on the device at a time
+        model = build().to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
         def step():
@@ -63,6 +76,9 @@ def bench(cfg: ModelConfig, *, batch: int, seq: int, precision: str, device: tor
             opt.zero_grad(set_to_none=True)
 
         results[name] = batch * seq / _time_steps(step, warmup, steps, device)
+        del model, opt
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     peak = peak_flops_per_device(device, precision)
     fpt = flops_per_token(cfg, seq)
     for name in list(results):
@@ -79,6 +95,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="torch.compile each of our blocks")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -88,7 +105,7 @@ def main() -> None:
           f"{args.preset or 'small'} config, batch {args.batch} x seq {args.seq}")
     for precision in args.precisions:
         bench(cfg, batch=args.batch, seq=args.seq, precision=precision, device=device,
-              steps=args.steps, warmup=args.warmup)
+              steps=args.steps, warmup=args.warmup, compile_blocks=args.compile)
 
 
 if __name__ == "__main__":
