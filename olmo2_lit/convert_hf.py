@@ -300,10 +300,13 @@ def build_model(cfg: ModelConfig, sd: Mapping[str, torch.Tensor], *, dtype: Opti
         model = Transformer(cfg, init_weights=False)
     model.load_state_dict(sd, strict=True, assign=True)
     # Non-persistent buffers (the RoPE tables) are not in sd and are still on meta, which .to(device)
-    # cannot copy; empty real tensors put them back in their just-constructed state (rebuilt on use).
+    # cannot copy. They start empty and are built on first use, so an empty real tensor restores them.
     for module in model.modules():
         for name, buf in module.named_buffers(recurse=False):
             if buf.is_meta:
+                if buf.numel():
+                    raise RuntimeError(f"buffer {name} of {type(module).__name__} is built at construction; "
+                                       "build_model can only restore buffers that start empty")
                 setattr(module, name, torch.empty(0, dtype=buf.dtype))
     return model
 
@@ -344,8 +347,8 @@ def load_hf_state_dict(hf_dir: Union[str, Path]) -> StateDict:
 
 def read_hf(hf_dir: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
     """(config, our state dict) of an HF OLMo 2 checkpoint dir; errors are prefixed with the dir."""
-    cfg = hf_config_to_model_config(read_hf_config(hf_dir))
     try:
+        cfg = hf_config_to_model_config(read_hf_config(hf_dir))
         return cfg, hf_to_native(load_hf_state_dict(hf_dir), cfg)
     except ValueError as err:
         raise ValueError(f"{hf_dir}: {err}") from None
