@@ -1,0 +1,87 @@
+"""The iterable datasets behind the train and val dataloaders; each item is one micro-batch dict.
+
+They are iterable, not map-style, so Lightning never injects a ``DistributedSampler``: each dataset
+already yields only its rank's share. Micro-batch ``j`` of a rank is built by DataLoader worker
+``j % num_workers``, and the DataLoader returns workers' items round-robin, so the stream is the same
+for any worker count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from olmo2_lit.data.instances import InstanceIndex, make_batch
+from olmo2_lit.data.sampler import epoch_end, epoch_order, rank_micro_batches
+
+
+@dataclass
+class DataPosition:
+    """Where training is in the data: the data epoch, and instances of its order consumed by all ranks."""
+
+    epoch: int = 0
+    instances: int = 0
+
+
+def _this_workers_share(batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    info = get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    for j, ids in enumerate(batches):
+        if j % workers == worker:
+            yield ids
+
+
+class TrainBatches(IterableDataset):
+    """One rank's training micro-batches, from the shared :class:`DataPosition` to the end of its epoch.
+
+    The position is read when iteration starts (DataLoader workers receive a copy then), so batches
+    that workers prefetch never move it; the datamodule advances it as the loop consumes batches.
+    """
+
+    def __init__(self, *, index: InstanceIndex, ranges: list[tuple[int, int]], counts: list[int], seed: int,
+                 position: DataPosition, global_batch: int, micro_batch: int, rank: int, world_size: int,
+                 eos_token_id: Optional[int], instance_filter: bool) -> None:
+        self.index, self.ranges, self.counts, self.seed, self.position = index, ranges, counts, seed, position
+        self.global_batch, self.micro_batch, self.rank, self.world_size = global_batch, micro_batch, rank, world_size
+        self.eos_token_id, self.instance_filter = eos_token_id, instance_filter
+
+    def __len__(self) -> int:
+        """Micro-batches per rank in a whole data epoch (Lightning's epoch length)."""
+        return epoch_end(sum(self.counts), self.global_batch) // (self.micro_batch * self.world_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self._batches(self.position.epoch, self.position.instances)  # snapshot now, not at first next()
+
+    def _batches(self, epoch: int, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        order = epoch_order(self.ranges, self.counts, seed=self.seed, epoch=epoch)
+        ids = rank_micro_batches(order, start=start, global_batch=self.global_batch, micro_batch=self.micro_batch,
+                                 rank=self.rank, world_size=self.world_size)
+        for micro in _this_workers_share(ids):
+            yield make_batch(self.index, micro, eos_token_id=self.eos_token_id, instance_filter=self.instance_filter)
+
+
+class ValBatches(IterableDataset):
+    """One rank's validation micro-batches: the held-out instances in order, strided over ranks.
+
+    The tail that does not fill one micro-batch on every rank is dropped, so all ranks run the same
+    number of steps.
+    """
+
+    def __init__(self, *, index: InstanceIndex, micro_batch: int, rank: int, world_size: int,
+                 eos_token_id: Optional[int]) -> None:
+        self.index, self.micro_batch, self.rank, self.world_size = index, micro_batch, rank, world_size
+        self.eos_token_id = eos_token_id
+
+    def __len__(self) -> int:
+        return len(self.index) // (self.micro_batch * self.world_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        order = np.arange(len(self.index), dtype=np.int64)
+        ids = rank_micro_batches(order, start=0, global_batch=self.micro_batch * self.world_size,
+                                 micro_batch=self.micro_batch, rank=self.rank, world_size=self.world_size)
+        for micro in _this_workers_share(ids):
+            yield make_batch(self.index, micro, eos_token_id=self.eos_token_id)
