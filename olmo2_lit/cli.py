@@ -38,6 +38,7 @@ tools (`olmo2-lit VERB --help`):
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point ``olmo2-lit``."""
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(HELP)
@@ -45,7 +46,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if argv[0] in LIGHTNING_VERBS:
         from olmo2_lit.lightning_cli import OLMo2CLI
 
-        OLMo2CLI(args=argv)
+        OLMo2CLI(args=None if from_command_line else argv)
         return
     from jsonargparse import CLI
 

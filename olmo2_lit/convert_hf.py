@@ -193,6 +193,8 @@ def hf_config_to_model_config(hf: dict) -> ModelConfig:
         if default is _REQUIRED and key not in hf:
             raise ValueError(f"config.json has no {key}")
         fields[ours] = hf.get(key, default)
+    if fields["n_kv_heads"] == fields["n_heads"]:
+        fields["n_kv_heads"] = None  # plain multi-head attention, as the presets spell it
     vocab_size, vocab_pad_multiple = _vocab_from_hf(hf)
     return ModelConfig(**fields, **OLMO2_COMPONENTS, vocab_size=vocab_size, vocab_pad_multiple=vocab_pad_multiple,
                        rope_theta=_rope_theta_from_hf(hf))
@@ -227,7 +229,7 @@ def model_config_to_hf_config(cfg: ModelConfig, *, eos_token_id: int = DOLMA2_EO
     _check_token_ids(cfg, {"eos_token_id": eos_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id})
     name = _dtype_name(_as_dtype(dtype))
     hf = {"architectures": ["Olmo2ForCausalLM"], "model_type": "olmo2"}
-    hf.update({key: getattr(cfg, ours) for ours, key, _ in CONFIG_FIELDS})
+    hf.update({key: _effective(cfg, ours) for ours, key, _ in CONFIG_FIELDS})
     hf.update({key: value for key, (value, _) in FIXED_HF_VALUES.items()})
     hf.update(vocab_size=cfg.padded_vocab_size, rope_theta=cfg.rope_theta,
               rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
@@ -405,10 +407,15 @@ def read_checkpoint(path: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
                             f"{NATIVE_CONFIG} (native) or config.json (HF)")
 
 
+def _effective(cfg: ModelConfig, field: str):
+    """A field's value with None resolved (``n_kv_heads: None`` means ``n_heads``)."""
+    return cfg.kv_heads if field == "n_kv_heads" else getattr(cfg, field)
+
+
 def _check_same_architecture(stored: ModelConfig, given: ModelConfig) -> None:
-    differ = [f"{f.name} (weights: {getattr(stored, f.name)!r}, config: {getattr(given, f.name)!r})"
+    differ = [f"{f.name} (weights: {_effective(stored, f.name)!r}, config: {_effective(given, f.name)!r})"
               for f in dataclasses.fields(ModelConfig)
-              if f.name not in OVERRIDABLE_FIELDS and getattr(stored, f.name) != getattr(given, f.name)]
+              if f.name not in OVERRIDABLE_FIELDS and _effective(stored, f.name) != _effective(given, f.name)]
     if differ:
         raise ValueError(f"field(s) differ: {'; '.join(differ)}")
 

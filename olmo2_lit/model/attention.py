@@ -120,9 +120,9 @@ class Attention(nn.Module):
 
     def __init__(self, *, config: ModelConfig, clip_qkv: Optional[float] = None) -> None:
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.kv_heads, config.head_dim
         self.clip_qkv = clip_qkv
-        d_q, d_kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
+        d_q, d_kv = config.n_heads * config.head_dim, config.kv_heads * config.head_dim
         self.w_q = nn.Linear(config.d_model, d_q, bias=False)
         self.w_k = nn.Linear(config.d_model, d_kv, bias=False)
         self.w_v = nn.Linear(config.d_model, d_kv, bias=False)

@@ -83,10 +83,8 @@ class ModelConfig:
     """Truncate the normal at +-init_cutoff_factor * std."""
 
     def __post_init__(self) -> None:
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_heads
         for name, value in (("d_model", self.d_model), ("n_layers", self.n_layers), ("n_heads", self.n_heads),
-                            ("n_kv_heads", self.n_kv_heads), ("mlp_hidden", self.mlp_hidden),
+                            ("n_kv_heads", self.kv_heads), ("mlp_hidden", self.mlp_hidden),
                             ("vocab_size", self.vocab_size), ("vocab_pad_multiple", self.vocab_pad_multiple)):
             if value <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {value}")
@@ -94,9 +92,9 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
             )
-        if self.n_heads % self.n_kv_heads:
+        if self.n_heads % self.kv_heads:
             raise ValueError(
-                f"ModelConfig.n_heads ({self.n_heads}) must be divisible by n_kv_heads ({self.n_kv_heads})"
+                f"ModelConfig.n_heads ({self.n_heads}) must be divisible by n_kv_heads ({self.kv_heads})"
             )
         if self.head_dim % 2:
             raise ValueError(f"head_dim = d_model / n_heads = {self.head_dim} must be even for RoPE")
@@ -108,6 +106,11 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{field}: {err}") from None
 
     # --- derived ---
+    @property
+    def kv_heads(self) -> int:
+        """Effective number of key/value heads (``n_kv_heads``, or ``n_heads`` when that is None)."""
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
     @property
     def head_dim(self) -> int:
         """Width of one attention head."""

@@ -14,7 +14,7 @@ def flops_per_token(config: ModelConfig, sequence_length: int, *, training: bool
     causal mask, no recompute or padding. Training is 3x the forward pass.
     """
     d, hd = config.d_model, config.head_dim
-    attn_proj = d * (config.n_heads * hd) * 2 + d * (config.n_kv_heads * hd) * 2  # q, out; k, v
+    attn_proj = d * (config.n_heads * hd) * 2 + d * (config.kv_heads * hd) * 2  # q, out; k, v
     mlp_mats = 3 if config.mlp == "swiglu" else 2
     per_layer = attn_proj + mlp_mats * d * config.mlp_hidden
     matmul_params = config.n_layers * per_layer + d * config.padded_vocab_size

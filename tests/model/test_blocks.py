@@ -70,7 +70,7 @@ def test_qk_norm_is_full_width_before_head_split():
     attn = Transformer(cfg).blocks[0].attention
     assert isinstance(attn.q_norm, RMSNorm)
     assert attn.q_norm.weight.shape == (cfg.n_heads * cfg.head_dim,)
-    assert attn.k_norm.weight.shape == (cfg.n_kv_heads * cfg.head_dim,)
+    assert attn.k_norm.weight.shape == (cfg.kv_heads * cfg.head_dim,)
 
 
 def test_no_qk_norm_ablation():

@@ -33,11 +33,11 @@ def test_presets_share_olmo2_constants(preset):
 
 def test_preset_dimensions():
     c = ModelConfig.olmo2_32b()
-    assert (c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.mlp_hidden) == (5120, 64, 40, 8, 27648)
+    assert (c.d_model, c.n_layers, c.n_heads, c.kv_heads, c.mlp_hidden) == (5120, 64, 40, 8, 27648)
     c = ModelConfig.olmo2_7b()
-    assert (c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.mlp_hidden) == (4096, 32, 32, 32, 11008)
+    assert (c.d_model, c.n_layers, c.n_heads, c.kv_heads, c.mlp_hidden) == (4096, 32, 32, 32, 11008)
     c = ModelConfig.olmo2_13b()
-    assert (c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.mlp_hidden) == (5120, 40, 40, 40, 13824)
+    assert (c.d_model, c.n_layers, c.n_heads, c.kv_heads, c.mlp_hidden) == (5120, 40, 40, 40, 13824)
     assert set(PRESETS) == {"olmo2_1b", "olmo2_7b", "olmo2_13b", "olmo2_32b", "tiny"}
 
 
