@@ -34,6 +34,7 @@ class EncodeConfig:
     ngram_filter: bool
     text_field: str = "text"
     batch_chars: int = 4 << 20
+    piece_chars: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def encode_task(task: Task, config: EncodeConfig, tokenizer: Tokenizer, report: 
         encoder = _TaskEncoder(task, config, tokenizer, {False: train_out, True: val_out})
         batch, chars = [], 0
         for source in task.sources:
-            reader, reported = DocumentReader(source, text_field=config.text_field), 0
+            reader = DocumentReader(source, text_field=config.text_field, piece_chars=config.piece_chars)
+            reported = 0
             for piece in reader:
                 batch.append((source, piece))
                 chars += len(piece.text)

@@ -117,8 +117,7 @@ def prepare(
     if shard_size_tokens < 1:
         raise ValueError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
     out = Path(output_dir)
-    if (out / MANIFEST).exists() and not overwrite:
-        raise FileExistsError(f"{out / MANIFEST}: {out} already holds prepared shards; pass overwrite=True")
+    _check_output(out, overwrite)
     sources = _subsample(resolve_inputs(inputs), max_input_bytes, seed)
     staging = out / _STAGING
     shutil.rmtree(staging, ignore_errors=True)
@@ -159,6 +158,18 @@ def prepare(
     _publish(staging, out, summary, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
     _report(summary, ngram_filter, time.perf_counter() - started, log)
     return summary
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Refuse to replace a finished output, or shards that prepare did not finish writing, unless asked."""
+    if overwrite:
+        return
+    if (out / MANIFEST).exists():
+        raise FileExistsError(f"{out / MANIFEST}: {out} already holds prepared shards; pass overwrite=True")
+    for split in ("train", "val"):
+        if (out / split).is_dir() and any((out / split).iterdir()):
+            raise FileExistsError(f"{out / split}: exists but {out} has no {MANIFEST} (not written by prepare, or "
+                                  "an interrupted run); pass overwrite=True to replace it")
 
 
 def _subsample(sources: list[InputFile], max_input_bytes: Optional[int], seed: int) -> list[InputFile]:
