@@ -54,6 +54,8 @@ class OLMo2CLI(LightningCLI):
             "checkpoint.save_top_k": -1,
             "checkpoint.filename": "step{step:07d}",
             "checkpoint.auto_insert_metric_name": False,
+            # a resumed run keeps writing last.ckpt rather than last-v1.ckpt
+            "checkpoint.enable_version_counter": False,
         })
         parser.add_lightning_class_args(TokenThroughput, "throughput")
 
