@@ -33,6 +33,7 @@ def test_checkpoint_carries_data_position_rng_and_config(shards, tmp_path):
     data_state = ckpt["TokenShardDataModule"]
     assert data_state["tokens"] == 3 * 8 * 64 and data_state["seed"] == 0
     assert ckpt["olmo2_lit"]["model_config"]["n_layers"] == 2
+    assert ckpt["olmo2_lit"]["model_config"]["vocab_size"] == 256  # linked from data.vocab_size
     assert set(ckpt["olmo2_lit"]["rng"]) >= {"python", "numpy", "torch"}
     assert ckpt["lr_schedulers"][0]["tokens"] == 3 * 8 * 64  # three steps done
     assert not list((tmp_path / "ckpt").glob(".*.tmp"))  # atomic writes leave no temp files
