@@ -15,6 +15,7 @@ that the corpus is the same on those systems as on others with that Python versi
 
 from __future__ import annotations
 
+import os
 import sysconfig
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def stdlib_files() -> list[Path]:
         FileNotFoundError: this Python ships no stdlib sources (some embedded builds keep only .pyc).
     """
     root = stdlib_root()
-    files = sorted(p for p in root.rglob("*.py")
-                   if p.is_file() and not _EXCLUDED_DIRS.intersection(p.relative_to(root).parts[:-1]))
+    files = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in _EXCLUDED_DIRS]  # prune: site-packages can be huge
+        files += [Path(directory, n) for n in names if n.endswith(".py")]
+    files.sort()
     if sum(p.stat().st_size for p in files) < _MIN_BYTES:
         raise FileNotFoundError(f"{root}: this Python ships under 1 MiB of stdlib sources (only .pyc?); "
                                 f"pass your own text files to prepare instead of {STDLIB_CORPUS!r}")

@@ -7,8 +7,6 @@ uninterrupted one would (docs/data.md, "Resume").
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +19,10 @@ from torch.utils.data import DataLoader
 from olmo2_lit.data.corpus import STDLIB_CORPUS
 from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
 from olmo2_lit.data.instances import InstanceIndex
-from olmo2_lit.data.mixture import DataSource, mixture_counts
+from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.prepare import MANIFEST, prepare
 from olmo2_lit.data.sampler import check_layout, epoch_end
-from olmo2_lit.data.shards import Shard, find_shards, open_shard
+from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
 
 _STATE_VERSION = 1
 
@@ -127,7 +125,7 @@ class TokenShardDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.position = DataPosition()
         self.total_tokens = 0
-        self._train: Optional[_Mixture] = None
+        self._train: Optional[TrainingSet] = None
         self._val: Optional[InstanceIndex] = None
         self._pending_state: Optional[dict[str, Any]] = None
 
@@ -169,7 +167,7 @@ class TokenShardDataModule(L.LightningDataModule):
         if stage == "fit" and self._train is None:
             if not self.train_sources:
                 raise ValueError("train_sources is empty: give at least one source of shard paths")
-            self._train = _Mixture.open(self.train_sources, sequence_length=self._sequence_length,
+            self._train = TrainingSet.open(self.train_sources, sequence_length=self._sequence_length,
                                         vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id)
             self.eos_token_id = self._train.eos_token_id
             if epoch_end(self._train.epoch_size, self.global_batch_size) == 0:
@@ -177,7 +175,7 @@ class TokenShardDataModule(L.LightningDataModule):
                                  f"global batch of {self.global_batch_size}")
             rank_zero_info(self._train.describe())
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
-            shards, self.eos_token_id = _open_all(self.val_paths, vocab_size=self._vocab_size, dtype=self.dtype,
+            shards, self.eos_token_id = open_shards(self.val_paths, vocab_size=self._vocab_size, dtype=self.dtype,
                                                   eos_token_id=self.eos_token_id)
             self._val = InstanceIndex(shards, sequence_length=self._sequence_length)
             if len(self._val) < self.val_batch_size * self._world_size():
@@ -267,7 +265,7 @@ class TokenShardDataModule(L.LightningDataModule):
 
     def _apply_state(self, state: dict[str, Any]) -> None:
         if state["fingerprint"] != self._train.fingerprint:
-            message = _fingerprint_difference(state["shards"], self._train.shard_list)
+            message = fingerprint_difference(state["shards"], self._train.shard_list)
             if not self.ignore_fingerprint_mismatch:
                 raise ValueError(f"the checkpoint's data position is for another shard set: {message}. Set "
                                  "ignore_fingerprint_mismatch=True to resume at the same token position anyway")
@@ -300,71 +298,3 @@ class TokenShardDataModule(L.LightningDataModule):
         # persistent_workers stays off: workers must copy the position afresh at every iter().
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=False)
-
-
-def _open_all(paths: list[str], *, vocab_size: int, dtype: Optional[str],
-              eos_token_id: Optional[int]) -> tuple[list[Shard], Optional[int]]:
-    """Find and validate shards. Returns them and the EOS id: the configured one, else the first sidecar's,
-    which every later sidecar must then match."""
-    shards = []
-    for path in find_shards(paths):
-        shard = open_shard(path, vocab_size=vocab_size, dtype=dtype, eos_token_id=eos_token_id)
-        if eos_token_id is None and shard.meta is not None:
-            eos_token_id = shard.meta.eos_token_id
-        shards.append(shard)
-    return shards, eos_token_id
-
-
-@dataclass
-class _Mixture:
-    """The opened training sources: one instance index over all their shards, and each one's share."""
-
-    index: InstanceIndex
-    names: list[str]
-    ranges: list[tuple[int, int]]
-    counts: list[int]
-    eos_token_id: Optional[int]
-    shard_list: list[list]
-    fingerprint: str
-
-    @property
-    def epoch_size(self) -> int:
-        return sum(self.counts)
-
-    @classmethod
-    def open(cls, sources: list[DataSource], *, sequence_length: int, vocab_size: int, dtype: Optional[str],
-             eos_token_id: Optional[int]) -> _Mixture:
-        shards, ranges, names, shard_list = [], [], [], []
-        for i, source in enumerate(sources):
-            name = source.name or f"source{i}"
-            opened, eos_token_id = _open_all(source.paths, vocab_size=vocab_size, dtype=dtype,
-                                             eos_token_id=eos_token_id)
-            size = sum(s.num_tokens // sequence_length for s in opened)
-            if size == 0:
-                raise ValueError(f"{name} ({source.paths}): no shard holds a full instance of {sequence_length} tokens")
-            start = ranges[-1][1] if ranges else 0
-            ranges.append((start, start + size))
-            names.append(name)
-            shards += opened
-            shard_list += [[i, Path(s.path).name, s.num_tokens, s.meta.checksum if s.meta else None] for s in opened]
-        counts = mixture_counts([b - a for a, b in ranges], [s.weight for s in sources])
-        fingerprint = hashlib.sha256(json.dumps([shard_list, [s.weight for s in sources]]).encode()).hexdigest()
-        return cls(index=InstanceIndex(shards, sequence_length=sequence_length), names=names, ranges=ranges,
-                   counts=counts, eos_token_id=eos_token_id, shard_list=shard_list, fingerprint=fingerprint)
-
-    def describe(self) -> str:
-        parts = [f"{n}: {b - a:,} instances, {c / max(b - a, 1):.2f}x per epoch"
-                 for n, (a, b), c in zip(self.names, self.ranges, self.counts)]
-        return f"training data: {len(self.index.shards)} shards, {self.epoch_size:,} instances per epoch ({'; '.join(parts)})"
-
-
-def _fingerprint_difference(saved: list[list], current: list[list]) -> str:
-    """Names the first shard that differs between the checkpoint's list and the current one."""
-    for old, new in zip(saved, current):
-        if list(old) != list(new):
-            return f"source {new[0]} shard {new[1]} ({new[2]:,} tokens) was {old[1]} ({old[2]:,} tokens) in the checkpoint"
-    if len(saved) != len(current):
-        longer, which = (saved, "the checkpoint") if len(saved) > len(current) else (current, "now")
-        extra = longer[min(len(saved), len(current))]
-        return f"{len(saved)} shards in the checkpoint, {len(current)} now; first extra in {which}: {extra[1]}"
-    return "the source weights changed"

