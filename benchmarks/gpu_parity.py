@@ -1,0 +1,34 @@
+"""On CUDA: our model against transformers' Olmo2ForCausalLM on the same weights, fp32 and bf16.
+
+Prints the max abs logit difference and the loss difference for each dtype (OLMo 2 1B widths,
+2 layers, sequence 1024).
+"""
+
+import torch
+
+from olmo2_lit.convert_hf import model_config_to_hf_config, native_to_hf
+from olmo2_lit.loss import lm_loss
+from olmo2_lit.model import ModelConfig, Transformer
+
+
+def main() -> None:
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.olmo2_1b(n_layers=2)
+    ours = Transformer(cfg)
+    hf = Olmo2ForCausalLM(Olmo2Config(**model_config_to_hf_config(cfg)))
+    hf.load_state_dict(native_to_hf(ours.state_dict(), cfg))
+    ids = torch.randint(0, cfg.vocab_size, (2, 1025), device="cuda")
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = ours.to("cuda", dtype).eval(), hf.to("cuda", dtype).eval()
+        with torch.no_grad():
+            la, lb = a(ids[:, :-1]).float(), b(input_ids=ids[:, :-1]).logits.float()
+        ca, _ = lm_loss(la, ids[:, 1:])
+        cb, _ = lm_loss(lb, ids[:, 1:])
+        print(f"{str(dtype):15s} max|logits diff| {(la - lb).abs().max().item():.3e}  "
+              f"(|logits| max {la.abs().max().item():.2f})  loss {ca.item():.6f} vs {cb.item():.6f}")
+
+
+if __name__ == "__main__":
+    main()
