@@ -97,8 +97,9 @@ def prepare(
         val_fraction: fraction of documents, chosen by a hash of (seed, file, document), held out in ``val/``.
         ngram_filter: drop documents with >= 32 consecutive repeats of a 1-13 token n-gram (OLMo 2's
             rule, OLMO2.md §3.2); the counts are reported.
-        num_workers: tokenizer processes; None uses every CPU. 1 runs in this process (the tokenizer
-            still uses all cores for each batch).
+        num_workers: tokenizer processes. 1 runs in this process, where the tokenizer still uses every
+            core for each batch. None: one per CPU, or 1 on machines with 2 CPUs or fewer, where that
+            measured faster (docs/data.md).
         shard_size_tokens: a shard closes at the first document end after this many tokens.
         max_input_bytes: read only a subset of whole input files, chosen by ``seed``, of about this many
             bytes (e.g. a quick sample of a big corpus); None reads everything.
@@ -130,7 +131,7 @@ def prepare(
                               eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "the trained BPE"),
                               val_fraction=val_fraction, seed=seed, ngram_filter=ngram_filter, text_field=text_field)
         summary = _tokenize(sources, config, tok, staging=staging, shard_size_tokens=shard_size_tokens,
-                            workers=num_workers or os.cpu_count() or 1, progress=progress)
+                            workers=num_workers or _default_workers(), progress=progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
         raise
@@ -163,6 +164,11 @@ def _tokenize(sources: list[InputFile], config: EncodeConfig, tok: Tokenizer, *,
         documents=counts.train_documents + counts.val_documents, filtered_documents=counts.filtered_documents,
         filtered_tokens=counts.filtered_tokens, empty_documents=counts.empty_documents, input_bytes=counts.bytes_read,
         seconds=seconds, tokens_per_second=(tokens["train"] + tokens["val"]) / max(seconds, 1e-9))
+
+
+def _default_workers() -> int:
+    cpus = os.cpu_count() or 1
+    return 1 if cpus <= 2 else cpus
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
