@@ -133,6 +133,15 @@ def test_two_ranks_read_disjoint_halves_of_every_global_batch(shards):
     assert sorted(flat) == list(range(4)) and len(val[0]) == len(val[1])  # 6 val instances, tail of 2 dropped
 
 
+def test_batch_index_leads_back_to_the_tokens_on_disk(shards):
+    dm = _dm(shards)
+    batch = next(iter(dm.train_dataloader()))
+    for row, index in enumerate(batch["index"].tolist()):
+        path, start = dm.instance_location(index)
+        on_disk = np.fromfile(path, dtype=np.uint16)[start:start + T]
+        np.testing.assert_array_equal(batch["input_ids"][row].numpy(), on_disk)
+
+
 def test_worker_count_does_not_change_the_batch_sequence(shards):
     dm = _dm(shards, document_masking=True)
     dm.setup("fit")

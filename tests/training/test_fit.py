@@ -1,8 +1,11 @@
 """fit through the CLI: TensorBoard scalars, NaN stop, parse-time errors."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import fit, scalars, tiny_args
+from olmo2_lit.model import ModelConfig, flops_per_token
 
 TAGS = ["train/ce_loss", "train/z_loss", "train/perplexity", "optim/lr", "optim/grad_norm",
         "throughput/tokens_seen", "throughput/tokens_per_sec", "val/ce_loss", "val/perplexity"]
@@ -12,7 +15,7 @@ def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
     fit(tiny_args(tmp_path, shards, max_steps=8, extra=(
         "--data.val_paths", f"[{shards}]", "--trainer.val_check_interval", "8",
         "--trainer.limit_val_batches", "2", "--throughput.window", "2",
-        "--model.optimizer.init_args.lr", "3e-3")))
+        "--throughput.peak_flops_per_device", "1e12", "--model.optimizer.init_args.lr", "3e-3")))
     for tag in TAGS:
         assert scalars(tmp_path, tag), f"no {tag} in the event files"
     ce = [v for _, v in scalars(tmp_path, "train/ce_loss")]
@@ -21,7 +24,11 @@ def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
     assert tokens[-1] == 8 * 8 * 64
     lrs = [v for _, v in scalars(tmp_path, "optim/lr")]
     assert lrs[0] == 0 and lrs[2] == pytest.approx(3e-3)  # warmup of 2 steps, then the peak
-    assert (tmp_path / "runs").rglob("config.yaml")
+    assert any((tmp_path / "runs").rglob("config.yaml"))  # the resolved config is saved with the logs
+    mfu = scalars(tmp_path, "throughput/mfu")
+    tps = dict(scalars(tmp_path, "throughput/tokens_per_sec"))
+    flops = flops_per_token(ModelConfig.tiny(mlp_hidden=64, vocab_size=256), 64)
+    assert mfu and all(v == pytest.approx(flops * tps[step] / 1e12, rel=1e-4) for step, v in mfu)
 
 
 def test_nan_loss_stops_naming_the_step(shards, tmp_path):
@@ -40,3 +47,38 @@ def test_bad_config_fails_at_parse_time(shards, tmp_path, capsys, extra, message
         fit(tiny_args(tmp_path, shards, max_steps=3, extra=extra))
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_bf16_mixed_fit_runs_and_learns(shards, tmp_path):
+    fit(tiny_args(tmp_path, shards, max_steps=6, extra=(
+        "--trainer.precision", "bf16-mixed", "--model.optimizer.init_args.lr", "3e-3")))
+    ce = [v for _, v in scalars(tmp_path, "train/ce_loss")]
+    assert len(ce) == 6 and all(v == v for v in ce) and ce[-1] < ce[0]
+
+
+def test_user_block_selected_from_yaml(shards, tmp_path, monkeypatch):
+    """A block defined outside the library (tests/model/my_blocks.py), chosen by one YAML line."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "model"))
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("model:\n  config:\n    block: my_blocks.ParallelBlock\n")
+    cli = fit(["--config", str(recipe), *tiny_args(tmp_path, shards, max_steps=2)])
+    assert type(cli.model.model.blocks[0]).__name__ == "ParallelBlock"
+    assert len(scalars(tmp_path, "train/ce_loss")) == 2
+
+
+def test_export_a_trained_checkpoint_to_transformers(shards, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from olmo2_lit.cli import main
+    from olmo2_lit.convert_hf import load_pretrained
+
+    fit(tiny_args(tmp_path, shards, max_steps=2))
+    ckpt = tmp_path / "ckpt" / "last.ckpt"
+    main(["convert", "to-hf", "--checkpoint", str(ckpt), "--out_dir", str(tmp_path / "hf"),
+          "--dtype", "float32", "--eos_token_id", "0", "--pad_token_id", "1"])
+    hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ours = load_pretrained(ckpt).eval()
+    ids = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids), hf(input_ids=ids).logits, atol=1e-5, rtol=0)

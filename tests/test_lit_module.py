@@ -1,0 +1,40 @@
+import torch
+
+from olmo2_lit.lit_module import OLMo2LitModule
+from olmo2_lit.loss import lm_loss
+from olmo2_lit.model import ModelConfig
+
+
+def _loss_and_grads(module, ids):
+    module.configure_model()
+    torch.manual_seed(0)
+    module.model.load_state_dict(_reference_weights(module.config))
+    ce, z = lm_loss(module(ids[:, :-1]), ids[:, 1:])
+    (ce + z).backward()
+    return ce.detach(), {n: p.grad.clone() for n, p in module.model.named_parameters()}
+
+
+def _reference_weights(cfg):
+    torch.manual_seed(0)
+    from olmo2_lit.model import Transformer
+
+    return Transformer(cfg).state_dict()
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    cfg = ModelConfig.tiny()
+    ids = torch.randint(0, 256, (2, 17), generator=torch.Generator().manual_seed(3))
+    plain_loss, plain = _loss_and_grads(OLMo2LitModule(config=cfg), ids)
+    ckpt_loss, ckpt = _loss_and_grads(OLMo2LitModule(config=cfg, activation_checkpointing=True), ids)
+    assert torch.equal(plain_loss, ckpt_loss)
+    for name in plain:
+        torch.testing.assert_close(ckpt[name], plain[name], atol=1e-6, rtol=1e-5)
+
+
+def test_configure_model_is_idempotent_and_state_dict_keys_are_plain():
+    module = OLMo2LitModule(config=ModelConfig.tiny(), activation_checkpointing=True)
+    module.configure_model()
+    first = module.model
+    module.configure_model()
+    assert module.model is first
+    assert all(k.startswith("model.") and "checkpoint" not in k for k in module.state_dict() if k.startswith("model."))
