@@ -1,63 +1,9 @@
-"""Small raw token shards and a CLI runner shared by the training tests."""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-import numpy as np
 import pytest
-import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from olmo2_lit.lightning_cli import OLMo2CLI
-
-
-def tiny_args(root: Path, shards: Path, *, max_steps: int, extra: tuple[str, ...] = ()) -> list[str]:
-    """A tiny fit on CPU: 2 layers, 64-token instances, global batch 8 = micro 4 x accum 2."""
-    return [
-        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.max_steps", str(max_steps),
-        "--trainer.default_root_dir", str(root), "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--trainer.logger.init_args.save_dir", str(root / "runs"),
-        "--model.config.d_model", "32", "--model.config.n_layers", "2", "--model.config.n_heads", "4",
-        "--model.config.mlp_hidden", "64",
-        "--model.schedule", "olmo2_lit.schedules.CosineWithWarmup", "--model.schedule.warmup", "2",
-        "--model.schedule.t_max", "20",
-        "--data.vocab_size", "256", "--data.dtype", "uint16", "--data.sequence_length", "64",
-        "--data.global_batch_size", "8", "--data.micro_batch_size", "4",
-        "--data.train_sources", f'[{{"paths": ["{shards}"]}}]',
-        "--checkpoint.every_n_train_steps", "3", "--checkpoint.dirpath", str(root / "ckpt"),
-        *extra,
-    ]
-
-
-def fit(args: list[str]) -> OLMo2CLI:
-    return OLMo2CLI(args=["fit", *args])
-
-
-def scalars(root: Path, tag: str) -> list[tuple[int, float]]:
-    """(step, value) of a TensorBoard scalar, read with tensorboard's own reader, over all versions."""
-    out = []
-    for events in sorted((root / "runs").rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events.parent))
-        acc.Reload()
-        if tag in acc.Tags()["scalars"]:
-            out += [(e.step, e.value) for e in acc.Scalars(tag)]
-    return sorted(out)
+from training_helpers import make_shards
 
 
 @pytest.fixture
-def shards(tmp_path_factory) -> Path:
-    """Two raw uint16 shards of token ids with a learnable pattern (no sidecar, like OLMo's files)."""
-    root = tmp_path_factory.mktemp("shards")
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        base = rng.integers(0, 256, size=64)
-        tokens = np.concatenate([np.roll(base, k) for k in range(64)])  # 4096 tokens
-        tokens[rng.random(tokens.size) < 0.1] = rng.integers(0, 256)
-        tokens.astype(np.uint16).tofile(root / f"part-{i}.npy")
-    return root
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+def shards(tmp_path_factory):
+    """Two raw uint16 shards with a learnable pattern (no sidecar, like OLMo's own files)."""
+    return make_shards(tmp_path_factory.mktemp("shards"))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fit, scalars, tiny_args
+from training_helpers import fit, scalars, tiny_args
 from olmo2_lit.model import ModelConfig, flops_per_token
 
 TAGS = ["train/ce_loss", "train/z_loss", "train/perplexity", "optim/lr", "optim/grad_norm",

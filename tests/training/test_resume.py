@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import fit, load_weights, scalars, tiny_args
+from training_helpers import fit, load_weights, scalars, tiny_args
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

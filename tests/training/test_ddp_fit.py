@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import scalars, tiny_args
+from training_helpers import scalars, tiny_args
 
 
 def _run(args, cwd):
