@@ -151,6 +151,13 @@ class TokenShardDataModule(L.LightningDataModule):
         return check_layout(global_batch=self.global_batch_size, micro_batch=self.micro_batch_size,
                             world_size=world_size)
 
+    def instance_location(self, index: int) -> tuple[str, int]:
+        """Where training instance ``index`` (a value of ``batch["index"]``) lives: shard path, first token."""
+        if self._train is None:
+            self.setup("fit")
+        shard, start = self._train.index.locate(index)
+        return shard.path, start
+
     # ---- Lightning hooks --------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
