@@ -38,6 +38,30 @@ class Schedule:
         return t / warmup
 
 
+class _WarmupThenDecay(Schedule):
+    """Shared by the schedules that warm up to the peak and then decay until ``t_max``."""
+
+    def __init__(self, *, warmup: float, t_max: float, alpha_f: float, units: Units) -> None:
+        super().__init__(units=units)
+        _check("warmup", warmup)
+        _check("t_max", t_max, positive=True)
+        if warmup >= t_max:
+            raise ValueError(f"schedule warmup ({warmup}) must be < t_max ({t_max})")
+        if not 0.0 <= alpha_f <= 1.0:
+            raise ValueError(f"schedule alpha_f must be in [0, 1], got {alpha_f}")
+        self.warmup, self.t_max, self.alpha_f = warmup, t_max, alpha_f
+
+    def factor(self, t: float) -> float:
+        if t < self.warmup:
+            return self._warmup(t, self.warmup)
+        progress = min((t - self.warmup) / (self.t_max - self.warmup), 1.0)
+        return self.alpha_f + (1 - self.alpha_f) * self._decay(progress)
+
+    def _decay(self, progress: float) -> float:
+        """From 1 at progress 0 to 0 at progress 1."""
+        raise NotImplementedError
+
+
 def _check(name: str, value: float, *, positive: bool = False) -> None:
     if value < 0 or (positive and value == 0):
         raise ValueError(f"schedule field {name} must be {'> 0' if positive else '>= 0'}, got {value}")
@@ -60,7 +84,7 @@ class Constant(Schedule):
         return self._warmup(t, self.warmup) if t < self.warmup else 1.0
 
 
-class CosineWithWarmup(Schedule):
+class CosineWithWarmup(_WarmupThenDecay):
     """OLMo 2 stage 1: linear warmup from 0, then cosine from the peak down to ``alpha_f * peak``
     at ``t_max``, flat after. A run may stop before t_max (the 7B stopped at 3.9T of 5T tokens).
 
@@ -74,23 +98,13 @@ class CosineWithWarmup(Schedule):
     """
 
     def __init__(self, *, warmup: float, t_max: float, alpha_f: float = 0.1, units: Units = "steps") -> None:
-        super().__init__(units=units)
-        _check("warmup", warmup)
-        _check("t_max", t_max, positive=True)
-        if warmup >= t_max:
-            raise ValueError(f"schedule warmup ({warmup}) must be < t_max ({t_max})")
-        if not 0.0 <= alpha_f <= 1.0:
-            raise ValueError(f"schedule alpha_f must be in [0, 1], got {alpha_f}")
-        self.warmup, self.t_max, self.alpha_f = warmup, t_max, alpha_f
+        super().__init__(warmup=warmup, t_max=t_max, alpha_f=alpha_f, units=units)
 
-    def factor(self, t: float) -> float:
-        if t < self.warmup:
-            return self._warmup(t, self.warmup)
-        progress = min((t - self.warmup) / (self.t_max - self.warmup), 1.0)
-        return self.alpha_f + (1 - self.alpha_f) * 0.5 * (1 + math.cos(math.pi * progress))
+    def _decay(self, progress: float) -> float:
+        return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class LinearDecay(Schedule):
+class LinearDecay(_WarmupThenDecay):
     """OLMo 2 stage 2 (annealing): linear from the peak to ``alpha_f * peak`` (0) over ``t_max``,
     no warmup by default. Pair with ``lr_from_checkpoint: true`` to start from the LR the stage-1
     checkpoint ended on (OLMO2.md §2.4).
@@ -103,18 +117,10 @@ class LinearDecay(Schedule):
     """
 
     def __init__(self, *, t_max: float, warmup: float = 0, alpha_f: float = 0.0, units: Units = "steps") -> None:
-        super().__init__(units=units)
-        _check("t_max", t_max, positive=True)
-        _check("warmup", warmup)
-        if warmup >= t_max:
-            raise ValueError(f"schedule warmup ({warmup}) must be < t_max ({t_max})")
-        self.t_max, self.warmup, self.alpha_f = t_max, warmup, alpha_f
+        super().__init__(warmup=warmup, t_max=t_max, alpha_f=alpha_f, units=units)
 
-    def factor(self, t: float) -> float:
-        if t < self.warmup:
-            return self._warmup(t, self.warmup)
-        progress = min((t - self.warmup) / (self.t_max - self.warmup), 1.0)
-        return 1.0 - (1.0 - self.alpha_f) * progress
+    def _decay(self, progress: float) -> float:
+        return 1.0 - progress
 
 
 class WarmupStableDecay(Schedule):
