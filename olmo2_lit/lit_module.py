@@ -85,6 +85,11 @@ class OLMo2LitModule(LightningModule):
                 block.forward = _checkpointed(block.forward)
             if self.compile_blocks:
                 block.compile()
+        mesh = self.device_mesh
+        if mesh is not None:  # ModelParallelStrategy: FSDP2, one unit per block
+            from olmo2_lit.sharding import shard_fsdp2
+
+            shard_fsdp2(self.model, mesh)
 
     def setup(self, stage: str) -> None:
         self.configure_model()

@@ -1,6 +1,8 @@
-"""DDP on CPU (gloo), run as a subprocess: 2 ranks x micro 4 must train like 1 rank x micro 4 x accum 2.
+"""Two ranks on CPU (gloo), run as subprocesses: 2 ranks x micro 4 must train like 1 rank x micro 4
+x accum 2, under DDP and under FSDP2 (Lightning's ModelParallelStrategy with ``fully_shard``).
 
-Same global batches, same global grad norm before clipping, same losses (up to reduction order).
+Same global batches and the same global grad norm before clipping (up to reduction order), with
+clipping active, so every later step depends on the clipping being right on every rank.
 """
 
 import subprocess
@@ -18,11 +20,24 @@ def _run(args, cwd):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_ddp_two_ranks_match_one_rank_with_accumulation(shards, tmp_path):
+FSDP2 = """trainer:
+  devices: 2
+  strategy:
+    class_path: lightning.pytorch.strategies.ModelParallelStrategy
+    init_args: {data_parallel_size: 2, tensor_parallel_size: 1, save_distributed_checkpoint: false}
+"""
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_two_ranks_match_one_rank_with_accumulation(shards, tmp_path, strategy):
     clip = ("--trainer.gradient_clip_val", "0.05")  # small, so clipping is active and must agree
     _run(tiny_args(tmp_path / "one", shards, max_steps=4, extra=clip), tmp_path)
-    _run(tiny_args(tmp_path / "two", shards, max_steps=4, extra=(
-        *clip, "--trainer.devices", "2", "--trainer.strategy", "ddp")), tmp_path)
+    if strategy == "ddp":
+        two = ("--trainer.devices", "2", "--trainer.strategy", "ddp")
+    else:
+        (tmp_path / "fsdp2.yaml").write_text(FSDP2)
+        two = ("--config", str(tmp_path / "fsdp2.yaml"))
+    _run(tiny_args(tmp_path / "two", shards, max_steps=4, extra=(*clip, *two)), tmp_path)
     for tag in ("optim/grad_norm", "train/ce_loss"):
         one, two = scalars(tmp_path / "one", tag), scalars(tmp_path / "two", tag)
         assert [s for s, _ in one] == [s for s, _ in two] == [0, 1, 2, 3]
