@@ -8,11 +8,13 @@
    else a byte-level BPE trained here.
 
     python benchmarks/bench_data.py [--tokenizer path/to/allenai_dolma2.json] [--shard_mb 512]
+    python benchmarks/bench_data.py --copies 4 --prepare_workers 1,2,4,8,16   # a many-core machine
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -80,6 +82,9 @@ def main() -> None:
     parser.add_argument("--shard_mb", type=int, default=512, help="size of the synthetic shard set")
     parser.add_argument("--batches", type=int, default=200, help="micro-batches of 8 x 4096 per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="prepare/tokenizer runs; the best counts")
+    parser.add_argument("--prepare_workers", default="1,2", help="comma-separated prepare num_workers to time")
+    parser.add_argument("--copies", type=int, default=1,
+                        help=">1: feed prepare this many JSONL copies of the corpus (for machines with many cores)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,22 +99,32 @@ def main() -> None:
                 print(f"  {label:27s} num_workers={workers}: {rate / 1e6:7.2f} M tokens/s")
 
         texts = [p.text for s in resolve_inputs([STDLIB_CORPUS]) for p in DocumentReader(s)]
+        inputs = [STDLIB_CORPUS] if args.copies == 1 else write_jsonl_copies(tmp, texts, args.copies)
+        texts = texts * args.copies
         mb = sum(len(t.encode()) for t in texts) / 1e6
         path = args.tokenizer or str(tmp / "bpe.json")
         if not args.tokenizer:
             train_bpe(texts, vocab_size=32768).save(path)
         name = Path(args.tokenizer).name if args.tokenizer else "byte-level BPE 32768 (trained here)"
         raw, call = raw_tokenizer_rate(path, texts, args.repeats)
-        print(f"\n[prepare] {len(texts)} stdlib files, {mb:.1f} MB, tokenizer {name}")
+        form = "stdlib .py files" if args.copies == 1 else f"JSONL, {args.copies} copies of the stdlib"
+        print(f"\n[prepare] {len(texts)} documents ({form}), {mb:.1f} MB, tokenizer {name}")
         print(f"  raw tokenizer {call} (all texts in one call, best of {args.repeats}): {raw / 1e6:6.3f} M tokens/s")
-        for workers in (1, 2):
-            rate = max(prepare(inputs=[STDLIB_CORPUS], output_dir=str(tmp / f"prep{workers}"),
-                               tokenizer=path, val_fraction=0.01,
-                               num_workers=workers, overwrite=True, progress=False).tokens_per_second
+        for workers in (int(w) for w in args.prepare_workers.split(",")):
+            rate = max(prepare(inputs=inputs, output_dir=str(tmp / f"prep{workers}"), tokenizer=path,
+                               val_fraction=0.01, num_workers=workers, overwrite=True, progress=False).tokens_per_second
                        for _ in range(args.repeats))
             print(f"  prepare num_workers={workers} (best of {args.repeats}): {rate / 1e6:6.3f} M tokens/s "
                   f"= {rate / raw:.2f}x the raw tokenizer")
 
+
+def write_jsonl_copies(directory: Path, texts: list[str], copies: int) -> list[str]:
+    paths = []
+    for c in range(copies):
+        path = directory / f"stdlib-{c}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        paths.append(str(path))
+    return paths
 
 if __name__ == "__main__":
     main()

@@ -25,11 +25,8 @@ def packed_batch(tmp_path):
     return next(iter(dm.train_dataloader()))
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_packed_logits_equal_each_document_run_alone(packed_batch, attention):
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig.tiny(vocab_size=VOCAB, attention=attention)).eval()
-    input_ids, doc_lens = packed_batch["input_ids"], packed_batch["doc_lens"]
+def _assert_packed_equals_alone(model, batch, *, rtol, atol):
+    input_ids, doc_lens = batch["input_ids"], batch["doc_lens"]
     assert (doc_lens > 0).sum(1).min() >= 3  # every row really packs documents
     with torch.no_grad():
         packed = model(input_ids, doc_lens=doc_lens)
@@ -38,6 +35,24 @@ def test_packed_logits_equal_each_document_run_alone(packed_batch, attention):
             start = 0
             for length in doc_lens[row][doc_lens[row] > 0].tolist():
                 alone = model(input_ids[row:row + 1, start:start + length])
-                torch.testing.assert_close(packed[row:row + 1, start:start + length], alone, rtol=1e-4, atol=1e-5)
+                torch.testing.assert_close(packed[row:row + 1, start:start + length], alone, rtol=rtol, atol=atol)
                 start += length
     assert not torch.allclose(packed, unmasked, atol=1e-3)  # without the mask, later documents see earlier ones
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_logits_equal_each_document_run_alone(packed_batch, attention):
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.tiny(vocab_size=VOCAB, attention=attention)).eval()
+    _assert_packed_equals_alone(model, packed_batch, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.requires_cuda
+@pytest.mark.parametrize("attention", ["sdpa", "xformers"])
+def test_packed_logits_equal_each_document_run_alone_on_cuda(packed_batch, attention):
+    if attention == "xformers":
+        pytest.importorskip("xformers.ops")  # BlockDiagonalCausalMask over the flattened batch
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.tiny(vocab_size=VOCAB, attention=attention)).eval().cuda()
+    batch = {k: v.cuda() for k, v in packed_batch.items()}
+    _assert_packed_equals_alone(model, batch, rtol=1e-3, atol=1e-4)
