@@ -13,7 +13,7 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v WAR
 python3 -c "import torch, lightning, transformers; print('torch', torch.__version__, 'lightning', lightning.__version__, 'transformers', transformers.__version__)"
 
 echo "== 1. CUDA-marked tests and the model/HF/training suites on the GPU machine"
-python3 -m pytest -q -p no:warnings tests/model tests/test_hf_parity.py tests/test_loss.py 2>&1 | tail -3
+python3 -m pytest -q -p no:warnings -rs tests/model tests/test_hf_parity.py tests/test_loss.py tests/data/test_document_masking.py 2>&1 | tail -8
 
 echo "== 2. bf16 parity of our model against transformers on CUDA (1B shape, 2 layers)"
 python3 benchmarks/gpu_parity.py
