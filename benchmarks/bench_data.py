@@ -8,14 +8,14 @@
    else a byte-level BPE trained here.
 
     python benchmarks/bench_data.py [--tokenizer path/to/allenai_dolma2.json] [--shard_mb 512]
-    python benchmarks/bench_data.py --copies 4 --prepare_workers 1,2,4,8,16   # a many-core machine
+    python benchmarks/bench_data.py --corpus site-packages --prepare_workers 1,4,8,16   # many cores
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -83,8 +83,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200, help="micro-batches of 8 x 4096 per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="prepare/tokenizer runs; the best counts")
     parser.add_argument("--prepare_workers", default="1,2", help="comma-separated prepare num_workers to time")
-    parser.add_argument("--copies", type=int, default=1,
-                        help=">1: feed prepare this many JSONL copies of the corpus (for machines with many cores)")
+    parser.add_argument("--corpus", choices=["stdlib", "site-packages"], default="stdlib",
+                        help="text for the prepare comparison: the embedded corpus, or (for many cores) the *.py "
+                             "files of site-packages, which are larger and all distinct")
+    parser.add_argument("--max_mb", type=float, default=100.0, help="cap on the site-packages text")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,17 +100,15 @@ def main() -> None:
                 label = "doc_lens + instance filter" if masking else "plain"
                 print(f"  {label:27s} num_workers={workers}: {rate / 1e6:7.2f} M tokens/s")
 
-        texts = [p.text for s in resolve_inputs([STDLIB_CORPUS]) for p in DocumentReader(s)]
-        inputs = [STDLIB_CORPUS] if args.copies == 1 else write_jsonl_copies(tmp, texts, args.copies)
-        texts = texts * args.copies
+        inputs = [STDLIB_CORPUS] if args.corpus == "stdlib" else site_packages_files(args.max_mb * 1e6)
+        texts = [p.text for s in resolve_inputs(inputs) for p in DocumentReader(s)]
         mb = sum(len(t.encode()) for t in texts) / 1e6
         path = args.tokenizer or str(tmp / "bpe.json")
         if not args.tokenizer:
-            train_bpe(texts, vocab_size=32768).save(path)
+            train_bpe(texts[:5000], vocab_size=32768).save(path)
         name = Path(args.tokenizer).name if args.tokenizer else "byte-level BPE 32768 (trained here)"
         raw, call = raw_tokenizer_rate(path, texts, args.repeats)
-        form = "stdlib .py files" if args.copies == 1 else f"JSONL, {args.copies} copies of the stdlib"
-        print(f"\n[prepare] {len(texts)} documents ({form}), {mb:.1f} MB, tokenizer {name}")
+        print(f"\n[prepare] {len(texts)} {args.corpus} .py files, {mb:.1f} MB, tokenizer {name}")
         print(f"  raw tokenizer {call} (all texts in one call, best of {args.repeats}): {raw / 1e6:6.3f} M tokens/s")
         for workers in (int(w) for w in args.prepare_workers.split(",")):
             rate = max(prepare(inputs=inputs, output_dir=str(tmp / f"prep{workers}"), tokenizer=path,
@@ -118,13 +118,17 @@ def main() -> None:
                   f"= {rate / raw:.2f}x the raw tokenizer")
 
 
-def write_jsonl_copies(directory: Path, texts: list[str], copies: int) -> list[str]:
-    paths = []
-    for c in range(copies):
-        path = directory / f"stdlib-{c}.jsonl"
-        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-        paths.append(str(path))
-    return paths
+def site_packages_files(max_bytes: float) -> list[str]:
+    """*.py files of site-packages, in sorted order, up to ``max_bytes``."""
+    root = Path(sysconfig.get_paths()["purelib"])
+    chosen, total = [], 0
+    for path in sorted(root.rglob("*.py")):
+        if total >= max_bytes:
+            break
+        if path.is_file():
+            chosen.append(str(path))
+            total += path.stat().st_size
+    return chosen
 
 if __name__ == "__main__":
     main()

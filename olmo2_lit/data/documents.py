@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Literal, Optional
 
-import zstandard
-
 from olmo2_lit.data.corpus import STDLIB_CORPUS, stdlib_files, stdlib_root
 
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -153,6 +151,8 @@ class DocumentReader:
         if self.source.compression == "gzip":
             return gzip.GzipFile(fileobj=raw, mode="rb")
         if self.source.compression == "zstd":
+            import zstandard  # only needed for .zst inputs
+
             return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
         return raw
 
