@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sysconfig
 import tempfile
@@ -87,6 +88,7 @@ def main() -> None:
                         help="text for the prepare comparison: the embedded corpus, or (for many cores) the *.py "
                              "files of site-packages, which are larger and all distinct")
     parser.add_argument("--max_mb", type=float, default=100.0, help="cap on the site-packages text")
+    parser.add_argument("--copies", type=int, default=1, help=">1: feed prepare this many JSONL copies of the text")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,13 +104,17 @@ def main() -> None:
 
         inputs = [STDLIB_CORPUS] if args.corpus == "stdlib" else site_packages_files(args.max_mb * 1e6)
         texts = [p.text for s in resolve_inputs(inputs) for p in DocumentReader(s)]
+        if args.copies > 1:
+            inputs = write_jsonl_copies(tmp, texts, args.copies)
+            texts = texts * args.copies
         mb = sum(len(t.encode()) for t in texts) / 1e6
         path = args.tokenizer or str(tmp / "bpe.json")
         if not args.tokenizer:
             train_bpe(texts[:5000], vocab_size=32768).save(path)
         name = Path(args.tokenizer).name if args.tokenizer else "byte-level BPE 32768 (trained here)"
         raw, call = raw_tokenizer_rate(path, texts, args.repeats)
-        print(f"\n[prepare] {len(texts)} {args.corpus} .py files, {mb:.1f} MB, tokenizer {name}")
+        form = f"{args.corpus} .py files" + (f" as {args.copies} JSONL copies" if args.copies > 1 else "")
+        print(f"\n[prepare] {len(texts)} documents ({form}), {mb:.1f} MB, tokenizer {name}")
         print(f"  raw tokenizer {call} (all texts in one call, best of {args.repeats}): {raw / 1e6:6.3f} M tokens/s")
         for workers in (int(w) for w in args.prepare_workers.split(",")):
             rate = max(prepare(inputs=inputs, output_dir=str(tmp / f"prep{workers}"), tokenizer=path,
@@ -116,6 +122,15 @@ def main() -> None:
                        for _ in range(args.repeats))
             print(f"  prepare num_workers={workers} (best of {args.repeats}): {rate / 1e6:6.3f} M tokens/s "
                   f"= {rate / raw:.2f}x the raw tokenizer")
+
+
+def write_jsonl_copies(directory: Path, texts: list[str], copies: int) -> list[str]:
+    paths = []
+    for c in range(copies):
+        path = directory / f"copy-{c}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        paths.append(str(path))
+    return paths
 
 
 def site_packages_files(max_bytes: float) -> list[str]:
