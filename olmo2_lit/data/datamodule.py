@@ -198,13 +198,13 @@ class TokenShardDataModule(L.LightningDataModule):
         """This rank's micro-batches from the current position to the end of the data epoch."""
         if self._train is None:
             self.setup("fit")
+        self.micro_batches_per_step(self._world_size())  # the batch layout must divide evenly
         m = self._train
         dataset = TrainBatches(
             index=m.index, ranges=m.ranges, counts=m.counts, seed=self.seed, position=self.position,
             global_batch=self.global_batch_size, micro_batch=self.micro_batch_size, rank=self._rank(),
             world_size=self._world_size(), eos_token_id=self.eos_token_id if self.document_masking else None,
             instance_filter=self.instance_filter)
-        self.micro_batches_per_step(self._world_size())
         return self._loader(dataset)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -289,7 +289,8 @@ class TokenShardDataModule(L.LightningDataModule):
         if aligned != instances:
             rank_zero_warn(f"the saved position ({instances} instances) is not a multiple of micro_batch_size x world "
                            f"size = {step}; replaying {instances - aligned} instances")
-        self.position = DataPosition(epoch=state["epoch"], instances=aligned)
+        # in place: a train dataset built earlier holds this object
+        self.position.epoch, self.position.instances = state["epoch"], aligned
         self.total_tokens = state["total_tokens"] - (instances - aligned) * self._sequence_length
         self._roll_over()
 

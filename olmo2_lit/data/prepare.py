@@ -130,18 +130,18 @@ def prepare(
         config = EncodeConfig(vocab_size=vocab_size or tok.get_vocab_size(with_added_tokens=True),
                               eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "the trained BPE"),
                               val_fraction=val_fraction, seed=seed, ngram_filter=ngram_filter, text_field=text_field)
-        summary = _tokenize(sources, config, tok, staging=staging, shard_size_tokens=shard_size_tokens,
-                            workers=num_workers or _default_workers(), progress=progress)
+        summary = _tokenize(sources, config, tok, staging=staging, output_dir=str(out),
+                            shard_size_tokens=shard_size_tokens, workers=num_workers or _default_workers(),
+                            progress=progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
         raise
-    summary.output_dir = str(out)
     _publish(staging, out, summary, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
     _report(summary, ngram_filter, time.perf_counter() - started, log)
     return summary
 
 
-def _tokenize(sources: list[InputFile], config: EncodeConfig, tok: Tokenizer, *, staging: Path,
+def _tokenize(sources: list[InputFile], config: EncodeConfig, tok: Tokenizer, *, staging: Path, output_dir: str,
               shard_size_tokens: int, workers: int, progress: bool) -> PrepareSummary:
     """Run the tasks and write their tokens, in task order, as train and val shards under ``staging``."""
     writers = {split: RollingShardWriter(staging / split, prefix="part", shard_size_tokens=shard_size_tokens,
@@ -158,7 +158,7 @@ def _tokenize(sources: list[InputFile], config: EncodeConfig, tok: Tokenizer, *,
     seconds = time.perf_counter() - started
     tokens = {split: sum(m.num_tokens for _, m in closed) for split, closed in shards.items()}
     return PrepareSummary(
-        output_dir=str(staging), vocab_size=config.vocab_size, dtype=dtype_for_vocab(config.vocab_size).name,
+        output_dir=output_dir, vocab_size=config.vocab_size, dtype=dtype_for_vocab(config.vocab_size).name,
         eos_token_id=config.eos_token_id, train_tokens=tokens["train"], val_tokens=tokens["val"],
         train_shards=[n for n, _ in shards["train"]], val_shards=[n for n, _ in shards["val"]],
         documents=counts.train_documents + counts.val_documents, filtered_documents=counts.filtered_documents,

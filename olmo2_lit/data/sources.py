@@ -14,7 +14,7 @@ from olmo2_lit.data.shards import Shard, find_shards, open_shard
 
 
 def open_shards(paths: list[str], *, vocab_size: int, dtype: Optional[str],
-              eos_token_id: Optional[int]) -> tuple[list[Shard], Optional[int]]:
+                eos_token_id: Optional[int]) -> tuple[list[Shard], Optional[int]]:
     """Find and validate shards. Returns them and the EOS id: the configured one, else the first sidecar's,
     which every later sidecar must then match."""
     shards = []
@@ -50,10 +50,11 @@ class TrainingSet:
         for i, source in enumerate(sources):
             name = source.name or f"source{i}"
             opened, eos_token_id = open_shards(source.paths, vocab_size=vocab_size, dtype=dtype,
-                                             eos_token_id=eos_token_id)
+                                               eos_token_id=eos_token_id)
             size = sum(s.num_tokens // sequence_length for s in opened)
             if size == 0:
-                raise ValueError(f"{name} ({source.paths}): no shard holds a full instance of {sequence_length} tokens")
+                raise ValueError(f"{name} ({source.paths}): no shard holds a full instance of "
+                                 f"{sequence_length} tokens")
             start = ranges[-1][1] if ranges else 0
             ranges.append((start, start + size))
             names.append(name)
@@ -67,14 +68,16 @@ class TrainingSet:
     def describe(self) -> str:
         parts = [f"{n}: {b - a:,} instances, {c / max(b - a, 1):.2f}x per epoch"
                  for n, (a, b), c in zip(self.names, self.ranges, self.counts)]
-        return f"training data: {len(self.index.shards)} shards, {self.epoch_size:,} instances per epoch ({'; '.join(parts)})"
+        return (f"training data: {len(self.index.shards)} shards, {self.epoch_size:,} instances per epoch "
+                f"({'; '.join(parts)})")
 
 
 def fingerprint_difference(saved: list[list], current: list[list]) -> str:
     """Names the first shard that differs between the checkpoint's list and the current one."""
     for old, new in zip(saved, current):
         if list(old) != list(new):
-            return f"source {new[0]} shard {new[1]} ({new[2]:,} tokens) was {old[1]} ({old[2]:,} tokens) in the checkpoint"
+            return (f"source {new[0]} shard {new[1]} ({new[2]:,} tokens) was {old[1]} ({old[2]:,} tokens) in the "
+                    "checkpoint")
     if len(saved) != len(current):
         longer, which = (saved, "the checkpoint") if len(saved) > len(current) else (current, "now")
         extra = longer[min(len(saved), len(current))]

@@ -27,8 +27,8 @@ def _read_documents(directory, split):
     """Decode every document of a prepared split, in order, by cutting the token stream at EOS."""
     manifest = json.loads((directory / "manifest.json").read_text())
     tok = load_tokenizer(str(directory / "tokenizer.json"))
-    stream = np.concatenate([read_tokens(s, 0, s.num_tokens) for s in
-                             (open_shard(p, vocab_size=manifest["vocab_size"]) for p in find_shards([str(directory / split)]))])
+    shards = [open_shard(p, vocab_size=manifest["vocab_size"]) for p in find_shards([str(directory / split)])]
+    stream = np.concatenate([read_tokens(s, 0, s.num_tokens) for s in shards])
     assert stream[-1] == manifest["eos_token_id"]
     cuts = np.flatnonzero(stream == manifest["eos_token_id"])
     return [tok.decode(doc[:-1].tolist()) for doc in np.split(stream, cuts + 1)[:-1]]
@@ -64,7 +64,8 @@ def test_split_is_by_document_and_output_does_not_depend_on_worker_count(tmp_pat
     assert sorted(train + val) == sorted(docs)
     assert 60 <= len(val) <= 120  # 30% of 300
     for split in ("train", "val"):
-        assert (tmp_path / f"w1/{split}/part-00000.npy").read_bytes() == (tmp_path / f"w2/{split}/part-00000.npy").read_bytes()
+        one, two = (tmp_path / f"w{w}/{split}/part-00000.npy" for w in (1, 2))
+        assert one.read_bytes() == two.read_bytes()
 
 
 def test_ngram_filter_removes_repetitive_documents_and_reports_counts(tmp_path, capsys):
@@ -97,8 +98,8 @@ def test_token_id_outside_the_declared_vocab_fails_naming_the_input(tmp_path):
     tok = train_bpe(_docs(200), vocab_size=400)
     tok.save(str(tmp_path / "tok.json"))
     with pytest.raises(ValueError, match=r"a\.jsonl \(document \d+\): token id \d+ >= vocab_size 260"):
-        prepare(inputs=[str(tmp_path / "a.jsonl")], output_dir=str(tmp_path / "out"), tokenizer=str(tmp_path / "tok.json"),
-                vocab_size=260, num_workers=1, progress=False)
+        prepare(inputs=[str(tmp_path / "a.jsonl")], output_dir=str(tmp_path / "out"),
+                tokenizer=str(tmp_path / "tok.json"), vocab_size=260, num_workers=1, progress=False)
     assert not list((tmp_path / "out").rglob("*.npy")) and not (tmp_path / "out/manifest.json").exists()
 
 
