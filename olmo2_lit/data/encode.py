@@ -81,6 +81,8 @@ class _OpenDocument:
 
 
 class _TaskEncoder:
+    """Tokenizes batches of pieces and writes each finished document (+ EOS) to its split's file."""
+
     def __init__(self, task: Task, config: EncodeConfig, tokenizer: Tokenizer, outs: dict[bool, BinaryIO]):
         self.task, self.config, self.tokenizer, self.outs = task, config, tokenizer, outs
         self.dtype = dtype_for_vocab(config.vocab_size)
@@ -103,7 +105,7 @@ class _TaskEncoder:
             self._write(source, piece, ids, flagged)
 
     def _check_ids(self, batch, pieces, flat) -> None:
-        if flat.size and (flat.max() >= self.config.vocab_size or flat.min() < 0):
+        if flat.size and flat.max() >= self.config.vocab_size:
             i = next(i for i, ids in enumerate(pieces) if ids.size and ids.max() >= self.config.vocab_size)
             source, piece = batch[i]
             raise ValueError(f"{source.path} (document {piece.doc_id}): token id {int(pieces[i].max())} >= "
