@@ -8,6 +8,7 @@ uninterrupted one would (docs/data.md, "Resume").
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -25,6 +26,10 @@ from olmo2_lit.data.sampler import check_layout, epoch_end
 from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
 
 _STATE_VERSION = 1
+
+# Lightning warns that an IterableDataset's __len__ may be wrong with several workers. Ours is exact: each
+# worker builds only its own share of the micro-batches (datasets.py).
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
 @dataclass
