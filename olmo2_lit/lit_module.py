@@ -117,14 +117,20 @@ class OLMo2LitModule(LightningModule):
         ce, _ = lm_loss(logits, batch["labels"], z_loss_multiplier=0)
         self.val_ce.update(ce, weight=(batch["labels"] != -100).sum())
 
+    test_step = validation_step
+
     def on_validation_epoch_end(self) -> None:
+        self._log_held_out(M.VAL_CE_LOSS, M.VAL_PERPLEXITY)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_held_out(M.TEST_CE_LOSS, M.TEST_PERPLEXITY)
+
+    def _log_held_out(self, ce_name: str, perplexity_name: str) -> None:
+        # MeanMetric syncs across ranks itself, token-weighted.
         ce = self.val_ce.compute()
         self.val_ce.reset()
-        self.log(M.VAL_CE_LOSS, ce, prog_bar=True, sync_dist=False)
-        self.log(M.VAL_PERPLEXITY, torch.exp(ce.clamp(max=50)))
-
-    test_step = validation_step
-    on_test_epoch_end = on_validation_epoch_end
+        self.log(ce_name, ce, prog_bar=True)
+        self.log(perplexity_name, torch.exp(ce.clamp(max=50)))
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Greedy next token for every position: (B, T) token ids."""

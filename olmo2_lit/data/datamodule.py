@@ -69,6 +69,7 @@ class TokenShardDataModule(L.LightningDataModule):
             fixes the dtype unless ``dtype`` is set.
         train_sources: the training mixture, each source a list of shard paths and a weight.
         val_paths: held-out shard files, directories or globs for the validation dataloader.
+        test_paths: held-out shards for ``olmo2-lit test`` and ``predict``; None uses ``val_paths``.
         sequence_length: tokens per instance (OLMo 2: 4096).
         global_batch_size: instances per optimizer step over all ranks (OLMo 2 7B: 1024).
         micro_batch_size: instances per rank per forward pass.
@@ -94,6 +95,7 @@ class TokenShardDataModule(L.LightningDataModule):
         vocab_size: int,
         train_sources: Optional[list[DataSource]] = None,
         val_paths: Optional[list[str]] = None,
+        test_paths: Optional[list[str]] = None,
         sequence_length: int = 4096,
         global_batch_size: int = 512,
         micro_batch_size: int = 4,
@@ -116,6 +118,7 @@ class TokenShardDataModule(L.LightningDataModule):
         self._sequence_length = sequence_length
         self.train_sources = list(train_sources or [])
         self.val_paths = list(val_paths or [])
+        self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
         self.global_batch_size = global_batch_size
         self.micro_batch_size = micro_batch_size
         self.val_batch_size = val_batch_size or micro_batch_size
@@ -132,6 +135,7 @@ class TokenShardDataModule(L.LightningDataModule):
         self.total_tokens = 0
         self._train: Optional[TrainingSet] = None
         self._val: Optional[InstanceIndex] = None
+        self._test: Optional[InstanceIndex] = None
         self._pending_state: Optional[dict[str, Any]] = None
 
     # ---- properties other components read -----------------------------------------------------------
@@ -187,11 +191,9 @@ class TokenShardDataModule(L.LightningDataModule):
                                  f"global batch of {self.global_batch_size}")
             rank_zero_info(self._train.describe())
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
-            shards, self.eos_token_id = open_shards(self.val_paths, vocab_size=self._vocab_size, dtype=self.dtype,
-                                                  eos_token_id=self.eos_token_id)
-            self._val = InstanceIndex(shards, sequence_length=self._sequence_length)
-            if len(self._val) < self.val_batch_size * self._world_size():
-                rank_zero_warn(f"{self.val_paths}: {len(self._val)} validation instances, fewer than one batch")
+            self._val = self._open_held_out(self.val_paths)
+        if stage in ("test", "predict") and self._test is None and self.test_paths:
+            self._test = self._open_held_out(self.test_paths)
         if self.document_masking and self.eos_token_id is None:
             raise ValueError("document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
                              "(dolma2: 100257)")
@@ -218,7 +220,28 @@ class TokenShardDataModule(L.LightningDataModule):
             return []
         if self._val is None:
             self.setup("validate")
-        dataset = ValBatches(index=self._val, micro_batch=self.val_batch_size, rank=self._rank(),
+        return self._held_out_loader(self._val)
+
+    def test_dataloader(self) -> DataLoader | list:
+        """Like the validation dataloader, over ``test_paths``."""
+        if not self.test_paths:
+            return []
+        if self._test is None:
+            self.setup("test")
+        return self._held_out_loader(self._test)
+
+    predict_dataloader = test_dataloader
+
+    def _open_held_out(self, paths: list[str]) -> InstanceIndex:
+        shards, self.eos_token_id = open_shards(paths, vocab_size=self._vocab_size, dtype=self.dtype,
+                                                eos_token_id=self.eos_token_id)
+        index = InstanceIndex(shards, sequence_length=self._sequence_length)
+        if len(index) < self.val_batch_size * self._world_size():
+            rank_zero_warn(f"{paths}: {len(index)} held-out instances, fewer than one batch")
+        return index
+
+    def _held_out_loader(self, index: InstanceIndex) -> DataLoader:
+        dataset = ValBatches(index=index, micro_batch=self.val_batch_size, rank=self._rank(),
                              world_size=self._world_size(),
                              eos_token_id=self.eos_token_id if self.document_masking else None)
         return self._loader(dataset)

@@ -82,3 +82,21 @@ def test_export_a_trained_checkpoint_to_transformers(shards, tmp_path):
     ids = torch.randint(0, 256, (2, 16))
     with torch.no_grad():
         torch.testing.assert_close(ours(ids), hf(input_ids=ids).logits, atol=1e-5, rtol=0)
+
+
+def test_validate_test_and_predict_verbs_on_a_checkpoint(shards, tmp_path):
+    import torch
+
+    from training_helpers import OLMo2CLI
+
+    base = tiny_args(tmp_path, shards, max_steps=2)
+    fit(base)
+    ckpt = str(tmp_path / "ckpt" / "last.ckpt")
+    held_out = ("--data.val_paths", f"[{shards}]", "--trainer.limit_val_batches", "2",
+                "--trainer.limit_test_batches", "2", "--trainer.limit_predict_batches", "1")
+    val = OLMo2CLI(args=["validate", *base, *held_out, "--ckpt_path", ckpt])
+    test = OLMo2CLI(args=["test", *base, *held_out, "--ckpt_path", ckpt])
+    assert val.trainer.callback_metrics["val/ce_loss"] == test.trainer.callback_metrics["test/ce_loss"] > 0
+    pred = OLMo2CLI(args=["predict", *base, *held_out, "--ckpt_path", ckpt])
+    assert pred.trainer.predict_loop.predictions[0].shape == (4, 64)
+    assert pred.trainer.predict_loop.predictions[0].dtype == torch.int64
