@@ -92,7 +92,6 @@ class OLMo2LitModule(LightningModule):
             shard_fsdp2(self.model, mesh)
 
     def setup(self, stage: str) -> None:
-        self.configure_model()
         datamodule = getattr(self.trainer, "datamodule", None)
         if stage == "fit" and datamodule is not None and hasattr(datamodule, "micro_batches_per_step"):
             # One optimizer step consumes exactly one global batch of the datamodule.
