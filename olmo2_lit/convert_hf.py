@@ -22,10 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Literal, Mapping, Optional, Union
@@ -34,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from olmo2_lit.atomic import atomic_dir
 from olmo2_lit.model import ModelConfig, Transformer
 
 StateDict = dict[str, torch.Tensor]
@@ -465,18 +464,10 @@ def _check_out_dir(out_dir: Path) -> None:
 
 @contextmanager
 def _atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a hidden temp dir next to ``out_dir``; rename it to ``out_dir`` only if the body succeeds,
-    so an interrupted write never leaves a directory that looks like a valid checkpoint."""
+    """An :func:`atomic_dir` for ``out_dir`` after checking it is new or empty."""
     _check_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         yield tmp
-        tmp.chmod(0o755)  # mkdtemp makes it 0700
-        os.replace(tmp, out_dir)  # atomic on one filesystem; replaces an empty out_dir
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_json(path: Path, data: dict) -> None:

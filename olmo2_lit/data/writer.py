@@ -14,18 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from olmo2_lit.atomic import atomic_file
 from olmo2_lit.data.shards import PathLike, ShardMeta, dtype_for_vocab, sidecar_path
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write ``text`` to a temp file beside ``path`` and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
+    with atomic_file(path, "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 
