@@ -14,10 +14,10 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 
 
 def _tool_verbs() -> dict:
-    from olmo2_lit import convert_hf
+    from olmo2_lit import pretrained
     from olmo2_lit.data.prepare import prepare
 
-    return {"prepare": prepare, "convert": {"from-hf": convert_hf.from_hf, "to-hf": convert_hf.to_hf}}
+    return {"prepare": prepare, "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf}}
 
 
 HELP = """usage: olmo2-lit VERB [options]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import torch
@@ -73,7 +72,7 @@ class OLMo2LitModule(LightningModule):
         if self.model is not None:
             return
         if self.init_from:
-            from olmo2_lit.convert_hf import load_pretrained
+            from olmo2_lit.pretrained import load_pretrained
 
             self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
             if self.lr_from_checkpoint:

@@ -6,8 +6,10 @@ import re
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from olmo2_lit import convert_hf as C
+from olmo2_lit import pretrained as P
 from olmo2_lit.model import ModelConfig, Transformer
 
 GQA = dict(d_model=64, n_heads=4, n_kv_heads=2, n_layers=3, mlp_hidden=96, vocab_size=300)
@@ -39,7 +41,7 @@ def _assert_same_tensors(a, b):
 def _export(model, path, **overrides):
     args = dict(dtype="float32", **IDS)
     args.update(overrides)
-    return C.export_hf(model, model.config, path, **args)
+    return P.export_hf(model, model.config, path, **args)
 
 
 # --------------------------------------------------------------------------------- tables
@@ -178,7 +180,7 @@ def test_export_import_is_bit_exact(cfg, tmp_path):
     assert _export(model, tmp_path / "hf") == 1
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == \
         ["config.json", "generation_config.json", "model.safetensors"]
-    back = C.import_hf(tmp_path / "hf")
+    back = P.import_hf(tmp_path / "hf")
     assert back.config == cfg
     _assert_same_tensors(model.state_dict(), back.state_dict())
     ids = torch.randint(0, cfg.vocab_size, (2, 9))
@@ -190,21 +192,21 @@ def test_sharded_export_imports(tmp_path):
     cfg = ModelConfig.tiny(**GQA)
     model = _model(cfg)
     n_shards = _export(model, tmp_path / "hf", max_shard_size=40_000)
-    index = json.loads((tmp_path / "hf" / C.HF_INDEX).read_text())
+    index = json.loads((tmp_path / "hf" / P.HF_INDEX).read_text())
     assert n_shards > 1 and len(set(index["weight_map"].values())) == n_shards
     assert index["metadata"]["total_size"] == 4 * model.num_params()
-    assert not (tmp_path / "hf" / C.HF_WEIGHTS).exists()
-    _assert_same_tensors(model.state_dict(), C.import_hf(tmp_path / "hf").state_dict())
+    assert not (tmp_path / "hf" / P.HF_WEIGHTS).exists()
+    _assert_same_tensors(model.state_dict(), P.import_hf(tmp_path / "hf").state_dict())
 
 
 def test_bf16_export_and_dtype_on_import(tmp_path):
     model = _model(ModelConfig.tiny())
     _export(model, tmp_path / "hf", dtype="bfloat16")
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["torch_dtype"] == "bfloat16"
-    kept = C.import_hf(tmp_path / "hf")
+    kept = P.import_hf(tmp_path / "hf")
     assert {p.dtype for p in kept.parameters()} == {torch.bfloat16}
     assert torch.equal(kept.lm_head.weight, model.lm_head.weight.to(torch.bfloat16))
-    widened = C.import_hf(tmp_path / "hf", dtype="float32")
+    widened = P.import_hf(tmp_path / "hf", dtype="float32")
     assert {p.dtype for p in widened.parameters()} == {torch.float32}
 
 
@@ -217,7 +219,7 @@ def test_tokenizer_json_is_copied(tmp_path):
 
 def test_loaded_model_has_no_meta_tensors(tmp_path):
     _export(_model(ModelConfig.tiny()), tmp_path / "hf")
-    model = C.import_hf(tmp_path / "hf").to(torch.float64)  # moving needs real buffers
+    model = P.import_hf(tmp_path / "hf").to(torch.float64)  # moving needs real buffers
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert model(torch.tensor([[1, 2, 3]])).dtype == torch.float64
 
@@ -239,8 +241,8 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real_save_file(tensors, path, metadata=metadata)
 
-    real_save_file = C.save_file
-    monkeypatch.setattr(C, "save_file", failing_save_file)
+    real_save_file = save_file
+    monkeypatch.setattr(P, "save_file", failing_save_file)
     with pytest.raises(OSError, match="disk full"):
         _export(_model(ModelConfig.tiny()), tmp_path / "hf", max_shard_size=20_000)
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
@@ -248,14 +250,14 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
 
 def test_missing_dir_and_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nope"))):
-        C.import_hf(tmp_path / "nope")
+        P.import_hf(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nope"))):
-        C.load_hf_state_dict(tmp_path / "nope")
+        P.load_hf_state_dict(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "empty" / "config.json"))):
-        C.import_hf(tmp_path / "empty")
+        P.import_hf(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'empty'} has neither model.safetensors")):
-        C.load_hf_state_dict(tmp_path / "empty")
+        P.load_hf_state_dict(tmp_path / "empty")
 
 
 def test_llama_config_json_is_refused(tmp_path):
@@ -264,58 +266,58 @@ def test_llama_config_json_is_refused(tmp_path):
     config.update(model_type="llama", architectures=["LlamaForCausalLM"])
     (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'hf'}: config.json model_type='llama'")):
-        C.import_hf(tmp_path / "hf")
+        P.import_hf(tmp_path / "hf")
 
 
 def test_tampered_hf_weights_name_dir_and_key(tmp_path):
     cfg = ModelConfig.tiny()
     _export(_model(cfg), tmp_path / "hf")
-    sd = C.load_file(tmp_path / "hf" / C.HF_WEIGHTS)
+    sd = load_file(tmp_path / "hf" / P.HF_WEIGHTS)
     sd["model.norm.weight"] = torch.ones(cfg.d_model + 1)
-    C.save_file(sd, tmp_path / "hf" / C.HF_WEIGHTS)
+    save_file(sd, tmp_path / "hf" / P.HF_WEIGHTS)
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'hf'}: wrong shape(s): model.norm.weight")):
-        C.import_hf(tmp_path / "hf")
+        P.import_hf(tmp_path / "hf")
 
 
 def test_index_listing_a_tensor_no_shard_has(tmp_path):
     _export(_model(ModelConfig.tiny()), tmp_path / "hf", max_shard_size=20_000)
-    index = json.loads((tmp_path / "hf" / C.HF_INDEX).read_text())
+    index = json.loads((tmp_path / "hf" / P.HF_INDEX).read_text())
     index["weight_map"]["model.extra.weight"] = index["weight_map"]["model.norm.weight"]
-    (tmp_path / "hf" / C.HF_INDEX).write_text(json.dumps(index))
+    (tmp_path / "hf" / P.HF_INDEX).write_text(json.dumps(index))
     with pytest.raises(ValueError, match=r"model\.extra\.weight"):
-        C.load_hf_state_dict(tmp_path / "hf")
+        P.load_hf_state_dict(tmp_path / "hf")
 
 
 # -------------------------------------------------------------------------- native format
 
 def test_native_round_trip(cfg, tmp_path):
     model = _model(cfg)
-    C.save_native(model, tmp_path / "native")
-    assert json.loads((tmp_path / "native" / C.NATIVE_CONFIG).read_text()) == cfg.to_dict()
-    back = C.load_native(tmp_path / "native")
+    P.save_native(model, tmp_path / "native")
+    assert json.loads((tmp_path / "native" / P.NATIVE_CONFIG).read_text()) == cfg.to_dict()
+    back = P.load_native(tmp_path / "native")
     assert back.config == cfg
     _assert_same_tensors(model.state_dict(), back.state_dict())
 
 
 def test_native_config_mismatch_names_the_tensor(tmp_path):
-    C.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
+    P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     wrong = ModelConfig.tiny(mlp_hidden=32).to_dict()
-    (tmp_path / "native" / C.NATIVE_CONFIG).write_text(json.dumps(wrong))
+    (tmp_path / "native" / P.NATIVE_CONFIG).write_text(json.dumps(wrong))
     with pytest.raises(ValueError, match=re.escape("blocks.0.feed_forward.w1.weight expected (32, 32), got (64, 32)")):
-        C.load_native(tmp_path / "native")
+        P.load_native(tmp_path / "native")
 
 
 def test_native_missing_key_and_unknown_config_field(tmp_path):
-    C.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
-    sd = C.load_file(tmp_path / "native" / C.HF_WEIGHTS)
+    P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
+    sd = load_file(tmp_path / "native" / P.HF_WEIGHTS)
     del sd["lm_head.weight"]
-    C.save_file(sd, tmp_path / "native" / C.HF_WEIGHTS)
+    save_file(sd, tmp_path / "native" / P.HF_WEIGHTS)
     with pytest.raises(ValueError, match=r"missing tensor\(s\): lm_head\.weight"):
-        C.load_native(tmp_path / "native")
+        P.load_native(tmp_path / "native")
     typo = {**ModelConfig.tiny().to_dict(), "d_modle": 3}
-    (tmp_path / "native" / C.NATIVE_CONFIG).write_text(json.dumps(typo))
+    (tmp_path / "native" / P.NATIVE_CONFIG).write_text(json.dumps(typo))
     with pytest.raises(ValueError, match="d_modle"):
-        C.load_native(tmp_path / "native")
+        P.load_native(tmp_path / "native")
 
 
 # ------------------------------------------------------------------------ Lightning .ckpt
@@ -333,7 +335,7 @@ def _lightning_ckpt(model, path, prefix="model."):
 @pytest.mark.parametrize("prefix", ["model.", "model._orig_mod."])
 def test_state_dict_from_lightning_checkpoint(tmp_path, prefix):
     model = _model(ModelConfig.tiny(**GQA))
-    cfg, sd = C.state_dict_from_lightning_checkpoint(_lightning_ckpt(model, tmp_path / "last.ckpt", prefix))
+    cfg, sd = P.state_dict_from_lightning_checkpoint(_lightning_ckpt(model, tmp_path / "last.ckpt", prefix))
     assert cfg == model.config
     _assert_same_tensors(model.state_dict(), sd)
 
@@ -341,33 +343,33 @@ def test_state_dict_from_lightning_checkpoint(tmp_path, prefix):
 def test_lightning_checkpoint_without_model_config(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match=r"other\.ckpt has no checkpoint\['olmo2_lit'\]\['model_config'\]"):
-        C.state_dict_from_lightning_checkpoint(tmp_path / "other.ckpt")
+        P.state_dict_from_lightning_checkpoint(tmp_path / "other.ckpt")
     (tmp_path / "sharded.ckpt").mkdir()
     with pytest.raises(ValueError, match="consolidate"):
-        C.state_dict_from_lightning_checkpoint(tmp_path / "sharded.ckpt")
+        P.state_dict_from_lightning_checkpoint(tmp_path / "sharded.ckpt")
 
 
 def test_to_hf_from_ckpt_and_from_hf_cli_verbs(tmp_path, capsys):
     model = _model(ModelConfig.tiny(**GQA))
     ckpt = _lightning_ckpt(model, tmp_path / "last.ckpt")
-    C.to_hf(checkpoint=str(ckpt), out_dir=str(tmp_path / "hf"), dtype="float32", **IDS)
+    P.to_hf(checkpoint=str(ckpt), out_dir=str(tmp_path / "hf"), dtype="float32", **IDS)
     line = capsys.readouterr().out
     assert f"{model.num_params():,} params" in line and str(tmp_path / "hf") in line
-    C.from_hf(hf_dir=str(tmp_path / "hf"), out_dir=str(tmp_path / "native"))
+    P.from_hf(hf_dir=str(tmp_path / "hf"), out_dir=str(tmp_path / "native"))
     assert f"-> {tmp_path / 'native'}" in capsys.readouterr().out
-    _assert_same_tensors(model.state_dict(), C.load_native(tmp_path / "native").state_dict())
-    C.to_hf(checkpoint=str(tmp_path / "native"), out_dir=str(tmp_path / "hf2"), **IDS)  # native dir, bf16
-    assert C.import_hf(tmp_path / "hf2").lm_head.weight.dtype == torch.bfloat16
+    _assert_same_tensors(model.state_dict(), P.load_native(tmp_path / "native").state_dict())
+    P.to_hf(checkpoint=str(tmp_path / "native"), out_dir=str(tmp_path / "hf2"), **IDS)  # native dir, bf16
+    assert P.import_hf(tmp_path / "hf2").lm_head.weight.dtype == torch.bfloat16
 
 
 def test_cli_verbs_refuse_existing_out_dir_before_reading(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")
     with pytest.raises(FileExistsError):
-        C.to_hf(checkpoint=str(tmp_path / "does-not-exist.ckpt"), out_dir=str(tmp_path / "out"))
+        P.to_hf(checkpoint=str(tmp_path / "does-not-exist.ckpt"), out_dir=str(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("verb", [C.from_hf, C.to_hf])
+@pytest.mark.parametrize("verb", [P.from_hf, P.to_hf])
 def test_cli_verbs_document_every_argument(verb):
     doc = inspect.getdoc(verb)
     for name in inspect.signature(verb).parameters:
@@ -380,9 +382,9 @@ def test_cli_verbs_document_every_argument(verb):
 def test_load_pretrained_reads_every_format(tmp_path, kind):
     model = _model(ModelConfig.tiny())
     path = {"hf": lambda: _export(model, tmp_path / "w") and tmp_path / "w",
-            "native": lambda: C.save_native(model, tmp_path / "w") or tmp_path / "w",
+            "native": lambda: P.save_native(model, tmp_path / "w") or tmp_path / "w",
             "ckpt": lambda: _lightning_ckpt(model, tmp_path / "w.ckpt")}[kind]()
-    _assert_same_tensors(model.state_dict(), C.load_pretrained(path).state_dict())
+    _assert_same_tensors(model.state_dict(), P.load_pretrained(path).state_dict())
 
 
 def test_load_pretrained_with_a_training_config(tmp_path):
@@ -390,7 +392,7 @@ def test_load_pretrained_with_a_training_config(tmp_path):
     _export(model, tmp_path / "hf")
     # The tokenizer is smaller than the rows (as 100278 vs 100352); other backend, longer context.
     config = ModelConfig.tiny(vocab_size=200, attention="eager", max_sequence_length=512)
-    loaded = C.load_pretrained(tmp_path / "hf", config=config)
+    loaded = P.load_pretrained(tmp_path / "hf", config=config)
     assert loaded.config == config
     _assert_same_tensors(model.state_dict(), loaded.state_dict())
 
@@ -399,11 +401,11 @@ def test_load_pretrained_with_a_training_config(tmp_path):
                                            (dict(rope_theta=10_000.0), "rope_theta"),
                                            (dict(vocab_size=300), "embeddings.weight")])
 def test_load_pretrained_refuses_another_architecture(tmp_path, change, named):
-    C.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
+    P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     with pytest.raises(ValueError, match=re.escape(named)):
-        C.load_pretrained(tmp_path / "native", config=ModelConfig.tiny(**change))
+        P.load_pretrained(tmp_path / "native", config=ModelConfig.tiny(**change))
 
 
 def test_load_pretrained_unknown_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
-        C.load_pretrained(tmp_path)
+        P.load_pretrained(tmp_path)

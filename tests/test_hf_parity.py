@@ -7,7 +7,8 @@ transformers = pytest.importorskip("transformers")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from olmo2_lit import convert_hf as C  # noqa: E402
+from olmo2_lit import convert_hf as C
+from olmo2_lit import pretrained as P  # noqa: E402
 from olmo2_lit.model import ModelConfig, Transformer  # noqa: E402
 
 IDS = dict(eos_token_id=1, pad_token_id=0)
@@ -59,7 +60,7 @@ def _assert_logits_match(ours: Transformer, hf, cfg: ModelConfig) -> None:
 def test_import_matches_transformers(cfg, attn, tmp_path):
     hf = _hf_model(cfg, attn)
     hf.save_pretrained(tmp_path / "hf")
-    ours = C.import_hf(tmp_path / "hf").eval()
+    ours = P.import_hf(tmp_path / "hf").eval()
     assert ours.config == cfg
     _assert_logits_match(ours, hf, cfg)
 
@@ -67,7 +68,7 @@ def test_import_matches_transformers(cfg, attn, tmp_path):
 def test_loss_matches_transformers(cfg, tmp_path):
     hf = _hf_model(cfg)
     hf.save_pretrained(tmp_path / "hf")
-    ours = C.import_hf(tmp_path / "hf").eval()
+    ours = P.import_hf(tmp_path / "hf").eval()
     ids = _inputs(cfg, 33)
     with torch.no_grad():
         out = hf(input_ids=ids, labels=ids)
@@ -81,7 +82,7 @@ def test_loss_matches_transformers(cfg, tmp_path):
 def test_export_matches_transformers(cfg, tmp_path):
     ours = Transformer(cfg).eval()
     _randomize_(ours, seed=1)
-    C.export_hf(ours, cfg, tmp_path / "hf", dtype="float32", **IDS)
+    P.export_hf(ours, cfg, tmp_path / "hf", dtype="float32", **IDS)
     hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
     assert hf.config.vocab_size == cfg.padded_vocab_size
     assert hf.config.rope_parameters["rope_theta"] == cfg.rope_theta
@@ -94,8 +95,8 @@ def test_transformers_sharded_checkpoint_imports(tmp_path):
     cfg = CONFIGS["gqa"]
     hf = _hf_model(cfg)
     hf.save_pretrained(tmp_path / "hf", max_shard_size="50KB")
-    assert (tmp_path / "hf" / C.HF_INDEX).is_file()
-    ours = C.import_hf(tmp_path / "hf")
+    assert (tmp_path / "hf" / P.HF_INDEX).is_file()
+    ours = P.import_hf(tmp_path / "hf")
     hf_sd = hf.state_dict()
     for key, tensor in C.native_to_hf(ours.state_dict(), cfg).items():
         assert torch.equal(tensor, hf_sd[key]), key
@@ -106,7 +107,7 @@ def test_a_swapped_weight_is_caught(tmp_path):
     cfg = CONFIGS["gqa"]
     hf = _hf_model(cfg)
     hf.save_pretrained(tmp_path / "hf")
-    ours = C.import_hf(tmp_path / "hf").eval()
+    ours = P.import_hf(tmp_path / "hf").eval()
     ffn = ours.blocks[1].feed_forward
     ffn.w1.weight, ffn.w3.weight = ffn.w3.weight, ffn.w1.weight
     with pytest.raises(AssertionError):

@@ -71,7 +71,7 @@ def test_export_a_trained_checkpoint_to_transformers(shards, tmp_path):
     import torch
 
     from olmo2_lit.cli import main
-    from olmo2_lit.convert_hf import load_pretrained
+    from olmo2_lit.pretrained import load_pretrained
 
     fit(tiny_args(tmp_path, shards, max_steps=2))
     ckpt = tmp_path / "ckpt" / "last.ckpt"
