@@ -100,3 +100,22 @@ def test_validate_test_and_predict_verbs_on_a_checkpoint(shards, tmp_path):
     pred = OLMo2CLI(args=["predict", *base, *held_out, "--ckpt_path", ckpt])
     assert pred.trainer.predict_loop.predictions[0].shape == (4, 64)
     assert pred.trainer.predict_loop.predictions[0].dtype == torch.int64
+
+
+def test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data(shards, tmp_path):
+    import torch
+
+    fit(tiny_args(tmp_path / "s1", shards, max_steps=4, extra=("--model.optimizer.init_args.lr", "3e-3")))
+    ckpt = tmp_path / "s1" / "ckpt" / "last.ckpt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    end_lr = saved["optimizer_states"][0]["param_groups"][0]["lr"]
+    cli = fit(tiny_args(tmp_path / "s2", shards, max_steps=2, extra=(
+        "--model.init_from", str(ckpt), "--model.lr_from_checkpoint", "true",
+        "--model.schedule", "olmo2_lit.schedules.LinearDecay", "--model.schedule.t_max", "4",
+        "--model.schedule.warmup", "0", "--seed_everything", "7", "--data.seed", "7")))
+    lrs = [v for _, v in scalars(tmp_path / "s2", "optim/lr")]
+    assert lrs[0] == pytest.approx(end_lr) and lrs[1] == pytest.approx(end_lr * 0.75)
+    s1 = [v for _, v in scalars(tmp_path / "s1", "train/ce_loss")]
+    s2 = [v for _, v in scalars(tmp_path / "s2", "train/ce_loss")]
+    assert s2[0] < s1[0]  # it starts from trained weights, not from the init
+    assert cli.datamodule.state_dict()["tokens"] == 2 * 8 * 64  # data position started at 0 (not restored)
