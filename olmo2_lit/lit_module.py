@@ -65,6 +65,7 @@ class OLMo2LitModule(LightningModule):
         self.val_ce = MeanMetric()
         self._grad_norm: Optional[torch.Tensor] = None
         self._checkpoint_lr: Optional[float] = None
+        self._micro_losses: list[tuple[torch.Tensor, Optional[torch.Tensor]]] = []
 
     # --- model construction -------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -104,7 +105,8 @@ class OLMo2LitModule(LightningModule):
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))  # (B, T, V)
         ce, z = lm_loss(logits, batch["labels"], z_loss_multiplier=self.z_loss_multiplier)
         loss = ce + z
-        self._stop_on_nonfinite(loss, batch)
+        # Checked once per optimizer step (one host sync), not per micro-batch.
+        self._micro_losses.append((loss.detach(), batch.get("index")))
         self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
         self.log(M.TRAIN_Z_LOSS, z)
         self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.detach().clamp(max=50)))
@@ -134,12 +136,17 @@ class OLMo2LitModule(LightningModule):
         """Greedy next token for every position: (B, T) token ids."""
         return self.model(batch["input_ids"], batch.get("doc_lens")).argmax(-1)
 
-    def _stop_on_nonfinite(self, loss: torch.Tensor, batch: dict) -> None:
-        bad = self.trainer.strategy.reduce_boolean_decision(bool(~torch.isfinite(loss.detach())), all=False)
+    def _stop_on_nonfinite(self) -> None:
+        """Raise, on every rank together, if any micro-batch of this step had a non-finite loss."""
+        micro, self._micro_losses = self._micro_losses, []
+        if not micro:
+            return
+        local_bad = bool((~torch.isfinite(torch.stack([loss for loss, _ in micro]))).any())
+        bad = self.trainer.strategy.reduce_boolean_decision(local_bad, all=False)
         if not bad or any(getattr(cb, "handles_nonfinite_loss", False) for cb in self.trainer.callbacks):
             return
-        index = batch.get("index")
-        where = f" (global instance indices {index.tolist()[:16]})" if index is not None else ""
+        loss, index = next(((l, i) for l, i in micro if not torch.isfinite(l)), micro[0])
+        where = f" (global instance indices {index.tolist()[:16]})" if index is not None and local_bad else ""
         raise FloatingPointError(
             f"non-finite training loss {loss.item()} at step {self.trainer.global_step}{where}; "
             "add a stability callback to skip such steps, or lower the LR"
@@ -163,6 +170,7 @@ class OLMo2LitModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self._stop_on_nonfinite()
         # After accumulation and AMP unscale, before clipping: log the raw global norm.
         self._grad_norm = global_grad_norm(self.model.parameters())
         self.log(M.GRAD_NORM, self._grad_norm)
