@@ -7,6 +7,7 @@ from typing import Optional
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
+from olmo2_lit.data.tokenizer import load_tokenizer
 from olmo2_lit.generate import sample
 
 
@@ -32,9 +33,7 @@ class PrintSamples(Callback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         path = self.tokenizer or getattr(trainer.datamodule, "tokenizer_path", None)
         if path:
-            from tokenizers import Tokenizer
-
-            tok = Tokenizer.from_file(str(path))
+            tok = load_tokenizer(str(path))
             was_training = pl_module.training
             pl_module.eval()
             print("\n=== samples ===")

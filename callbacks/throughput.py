@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from olmo2_lit import metrics as M
@@ -33,6 +32,11 @@ class TokenThroughput(Callback):
         self.tokens_seen = 0
         self._pending = 0
         self._history: list[tuple[float, int]] = []
+        self._peak: Optional[float] = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The device and precision are fixed for the run: look the peak up once, not every step.
+        self._peak = self.peak_override or peak_flops_per_device(pl_module.device, str(trainer.precision))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict,
                            batch_idx: int) -> None:
@@ -48,7 +52,7 @@ class TokenThroughput(Callback):
         (t0, n0), (t1, n1) = self._history[0], self._history[-1]
         rate = (n1 - n0) / max(t1 - t0, 1e-9)
         pl_module.log(M.TOKENS_PER_SEC, rate, prog_bar=True)
-        peak = self.peak_override or peak_flops_per_device(pl_module.device, str(trainer.precision))
+        peak = self._peak
         if peak:
             seq_len = batch["input_ids"].shape[1]
             flops = flops_per_token(pl_module.config, seq_len) * rate
