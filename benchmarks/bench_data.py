@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from olmo2_lit.data.corpus import STDLIB_CORPUS
 from olmo2_lit.data.datamodule import TokenShardDataModule
-from olmo2_lit.data.documents import DocumentReader, resolve_inputs
 from olmo2_lit.data.mixture import DataSource
-from olmo2_lit.data.prepare import prepare
 from olmo2_lit.data.tokenizer import load_tokenizer, train_bpe
+from olmo2_lit.prepare.corpus import STDLIB_CORPUS
+from olmo2_lit.prepare.documents import DocumentReader, resolve_inputs
+from olmo2_lit.prepare.prepare import prepare
 
 DOLMA2_VOCAB, DOLMA2_EOS, SEQ = 100278, 100257, 4096
 
@@ -48,10 +48,18 @@ def write_shards(directory: Path, total_mb: int, shards: int = 4) -> list[str]:
 
 
 def dataloader_rate(paths: list[str], *, num_workers: int, batches: int, masking: bool) -> float:
-    dm = TokenShardDataModule(vocab_size=DOLMA2_VOCAB, dtype="uint32", eos_token_id=DOLMA2_EOS,
-                              train_sources=[DataSource(paths=paths)], sequence_length=SEQ, global_batch_size=64,
-                              micro_batch_size=8, num_workers=num_workers, document_masking=masking,
-                              instance_filter=masking)
+    dm = TokenShardDataModule(
+        vocab_size=DOLMA2_VOCAB,
+        dtype="uint32",
+        eos_token_id=DOLMA2_EOS,
+        train_sources=[DataSource(paths=paths)],
+        sequence_length=SEQ,
+        global_batch_size=64,
+        micro_batch_size=8,
+        num_workers=num_workers,
+        document_masking=masking,
+        instance_filter=masking,
+    )
     dm.setup("fit")
     it = iter(dm.train_dataloader())
     next(it)  # worker start-up is not throughput
@@ -79,16 +87,26 @@ def raw_tokenizer_rate(path: str, texts: list[str], repeats: int) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", default=None, help="tokenizer.json for the prepare comparison (dolma2)")
+    parser.add_argument(
+        "--tokenizer", default=None, help="tokenizer.json for the prepare comparison (dolma2)"
+    )
     parser.add_argument("--shard_mb", type=int, default=512, help="size of the synthetic shard set")
     parser.add_argument("--batches", type=int, default=200, help="micro-batches of 8 x 4096 per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="prepare/tokenizer runs; the best counts")
-    parser.add_argument("--prepare_workers", default="1,2", help="comma-separated prepare num_workers to time")
-    parser.add_argument("--corpus", choices=["stdlib", "site-packages"], default="stdlib",
-                        help="text for the prepare comparison: the embedded corpus, or (for many cores) the *.py "
-                             "files of site-packages, which are larger and all distinct")
+    parser.add_argument(
+        "--prepare_workers", default="1,2", help="comma-separated prepare num_workers to time"
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=["stdlib", "site-packages"],
+        default="stdlib",
+        help="text for the prepare comparison: the embedded corpus, or (for many cores) the *.py "
+        "files of site-packages, which are larger and all distinct",
+    )
     parser.add_argument("--max_mb", type=float, default=100.0, help="cap on the site-packages text")
-    parser.add_argument("--copies", type=int, default=1, help=">1: feed prepare this many JSONL copies of the text")
+    parser.add_argument(
+        "--copies", type=int, default=1, help=">1: feed prepare this many JSONL copies of the text"
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,13 +133,27 @@ def main() -> None:
         raw, call = raw_tokenizer_rate(path, texts, args.repeats)
         form = f"{args.corpus} .py files" + (f" as {args.copies} JSONL copies" if args.copies > 1 else "")
         print(f"\n[prepare] {len(texts)} documents ({form}), {mb:.1f} MB, tokenizer {name}")
-        print(f"  raw tokenizer {call} (all texts in one call, best of {args.repeats}): {raw / 1e6:6.3f} M tokens/s")
+        print(
+            f"  raw tokenizer {call} (all texts in one call, best of {args.repeats}): "
+            f"{raw / 1e6:6.3f} M tokens/s"
+        )
         for workers in (int(w) for w in args.prepare_workers.split(",")):
-            rate = max(prepare(inputs=inputs, output_dir=str(tmp / f"prep{workers}"), tokenizer=path,
-                               val_fraction=0.01, num_workers=workers, overwrite=True, progress=False).tokens_per_second
-                       for _ in range(args.repeats))
-            print(f"  prepare num_workers={workers} (best of {args.repeats}): {rate / 1e6:6.3f} M tokens/s "
-                  f"= {rate / raw:.2f}x the raw tokenizer")
+            rate = max(
+                prepare(
+                    inputs=inputs,
+                    output_dir=str(tmp / f"prep{workers}"),
+                    tokenizer=path,
+                    val_fraction=0.01,
+                    num_workers=workers,
+                    overwrite=True,
+                    progress=False,
+                ).tokens_per_second
+                for _ in range(args.repeats)
+            )
+            print(
+                f"  prepare num_workers={workers} (best of {args.repeats}): {rate / 1e6:6.3f} M tokens/s "
+                f"= {rate / raw:.2f}x the raw tokenizer"
+            )
 
 
 def write_jsonl_copies(directory: Path, texts: list[str], copies: int) -> list[str]:
@@ -144,6 +176,7 @@ def site_packages_files(max_bytes: float) -> list[str]:
             chosen.append(str(path))
             total += path.stat().st_size
     return chosen
+
 
 if __name__ == "__main__":
     main()

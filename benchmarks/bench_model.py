@@ -15,10 +15,10 @@ import time
 
 import torch
 
-from olmo2_lit.convert_hf import model_config_to_hf_config, native_to_hf
-from olmo2_lit.loss import lm_loss
 from olmo2_lit.model import ModelConfig, Transformer, flops_per_token
-from olmo2_lit.peak_flops import peak_flops_per_device
+from olmo2_lit.train.loss import lm_loss
+from olmo2_lit.train.peak_flops import peak_flops_per_device
+from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
 
 
 def _ours(cfg: ModelConfig, weights: dict, compile_blocks: bool) -> Transformer:
@@ -52,8 +52,17 @@ def _time_steps(step, n_warmup: int, n_steps: int, device: torch.device) -> floa
     return (time.perf_counter() - t0) / n_steps
 
 
-def bench(cfg: ModelConfig, *, batch: int, seq: int, precision: str, device: torch.device,
-          steps: int, warmup: int, compile_blocks: bool = False) -> dict:
+def bench(
+    cfg: ModelConfig,
+    *,
+    batch: int,
+    seq: int,
+    precision: str,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    compile_blocks: bool = False,
+) -> dict:
     torch.manual_seed(0)
     weights = Transformer(cfg).state_dict()
     ids = torch.randint(0, cfg.vocab_size, (batch, seq + 1), device=device)
@@ -68,7 +77,7 @@ def bench(cfg: ModelConfig, *, batch: int, seq: int, precision: str, device: tor
         model = build().to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
-        def step():
+        def step(fwd=fwd, model=model, opt=opt):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 ce, z = lm_loss(fwd(model), y, z_loss_multiplier=1e-5)
             (ce + z).backward()
@@ -84,7 +93,10 @@ def bench(cfg: ModelConfig, *, batch: int, seq: int, precision: str, device: tor
     for name in list(results):
         mfu = f"{fpt * results[name] / peak:.1%}" if peak else "n/a"
         print(f"{precision:5s} {name:13s} {results[name]:12,.0f} tok/s  MFU {mfu}")
-    print(f"{precision:5s} ratio olmo2_lit / transformers = {results['olmo2_lit'] / results['transformers']:.2f}")
+    print(
+        f"{precision:5s} ratio olmo2_lit / transformers = "
+        f"{results['olmo2_lit'] / results['transformers']:.2f}"
+    )
     return results
 
 
@@ -99,13 +111,26 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = (ModelConfig.preset(args.preset) if args.preset else
-           ModelConfig(d_model=256, n_layers=4, n_heads=4, mlp_hidden=1024, vocab_size=8192))
-    print(f"device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
-          f"{args.preset or 'small'} config, batch {args.batch} x seq {args.seq}")
+    cfg = (
+        ModelConfig.preset(args.preset)
+        if args.preset
+        else ModelConfig(d_model=256, n_layers=4, n_heads=4, mlp_hidden=1024, vocab_size=8192)
+    )
+    print(
+        f"device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
+        f"{args.preset or 'small'} config, batch {args.batch} x seq {args.seq}"
+    )
     for precision in args.precisions:
-        bench(cfg, batch=args.batch, seq=args.seq, precision=precision, device=device,
-              steps=args.steps, warmup=args.warmup, compile_blocks=args.compile)
+        bench(
+            cfg,
+            batch=args.batch,
+            seq=args.seq,
+            precision=precision,
+            device=device,
+            steps=args.steps,
+            warmup=args.warmup,
+            compile_blocks=args.compile,
+        )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ Prints the max abs logit difference and the loss difference for each dtype (OLMo
 
 import torch
 
-from olmo2_lit.convert_hf import model_config_to_hf_config, native_to_hf
-from olmo2_lit.loss import lm_loss
 from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.train.loss import lm_loss
+from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
 
 
 def main() -> None:
@@ -26,8 +26,10 @@ def main() -> None:
             la, lb = a(ids[:, :-1]).float(), b(input_ids=ids[:, :-1]).logits.float()
         ca, _ = lm_loss(la, ids[:, 1:])
         cb, _ = lm_loss(lb, ids[:, 1:])
-        print(f"{str(dtype):15s} max|logits diff| {(la - lb).abs().max().item():.3e}  "
-              f"(|logits| max {la.abs().max().item():.2f})  loss {ca.item():.6f} vs {cb.item():.6f}")
+        print(
+            f"{str(dtype):15s} max|logits diff| {(la - lb).abs().max().item():.3e}  "
+            f"(|logits| max {la.abs().max().item():.2f})  loss {ca.item():.6f} vs {cb.item():.6f}"
+        )
 
 
 if __name__ == "__main__":

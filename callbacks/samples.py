@@ -8,7 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
 from olmo2_lit.data.tokenizer import load_tokenizer
-from olmo2_lit.generate import sample
+from olmo2_lit.model.generate import sample
 
 
 class PrintSamples(Callback):
@@ -22,8 +22,14 @@ class PrintSamples(Callback):
         tokenizer: a tokenizer.json; None uses the datamodule's ``tokenizer_path``.
     """
 
-    def __init__(self, *, prompts: list[str] = ("def ", "import "), max_new_tokens: int = 48,
-                 temperature: float = 0.7, tokenizer: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        *,
+        prompts: list[str] = ("def ", "import "),
+        max_new_tokens: int = 48,
+        temperature: float = 0.7,
+        tokenizer: Optional[str] = None,
+    ) -> None:
         self.prompts = list(prompts)
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
@@ -38,12 +44,20 @@ class PrintSamples(Callback):
             pl_module.eval()
             print("\n=== samples ===")
             for i, prompt in enumerate(self.prompts):
-                ids = sample(pl_module.model, tok.encode(prompt).ids, max_new_tokens=self.max_new_tokens,
-                             temperature=self.temperature, seed=i)
+                ids = sample(
+                    pl_module.model,
+                    tok.encode(prompt).ids,
+                    max_new_tokens=self.max_new_tokens,
+                    temperature=self.temperature,
+                    seed=i,
+                )
                 print(f"--- {prompt!r}\n{prompt}{tok.decode(ids)}")
             pl_module.train(was_training)
         if trainer.logger is not None and trainer.logger.log_dir:
-            print(f"\nTensorBoard logs: {trainer.logger.log_dir}\n  view: tensorboard --logdir {trainer.logger.save_dir}")
+            print(
+                f"\nTensorBoard logs: {trainer.logger.log_dir}\n"
+                f"  view: tensorboard --logdir {trainer.logger.save_dir}"
+            )
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and (ckpt.last_model_path or ckpt.best_model_path):
             print(f"checkpoint: {ckpt.last_model_path or ckpt.best_model_path}")

@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from olmo2_lit import metrics as M
 from olmo2_lit.model import flops_per_token
-from olmo2_lit.peak_flops import peak_flops_per_device
+from olmo2_lit.train import metrics as M
+from olmo2_lit.train.peak_flops import peak_flops_per_device
 
 
 class TokenThroughput(Callback):
@@ -38,14 +38,15 @@ class TokenThroughput(Callback):
         # The device and precision are fixed for the run: look the peak up once, not every step.
         self._peak = self.peak_override or peak_flops_per_device(pl_module.device, str(trainer.precision))
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict, batch_idx: int
+    ) -> None:
         self._pending += batch["input_ids"].numel() * trainer.world_size
         if (batch_idx + 1) % trainer.accumulate_grad_batches:
             return  # still accumulating: no optimizer step yet
         self.tokens_seen += self._pending
         self._pending = 0
-        self._history = (self._history + [(time.perf_counter(), self.tokens_seen)])[-(self.window + 1):]
+        self._history = (self._history + [(time.perf_counter(), self.tokens_seen)])[-(self.window + 1) :]
         pl_module.log(M.TOKENS_SEEN, float(self.tokens_seen))
         if len(self._history) < 2:
             return

@@ -14,8 +14,8 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 
 
 def _tool_verbs() -> dict:
-    from olmo2_lit import pretrained
-    from olmo2_lit.data.prepare import prepare
+    from olmo2_lit.prepare.prepare import prepare
+    from olmo2_lit.weights import pretrained
 
     return {"prepare": prepare, "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf}}
 

@@ -12,18 +12,20 @@ from lightning.pytorch.cli import LightningCLI
 
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
-from olmo2_lit.lit_module import OLMo2LitModule
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
+from olmo2_lit.train.lit_module import OLMo2LitModule
 
 # Component names are validated while parsing: an unknown name fails with the list of valid ones.
 for _name_type in (BlockName, AttentionName, NormName, MLPName, InitName):
     register_type(_name_type, serializer=str, deserializer=_name_type)
 
 TRAINER_DEFAULTS = {
-    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-               "init_args": {"save_dir": "runs", "name": "olmo2"}},
-    "plugins": [{"class_path": "olmo2_lit.checkpoint_io.AtomicCheckpointIO"}],
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "olmo2"},
+    },
+    "plugins": [{"class_path": "olmo2_lit.train.checkpoint_io.AtomicCheckpointIO"}],
     "gradient_clip_val": 1.0,
 }
 
@@ -48,15 +50,17 @@ class OLMo2CLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.vocab_size", "model.config.vocab_size")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({
-            "checkpoint.every_n_train_steps": 1000,
-            "checkpoint.save_last": True,
-            "checkpoint.save_top_k": -1,
-            "checkpoint.filename": "step{step:07d}",
-            "checkpoint.auto_insert_metric_name": False,
-            # a resumed run keeps writing last.ckpt rather than last-v1.ckpt
-            "checkpoint.enable_version_counter": False,
-        })
+        parser.set_defaults(
+            {
+                "checkpoint.every_n_train_steps": 1000,
+                "checkpoint.save_last": True,
+                "checkpoint.save_top_k": -1,
+                "checkpoint.filename": "step{step:07d}",
+                "checkpoint.auto_insert_metric_name": False,
+                # a resumed run keeps writing last.ckpt rather than last-v1.ckpt
+                "checkpoint.enable_version_counter": False,
+            }
+        )
         parser.add_lightning_class_args(TokenThroughput, "throughput")
 
     def parse_arguments(self, parser, args) -> None:

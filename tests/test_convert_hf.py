@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from olmo2_lit import convert_hf as C
-from olmo2_lit import pretrained as P
 from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.weights import convert_hf as C
+from olmo2_lit.weights import pretrained as P
 
 GQA = dict(d_model=64, n_heads=4, n_kv_heads=2, n_layers=3, mlp_hidden=96, vocab_size=300)
 IDS = dict(eos_token_id=1, pad_token_id=0)
@@ -46,6 +46,7 @@ def _export(model, path, **overrides):
 
 # --------------------------------------------------------------------------------- tables
 
+
 def test_weight_keys_round_trip_and_are_distinct(cfg):
     native = list(C.native_shapes(cfg))
     hf = [C._rename(k, to_hf=True) for k in native]
@@ -66,11 +67,26 @@ def test_config_round_trip(preset):
 def test_hf_config_of_7b_matches_the_release():
     # Values of allenai/OLMo-2-1124-7B/config.json (LIGHTNING.md §7).
     hf = C.model_config_to_hf_config(ModelConfig.olmo2_7b())
-    expected = dict(vocab_size=100352, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                    num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-                    rope_theta=500000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, attention_bias=False,
-                    eos_token_id=100257, pad_token_id=100277, bos_token_id=None, model_type="olmo2",
-                    architectures=["Olmo2ForCausalLM"], dtype="bfloat16", torch_dtype="bfloat16")
+    expected = dict(
+        vocab_size=100352,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=4096,
+        rope_theta=500000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        attention_bias=False,
+        eos_token_id=100257,
+        pad_token_id=100277,
+        bos_token_id=None,
+        model_type="olmo2",
+        architectures=["Olmo2ForCausalLM"],
+        dtype="bfloat16",
+        torch_dtype="bfloat16",
+    )
     assert {k: hf[k] for k in expected} == expected
     assert hf["rope_parameters"] == {"rope_type": "default", "rope_theta": 500000.0}
 
@@ -95,17 +111,20 @@ def test_v5_config_without_rope_theta_imports():
     assert C.hf_config_to_model_config(hf).rope_theta == 1234.0
 
 
-@pytest.mark.parametrize("key, value", [
-    ("model_type", "llama"),
-    ("architectures", ["LlamaForCausalLM"]),
-    ("attention_bias", True),
-    ("tie_word_embeddings", True),
-    ("hidden_act", "gelu"),
-    ("rope_scaling", {"rope_type": "linear", "factor": 2.0}),
-    ("rope_parameters", {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0}),
-    ("rope_theta", 10000.0),  # disagrees with rope_parameters
-    ("head_dim", 4),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("model_type", "llama"),
+        ("architectures", ["LlamaForCausalLM"]),
+        ("attention_bias", True),
+        ("tie_word_embeddings", True),
+        ("hidden_act", "gelu"),
+        ("rope_scaling", {"rope_type": "linear", "factor": 2.0}),
+        ("rope_parameters", {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0}),
+        ("rope_theta", 10000.0),  # disagrees with rope_parameters
+        ("head_dim", 4),
+    ],
+)
 def test_unrepresentable_hf_config_is_refused_naming_the_field(key, value):
     hf = C.model_config_to_hf_config(ModelConfig.tiny(), **IDS)
     hf[key] = value
@@ -122,10 +141,18 @@ def test_hf_config_missing_required_key_is_named():
         C.hf_config_to_model_config(hf)
 
 
-@pytest.mark.parametrize("change", [dict(block="pre_norm"), dict(qk_norm=False), dict(clip_qkv=8.0),
-                                    dict(mlp="gelu"), dict(norm="layer_norm")])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(block="pre_norm"),
+        dict(qk_norm=False),
+        dict(clip_qkv=8.0),
+        dict(mlp="gelu"),
+        dict(norm="layer_norm"),
+    ],
+)
 def test_model_config_without_hf_equivalent_is_refused(change):
-    (field, value), = change.items()
+    ((field, value),) = change.items()
     with pytest.raises(ValueError, match=f"ModelConfig.{field}={value!r}"):
         C.model_config_to_hf_config(ModelConfig.tiny(**change), **IDS)
 
@@ -136,6 +163,7 @@ def test_token_id_outside_vocab_is_refused():
 
 
 # ---------------------------------------------------------------------------- state dicts
+
 
 def _hf_sd(cfg):
     return C.native_to_hf(_model(cfg).state_dict(), cfg)
@@ -153,7 +181,9 @@ def test_unexpected_tensor_is_named():
     cfg = ModelConfig.tiny(**GQA)
     sd = _hf_sd(cfg)
     sd["model.layers.0.input_layernorm.weight"] = torch.ones(cfg.d_model)
-    with pytest.raises(ValueError, match=r"unexpected tensor\(s\): model\.layers\.0\.input_layernorm\.weight"):
+    with pytest.raises(
+        ValueError, match=r"unexpected tensor\(s\): model\.layers\.0\.input_layernorm\.weight"
+    ):
         C.hf_to_native(sd, cfg)
 
 
@@ -161,7 +191,9 @@ def test_wrong_shape_is_named_with_both_shapes():
     cfg = ModelConfig.tiny(**GQA)
     sd = _hf_sd(cfg)
     sd["model.layers.1.self_attn.k_norm.weight"] = torch.ones(64)  # q-norm width; k is 2 heads * 16
-    with pytest.raises(ValueError, match=re.escape("model.layers.1.self_attn.k_norm.weight expected (32,), got (64,)")):
+    with pytest.raises(
+        ValueError, match=re.escape("model.layers.1.self_attn.k_norm.weight expected (32,), got (64,)")
+    ):
         C.hf_to_native(sd, cfg)
 
 
@@ -175,11 +207,15 @@ def test_native_to_hf_names_our_key():
 
 # --------------------------------------------------------------------------------- files
 
+
 def test_export_import_is_bit_exact(cfg, tmp_path):
     model = _model(cfg)
     assert _export(model, tmp_path / "hf") == 1
-    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == \
-        ["config.json", "generation_config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ]
     back = P.import_hf(tmp_path / "hf")
     assert back.config == cfg
     _assert_same_tensors(model.state_dict(), back.state_dict())
@@ -256,7 +292,9 @@ def test_missing_dir_and_files_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "empty" / "config.json"))):
         P.import_hf(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'empty'} has neither model.safetensors")):
+    with pytest.raises(
+        FileNotFoundError, match=re.escape(f"{tmp_path / 'empty'} has neither model.safetensors")
+    ):
         P.load_hf_state_dict(tmp_path / "empty")
 
 
@@ -290,6 +328,7 @@ def test_index_listing_a_tensor_no_shard_has(tmp_path):
 
 # -------------------------------------------------------------------------- native format
 
+
 def test_native_round_trip(cfg, tmp_path):
     model = _model(cfg)
     P.save_native(model, tmp_path / "native")
@@ -303,7 +342,9 @@ def test_native_config_mismatch_names_the_tensor(tmp_path):
     P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     wrong = ModelConfig.tiny(mlp_hidden=32).to_dict()
     (tmp_path / "native" / P.NATIVE_CONFIG).write_text(json.dumps(wrong))
-    with pytest.raises(ValueError, match=re.escape("blocks.0.feed_forward.w1.weight expected (32, 32), got (64, 32)")):
+    with pytest.raises(
+        ValueError, match=re.escape("blocks.0.feed_forward.w1.weight expected (32, 32), got (64, 32)")
+    ):
         P.load_native(tmp_path / "native")
 
 
@@ -322,13 +363,22 @@ def test_native_missing_key_and_unknown_config_field(tmp_path):
 
 # ------------------------------------------------------------------------ Lightning .ckpt
 
+
 def _lightning_ckpt(model, path, prefix="model."):
     """The shape of a checkpoint saved by the training module (the contract in convert_hf)."""
-    torch.save({
-        "epoch": 0, "global_step": 7, "optimizer_states": [{"state": {}}],
-        "state_dict": {**{prefix + k: v for k, v in model.state_dict().items()}, "val_ce.mean_value": torch.tensor(0.0)},
-        "olmo2_lit": {"model_config": model.config.to_dict(), "rng": {}},
-    }, path)
+    torch.save(
+        {
+            "epoch": 0,
+            "global_step": 7,
+            "optimizer_states": [{"state": {}}],
+            "state_dict": {
+                **{prefix + k: v for k, v in model.state_dict().items()},
+                "val_ce.mean_value": torch.tensor(0.0),
+            },
+            "olmo2_lit": {"model_config": model.config.to_dict(), "rng": {}},
+        },
+        path,
+    )
     return path
 
 
@@ -378,12 +428,15 @@ def test_cli_verbs_document_every_argument(verb):
 
 # ----------------------------------------------------------------------- load_pretrained
 
+
 @pytest.mark.parametrize("kind", ["hf", "native", "ckpt"])
 def test_load_pretrained_reads_every_format(tmp_path, kind):
     model = _model(ModelConfig.tiny())
-    path = {"hf": lambda: _export(model, tmp_path / "w") and tmp_path / "w",
-            "native": lambda: P.save_native(model, tmp_path / "w") or tmp_path / "w",
-            "ckpt": lambda: _lightning_ckpt(model, tmp_path / "w.ckpt")}[kind]()
+    path = {
+        "hf": lambda: _export(model, tmp_path / "w") and tmp_path / "w",
+        "native": lambda: P.save_native(model, tmp_path / "w") or tmp_path / "w",
+        "ckpt": lambda: _lightning_ckpt(model, tmp_path / "w.ckpt"),
+    }[kind]()
     _assert_same_tensors(model.state_dict(), P.load_pretrained(path).state_dict())
 
 
@@ -397,9 +450,15 @@ def test_load_pretrained_with_a_training_config(tmp_path):
     _assert_same_tensors(model.state_dict(), loaded.state_dict())
 
 
-@pytest.mark.parametrize("change, named", [(dict(n_layers=3), "n_layers"), (dict(block="pre_norm"), "block"),
-                                           (dict(rope_theta=10_000.0), "rope_theta"),
-                                           (dict(vocab_size=300), "embeddings.weight")])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (dict(n_layers=3), "n_layers"),
+        (dict(block="pre_norm"), "block"),
+        (dict(rope_theta=10_000.0), "rope_theta"),
+        (dict(vocab_size=300), "embeddings.weight"),
+    ],
+)
 def test_load_pretrained_refuses_another_architecture(tmp_path, change, named):
     P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     with pytest.raises(ValueError, match=re.escape(named)):

@@ -7,9 +7,9 @@ transformers = pytest.importorskip("transformers")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from olmo2_lit import convert_hf as C
-from olmo2_lit import pretrained as P  # noqa: E402
 from olmo2_lit.model import ModelConfig, Transformer  # noqa: E402
+from olmo2_lit.weights import convert_hf as C  # noqa: E402
+from olmo2_lit.weights import pretrained as P  # noqa: E402
 
 IDS = dict(eos_token_id=1, pad_token_id=0)
 LENGTHS = (1, 7, 33)

@@ -1,8 +1,8 @@
 import torch
 
-from olmo2_lit.lit_module import OLMo2LitModule
-from olmo2_lit.loss import lm_loss
 from olmo2_lit.model import ModelConfig
+from olmo2_lit.train.lit_module import OLMo2LitModule
+from olmo2_lit.train.loss import lm_loss
 
 
 def _loss_and_grads(module, ids):
@@ -37,7 +37,11 @@ def test_configure_model_is_idempotent_and_state_dict_keys_are_plain():
     first = module.model
     module.configure_model()
     assert module.model is first
-    assert all(k.startswith("model.") and "checkpoint" not in k for k in module.state_dict() if k.startswith("model."))
+    assert all(
+        k.startswith("model.") and "checkpoint" not in k
+        for k in module.state_dict()
+        if k.startswith("model.")
+    )
 
 
 def test_compile_per_block_matches_eager():

@@ -1,6 +1,6 @@
 import torch
 
-from olmo2_lit.loss import lm_loss
+from olmo2_lit.train.loss import lm_loss
 
 
 def test_ce_and_z_loss_match_definition():

@@ -1,8 +1,7 @@
 import pytest
-import torch
 
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
+from olmo2_lit.train.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
 
 
 def test_olmo2_groups_exclude_only_the_embedding_from_decay():

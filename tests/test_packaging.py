@@ -10,8 +10,11 @@ def _python(code, cwd):
 
 
 def test_callbacks_import_from_any_directory(tmp_path):
-    proc = _python("import olmo2_lit.callbacks.throughput as t, olmo2_lit.callbacks.samples as s; "
-                   "print(t.TokenThroughput.__name__, s.PrintSamples.__name__)", tmp_path)
+    proc = _python(
+        "import olmo2_lit.callbacks.throughput as t, olmo2_lit.callbacks.samples as s; "
+        "print(t.TokenThroughput.__name__, s.PrintSamples.__name__)",
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["TokenThroughput", "PrintSamples"]
     # no generic top-level name is claimed
@@ -19,9 +22,11 @@ def test_callbacks_import_from_any_directory(tmp_path):
 
 
 def test_model_package_does_not_import_lightning(tmp_path):
-    proc = _python("import sys, olmo2_lit.model; "
-                   "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))",
-                   tmp_path)
+    proc = _python(
+        "import sys, olmo2_lit.model; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))",
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
@@ -32,6 +37,7 @@ def test_console_script_lists_every_verb(tmp_path):
     out = subprocess.run([exe, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout
     for verb in ("fit", "validate", "test", "predict", "prepare", "convert"):
         assert f"  {verb} " in out
-    conv = subprocess.run([exe, "convert", "to-hf", "--help"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    conv = subprocess.run(
+        [exe, "convert", "to-hf", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert conv.returncode == 0 and "--checkpoint" in conv.stdout

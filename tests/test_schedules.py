@@ -1,9 +1,7 @@
-import math
-
 import pytest
 import torch
 
-from olmo2_lit.schedules import Constant, CosineWithWarmup, LinearDecay, ScheduledLR, WarmupStableDecay
+from olmo2_lit.train.schedules import Constant, CosineWithWarmup, LinearDecay, ScheduledLR, WarmupStableDecay
 
 
 def test_olmo2_7b_cosine_reaches_stage2_start_lr():
@@ -24,12 +22,15 @@ def test_linear_decay_and_wsd_and_constant():
     assert Constant(warmup=4).factor(2) == 0.5 and Constant().factor(0) == 1.0
 
 
-@pytest.mark.parametrize("make", [
-    lambda: CosineWithWarmup(warmup=100, t_max=100),
-    lambda: LinearDecay(t_max=10, warmup=10),
-    lambda: WarmupStableDecay(warmup=60, decay=50, t_max=100),
-    lambda: CosineWithWarmup(warmup=1, t_max=10, units="epochs"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CosineWithWarmup(warmup=100, t_max=100),
+        lambda: LinearDecay(t_max=10, warmup=10),
+        lambda: WarmupStableDecay(warmup=60, decay=50, t_max=100),
+        lambda: CosineWithWarmup(warmup=1, t_max=10, units="epochs"),
+    ],
+)
 def test_invalid_schedules_raise(make):
     with pytest.raises(ValueError, match="warmup|units"):
         make()

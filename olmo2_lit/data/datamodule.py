@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -17,11 +17,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from olmo2_lit.data.corpus import STDLIB_CORPUS
 from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
 from olmo2_lit.data.instances import InstanceIndex
 from olmo2_lit.data.mixture import DataSource
-from olmo2_lit.data.prepare import MANIFEST, prepare
 from olmo2_lit.data.sampler import check_layout, epoch_end
 from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
 
@@ -42,7 +40,7 @@ class PrepareSpec:
 
     Attributes:
         output_dir: where ``prepare`` writes.
-        inputs: what to tokenize (default: the embedded corpus, Python's standard library source).
+        inputs: what to tokenize; None: the embedded corpus, Python's standard library source.
         tokenizer: a tokenizer.json to use instead of training a BPE.
         max_input_bytes: a seeded sample of whole input files of about this many bytes.
         val_fraction: share of documents held out for validation.
@@ -50,7 +48,7 @@ class PrepareSpec:
     """
 
     output_dir: str
-    inputs: list[str] = field(default_factory=lambda: [STDLIB_CORPUS])
+    inputs: Optional[list[str]] = None
     tokenizer: Optional[str] = None
     max_input_bytes: Optional[int] = 6_000_000
     val_fraction: float = 0.05
@@ -172,10 +170,17 @@ class TokenShardDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Run ``prepare`` once per node when ``prepare_if_missing`` is set and its manifest is absent."""
         spec = self.prepare_if_missing
-        if spec is None or (Path(spec.output_dir) / MANIFEST).exists():
+        if spec is None:
             return
-        rank_zero_info(f"{spec.output_dir}: no {MANIFEST}; preparing shards from {spec.inputs}")
-        prepare(inputs=spec.inputs, output_dir=spec.output_dir, tokenizer=spec.tokenizer, vocab_size=self._vocab_size,
+        # The only place the reader side calls the writer side.
+        from olmo2_lit.prepare.corpus import STDLIB_CORPUS
+        from olmo2_lit.prepare.prepare import MANIFEST, prepare
+
+        if (Path(spec.output_dir) / MANIFEST).exists():
+            return
+        inputs = spec.inputs or [STDLIB_CORPUS]
+        rank_zero_info(f"{spec.output_dir}: no {MANIFEST}; preparing shards from {inputs}")
+        prepare(inputs=inputs, output_dir=spec.output_dir, tokenizer=spec.tokenizer, vocab_size=self._vocab_size,
                 val_fraction=spec.val_fraction, max_input_bytes=spec.max_input_bytes, seed=spec.seed, num_workers=1)
 
     def setup(self, stage: str) -> None:

@@ -14,7 +14,22 @@ from olmo2_lit.model.registry import ATTENTION, BLOCKS, INITS, MLPS, NORMS, Regi
 from olmo2_lit.model.transformer import Transformer
 
 __all__ = [
-    "ATTENTION", "BLOCKS", "INITS", "MLPS", "NORMS", "PRESETS", "Attention", "AttentionBackend", "Block",
-    "FeedForward", "ModelConfig", "Norm", "OLMo0424Block", "PreNormBlock", "Registry", "ReorderedNormBlock",
-    "Transformer", "flops_per_token",
+    "ATTENTION",
+    "BLOCKS",
+    "INITS",
+    "MLPS",
+    "NORMS",
+    "PRESETS",
+    "Attention",
+    "AttentionBackend",
+    "Block",
+    "FeedForward",
+    "ModelConfig",
+    "Norm",
+    "OLMo0424Block",
+    "PreNormBlock",
+    "Registry",
+    "ReorderedNormBlock",
+    "Transformer",
+    "flops_per_token",
 ]

@@ -12,8 +12,8 @@ import math
 from typing import Optional
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.registry import ATTENTION, NORMS
@@ -23,8 +23,9 @@ from olmo2_lit.model.rope import RotaryEmbedding
 class AttentionBackend(nn.Module):
     """Base class of the attention kernels; subclasses implement ``forward(q, k, v, doc_lens)``."""
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                doc_lens: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, doc_lens: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -88,7 +89,9 @@ class XFormersBackend(AttentionBackend):
             import xformers.ops as xops
             from xformers.ops import fmha
         except ImportError as err:
-            raise RuntimeError("attention backend 'xformers' needs `pip install olmo2_lit[xformers]`") from err
+            raise RuntimeError(
+                "attention backend 'xformers' needs `pip install olmo2_lit[xformers]`"
+            ) from err
         if q.device.type != "cuda":
             raise RuntimeError(
                 f"attention backend 'xformers' runs on CUDA only, got a tensor on {q.device}; "
@@ -132,7 +135,9 @@ class Attention(nn.Module):
         self.k_norm = norm(d_kv, eps=config.norm_eps) if config.qk_norm else None
         self.backend = ATTENTION.get(config.attention)()
 
-    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         B, T, _ = x.shape  # (B, T, d_model)
         q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)
         if self.clip_qkv is not None:

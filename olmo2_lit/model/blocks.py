@@ -34,7 +34,9 @@ class Block(nn.Module):
         self.feed_forward = MLPS.get(config.mlp)(config=config)
         self.feed_forward_norm = norm(config.d_model, eps=config.norm_eps)
 
-    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 

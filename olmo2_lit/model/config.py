@@ -83,9 +83,15 @@ class ModelConfig:
     """Truncate the normal at +-init_cutoff_factor * std."""
 
     def __post_init__(self) -> None:
-        for name, value in (("d_model", self.d_model), ("n_layers", self.n_layers), ("n_heads", self.n_heads),
-                            ("n_kv_heads", self.kv_heads), ("mlp_hidden", self.mlp_hidden),
-                            ("vocab_size", self.vocab_size), ("vocab_pad_multiple", self.vocab_pad_multiple)):
+        for name, value in (
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("n_kv_heads", self.kv_heads),
+            ("mlp_hidden", self.mlp_hidden),
+            ("vocab_size", self.vocab_size),
+            ("vocab_pad_multiple", self.vocab_pad_multiple),
+        ):
             if value <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {value}")
         if self.d_model % self.n_heads:
@@ -98,8 +104,13 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"head_dim = d_model / n_heads = {self.head_dim} must be even for RoPE")
-        for field, registry in (("block", BLOCKS), ("attention", ATTENTION), ("norm", NORMS),
-                                ("mlp", MLPS), ("init", INITS)):
+        for field, registry in (
+            ("block", BLOCKS),
+            ("attention", ATTENTION),
+            ("norm", NORMS),
+            ("mlp", MLPS),
+            ("init", INITS),
+        ):
             try:
                 registry.get(getattr(self, field))
             except ValueError as err:
@@ -122,17 +133,20 @@ class ModelConfig:
         m = self.vocab_pad_multiple
         return -(-self.vocab_size // m) * m
 
-    def replace(self, **changes) -> "ModelConfig":
+    def replace(self, **changes) -> ModelConfig:
         """A copy with some fields changed (re-validated)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         """Plain-JSON form, used in checkpoints and the native weights format."""
-        return {f.name: (str(v) if isinstance(v, str) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+        return {
+            f.name: (str(v) if isinstance(v, str) else v)
+            for f in dataclasses.fields(self)
+            for v in [getattr(self, f.name)]
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -142,33 +156,45 @@ class ModelConfig:
 
     # --- presets (OLMO2.md §1.5) ---
     @classmethod
-    def olmo2_1b(cls, **overrides) -> "ModelConfig":
+    def olmo2_1b(cls, **overrides) -> ModelConfig:
         """OLMo-2-0425-1B: 2048 wide, 16 layers, 16 heads, MLP 8192 (1.485B params)."""
         return cls(**{**dict(d_model=2048, n_layers=16, n_heads=16, mlp_hidden=8192), **overrides})
 
     @classmethod
-    def olmo2_7b(cls, **overrides) -> "ModelConfig":
+    def olmo2_7b(cls, **overrides) -> ModelConfig:
         """OLMo-2-1124-7B: 4096 wide, 32 layers, 32 heads, MLP 11008 (7.30B params)."""
         return cls.olmo2_1b(**{**dict(d_model=4096, n_layers=32, n_heads=32, mlp_hidden=11008), **overrides})
 
     @classmethod
-    def olmo2_13b(cls, **overrides) -> "ModelConfig":
+    def olmo2_13b(cls, **overrides) -> ModelConfig:
         """OLMo-2-1124-13B: 5120 wide, 40 layers, 40 heads, MLP 13824 (13.72B params)."""
         return cls.olmo2_1b(**{**dict(d_model=5120, n_layers=40, n_heads=40, mlp_hidden=13824), **overrides})
 
     @classmethod
-    def olmo2_32b(cls, **overrides) -> "ModelConfig":
+    def olmo2_32b(cls, **overrides) -> ModelConfig:
         """OLMo-2-0325-32B: 5120 wide, 64 layers, 40 heads, 8 KV heads (GQA), MLP 27648 (32.23B)."""
         return cls.olmo2_13b(**{**dict(n_layers=64, n_kv_heads=8, mlp_hidden=27648), **overrides})
 
     @classmethod
-    def tiny(cls, **overrides) -> "ModelConfig":
+    def tiny(cls, **overrides) -> ModelConfig:
         """2 layers, d_model 32, 4 heads, vocab 256: for tests. Same components as OLMo 2."""
-        return cls(**{**dict(d_model=32, n_layers=2, n_heads=4, mlp_hidden=64, vocab_size=256,
-                             vocab_pad_multiple=128, max_sequence_length=64), **overrides})
+        return cls(
+            **{
+                **dict(
+                    d_model=32,
+                    n_layers=2,
+                    n_heads=4,
+                    mlp_hidden=64,
+                    vocab_size=256,
+                    vocab_pad_multiple=128,
+                    max_sequence_length=64,
+                ),
+                **overrides,
+            }
+        )
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "ModelConfig":
+    def preset(cls, name: str, **overrides) -> ModelConfig:
         """A preset by name: olmo2_1b | olmo2_7b | olmo2_13b | olmo2_32b | tiny."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.registry import MLPS

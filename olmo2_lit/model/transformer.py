@@ -32,8 +32,9 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(block_cls(config=config, layer_idx=i) for i in range(config.n_layers))
         self.norm = NORMS.get(config.norm)(config.d_model, eps=config.norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
-        self.rope = RotaryEmbedding(head_dim=config.head_dim, theta=config.rope_theta,
-                                    max_sequence_length=config.max_sequence_length)
+        self.rope = RotaryEmbedding(
+            head_dim=config.head_dim, theta=config.rope_theta, max_sequence_length=config.max_sequence_length
+        )
         if init_weights:
             self.reset_parameters()
 

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from olmo2_lit.data.datamodule import PrepareSpec, TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.sampler import epoch_order
-from olmo2_lit.data.writer import RollingShardWriter
+from olmo2_lit.prepare.writer import RollingShardWriter
 
 VOCAB, T = 512, 16
 

@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 
 from olmo2_lit.data.sampler import epoch_order
-from olmo2_lit.data.writer import RollingShardWriter
+from olmo2_lit.prepare.writer import RollingShardWriter
 
 # Lightning's DDP launcher re-runs the script, so the run lives in its own file (LIGHTNING.md §2).
 SCRIPT = textwrap.dedent("""

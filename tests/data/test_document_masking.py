@@ -4,7 +4,7 @@ import torch
 
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
-from olmo2_lit.data.writer import RollingShardWriter
+from olmo2_lit.prepare.writer import RollingShardWriter
 from olmo2_lit.model import ModelConfig, Transformer
 
 VOCAB, T, EOS = 256, 48, 0

@@ -4,8 +4,8 @@ import json
 import pytest
 import zstandard
 
-from olmo2_lit.data.corpus import STDLIB_CORPUS, stdlib_files
-from olmo2_lit.data.documents import DocumentReader, resolve_inputs, split_ranges
+from olmo2_lit.prepare.corpus import STDLIB_CORPUS, stdlib_files
+from olmo2_lit.prepare.documents import DocumentReader, resolve_inputs, split_ranges
 
 
 def _jsonl(docs):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import zstandard
 
-from olmo2_lit.data.documents import resolve_inputs
-from olmo2_lit.data.encode import EncodeConfig, Task, encode_task
-from olmo2_lit.data.prepare import prepare
+from olmo2_lit.prepare.documents import resolve_inputs
+from olmo2_lit.prepare.encode import EncodeConfig, Task, encode_task
+from olmo2_lit.prepare.prepare import prepare
 from olmo2_lit.data.shards import find_shards, open_shard, read_meta, read_tokens
 from olmo2_lit.data.tokenizer import load_tokenizer, train_bpe
 

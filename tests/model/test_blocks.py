@@ -1,9 +1,7 @@
-import typing
-
 import pytest
 import torch
 
-from olmo2_lit.model import BLOCKS, OLMo0424Block, PreNormBlock, ModelConfig, ReorderedNormBlock, Transformer
+from olmo2_lit.model import BLOCKS, ModelConfig, OLMo0424Block, PreNormBlock, ReorderedNormBlock, Transformer
 from olmo2_lit.model.norms import NonParametricLayerNorm, RMSNorm
 
 

@@ -8,7 +8,9 @@ def test_flops_per_token_counts_matmul_params():
     with torch.device("meta"):
         model = Transformer(cfg)
     # every weight except the input embedding lookup and the norms is a matmul
-    matmul_params = sum(p.numel() for n, p in model.named_parameters() if p.ndim == 2) - model.embeddings.weight.numel()
+    matmul_params = (
+        sum(p.numel() for n, p in model.named_parameters() if p.ndim == 2) - model.embeddings.weight.numel()
+    )
     fwd = flops_per_token(cfg, 4096, training=False)
     assert fwd == 2 * matmul_params + 4 * cfg.n_layers * 4096 * cfg.d_model
     assert flops_per_token(cfg, 4096) == 3 * fwd

@@ -9,19 +9,23 @@ def test_rmsnorm_in_fp32_then_cast():
     with torch.no_grad():
         norm.weight.copy_(torch.linspace(0.5, 2.0, 8))
     x = torch.randn(3, 8, dtype=torch.float64)
-    ref = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight.double())
+    ref = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight.double()
     torch.testing.assert_close(norm(x.float()).double(), ref, atol=1e-6, rtol=0)
     xb = x.bfloat16()
     out = norm(xb)
     assert out.dtype == torch.bfloat16
     # weight multiply happens in fp32 before the single rounding to bf16 (OLMo-core order)
-    expected = (xb.float() * torch.rsqrt(xb.float().pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight).bfloat16()
+    expected = (
+        xb.float() * torch.rsqrt(xb.float().pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    ).bfloat16()
     assert torch.equal(out, expected)
 
 
 def test_layernorms():
     x = torch.randn(4, 16)
-    torch.testing.assert_close(NonParametricLayerNorm(16, eps=1e-5)(x), torch.nn.functional.layer_norm(x, (16,)))
+    torch.testing.assert_close(
+        NonParametricLayerNorm(16, eps=1e-5)(x), torch.nn.functional.layer_norm(x, (16,))
+    )
     assert len(list(LayerNorm(16, eps=1e-5).parameters())) == 1
 
 

@@ -9,14 +9,18 @@ import subprocess
 import sys
 
 import pytest
-
 from training_helpers import scalars, tiny_args
 
 
 def _run(args, cwd):
     # olmo2-lit via -m: DDP's launcher re-runs this same command for rank 1.
-    proc = subprocess.run([sys.executable, "-m", "olmo2_lit", "fit", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "olmo2_lit", "fit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

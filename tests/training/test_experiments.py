@@ -35,9 +35,18 @@ ALL = sorted(EXPERIMENTS.rglob("*.yaml"))
 
 def test_every_recipe_is_covered():
     names = {p.relative_to(EXPERIMENTS).as_posix() for p in ALL}
-    assert {"quickstart.yaml", "olmo2_1b_stage1.yaml", "olmo2_7b_stage1.yaml", "olmo2_13b_stage1.yaml",
-            "olmo2_32b_stage1.yaml", "olmo2_stage2_anneal.yaml", "ablations/pre_norm.yaml",
-            "ablations/no_qk_norm.yaml", "ablations/no_z_loss.yaml", "ablations/olmo0424.yaml"} <= names
+    assert {
+        "quickstart.yaml",
+        "olmo2_1b_stage1.yaml",
+        "olmo2_7b_stage1.yaml",
+        "olmo2_13b_stage1.yaml",
+        "olmo2_32b_stage1.yaml",
+        "olmo2_stage2_anneal.yaml",
+        "ablations/pre_norm.yaml",
+        "ablations/no_qk_norm.yaml",
+        "ablations/no_z_loss.yaml",
+        "ablations/olmo0424.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.relative_to(EXPERIMENTS).as_posix())
@@ -47,18 +56,23 @@ def test_recipe_parses(path, capsys):
     assert "vocab_size" not in cfg["model"]["config"] and cfg["data"]["vocab_size"] > 0
 
 
-@pytest.mark.parametrize("name, size, lr, batch", [
-    ("olmo2_1b_stage1.yaml", (2048, 16, 16, None, 8192), 4e-4, 512),
-    ("olmo2_7b_stage1.yaml", (4096, 32, 32, None, 11008), 3e-4, 1024),
-    ("olmo2_13b_stage1.yaml", (5120, 40, 40, None, 13824), 9e-4, 2048),
-    ("olmo2_32b_stage1.yaml", (5120, 64, 40, 8, 27648), 6e-4, 2048),
-])
+@pytest.mark.parametrize(
+    "name, size, lr, batch",
+    [
+        ("olmo2_1b_stage1.yaml", (2048, 16, 16, None, 8192), 4e-4, 512),
+        ("olmo2_7b_stage1.yaml", (4096, 32, 32, None, 11008), 3e-4, 1024),
+        ("olmo2_13b_stage1.yaml", (5120, 40, 40, None, 13824), 9e-4, 2048),
+        ("olmo2_32b_stage1.yaml", (5120, 64, 40, 8, 27648), 6e-4, 2048),
+    ],
+)
 def test_stage1_recipes_have_published_hyperparameters(name, size, lr, batch, capsys):
     """OLMO2.md §1.5 (sizes) and §2.2-2.3 (LR, batch, betas, eps, decay, z-loss, sequence 4096)."""
     cfg = _print_config(_layers(EXPERIMENTS / name), capsys)
     m, opt = cfg["model"]["config"], cfg["model"]["optimizer"]["init_args"]
     assert (m["d_model"], m["n_layers"], m["n_heads"], m["n_kv_heads"], m["mlp_hidden"]) == size
-    assert opt["lr"] == lr and opt["betas"] == [0.9, 0.95] and opt["eps"] == 1e-8 and opt["weight_decay"] == 0.1
+    assert (
+        opt["lr"] == lr and opt["betas"] == [0.9, 0.95] and opt["eps"] == 1e-8 and opt["weight_decay"] == 0.1
+    )
     assert cfg["model"]["z_loss_multiplier"] == 1e-5 and cfg["trainer"]["gradient_clip_val"] == 1.0
     assert cfg["data"]["global_batch_size"] == batch and cfg["data"]["sequence_length"] == 4096
     assert cfg["trainer"]["precision"] == "bf16-mixed"
@@ -78,6 +92,11 @@ def test_olmo0424_fragment_switches_the_architecture(capsys):
     cfg = _print_config([QUICKSTART, EXPERIMENTS / "ablations" / "olmo0424.yaml"], capsys)
     m = cfg["model"]["config"]
     assert (m["block"], m["norm"], m["qk_norm"], m["clip_qkv"], m["init"]) == (
-        "olmo0424", "layer_norm_no_affine", False, 8.0, "olmo0424_scaled")
+        "olmo0424",
+        "layer_norm_no_affine",
+        False,
+        8.0,
+        "olmo0424_scaled",
+    )
     assert cfg["model"]["z_loss_multiplier"] == 0.0 and cfg["model"]["param_groups"] == []
     assert cfg["model"]["optimizer"]["init_args"]["lr"] == 3e-3  # the base's lr survives the layering

@@ -3,19 +3,45 @@
 from pathlib import Path
 
 import pytest
-
 from training_helpers import fit, scalars, tiny_args
+
 from olmo2_lit.model import ModelConfig, flops_per_token
 
-TAGS = ["train/ce_loss", "train/z_loss", "train/perplexity", "optim/lr", "optim/grad_norm",
-        "throughput/tokens_seen", "throughput/tokens_per_sec", "val/ce_loss", "val/perplexity"]
+TAGS = [
+    "train/ce_loss",
+    "train/z_loss",
+    "train/perplexity",
+    "optim/lr",
+    "optim/grad_norm",
+    "throughput/tokens_seen",
+    "throughput/tokens_per_sec",
+    "val/ce_loss",
+    "val/perplexity",
+]
 
 
 def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
-    fit(tiny_args(tmp_path, shards, max_steps=8, extra=(
-        "--data.val_paths", f"[{shards}]", "--trainer.val_check_interval", "8",
-        "--trainer.limit_val_batches", "2", "--throughput.window", "2",
-        "--throughput.peak_flops_per_device", "1e12", "--model.optimizer.init_args.lr", "3e-3")))
+    fit(
+        tiny_args(
+            tmp_path,
+            shards,
+            max_steps=8,
+            extra=(
+                "--data.val_paths",
+                f"[{shards}]",
+                "--trainer.val_check_interval",
+                "8",
+                "--trainer.limit_val_batches",
+                "2",
+                "--throughput.window",
+                "2",
+                "--throughput.peak_flops_per_device",
+                "1e12",
+                "--model.optimizer.init_args.lr",
+                "3e-3",
+            ),
+        )
+    )
     for tag in TAGS:
         assert scalars(tmp_path, tag), f"no {tag} in the event files"
     ce = [v for _, v in scalars(tmp_path, "train/ce_loss")]
@@ -32,16 +58,21 @@ def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
 
 
 def test_nan_loss_stops_naming_the_step(shards, tmp_path):
-    with pytest.raises(FloatingPointError, match=r"non-finite training loss nan at step 0 \(global instance indices \[\d+"):
+    with pytest.raises(
+        FloatingPointError, match=r"non-finite training loss nan at step 0 \(global instance indices \[\d+"
+    ):
         fit(tiny_args(tmp_path, shards, max_steps=3, extra=("--model.config.init", "nan_init.NaNInit")))
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--model.config.bogus", "1"), "bogus"),
-    (("--model.config.block", "prenorm"), "valid names: olmo0424, pre_norm, reordered_norm"),
-    (("--model.schedule.warmup", "50"), "model.schedule: schedule warmup (50.0) must be < t_max (20.0)"),
-    (("--model.config.n_heads", "5"), "d_model (32) must be divisible by n_heads (5)"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--model.config.bogus", "1"), "bogus"),
+        (("--model.config.block", "prenorm"), "valid names: olmo0424, pre_norm, reordered_norm"),
+        (("--model.schedule.warmup", "50"), "model.schedule: schedule warmup (50.0) must be < t_max (20.0)"),
+        (("--model.config.n_heads", "5"), "d_model (32) must be divisible by n_heads (5)"),
+    ],
+)
 def test_bad_config_fails_at_parse_time(shards, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit):
         fit(tiny_args(tmp_path, shards, max_steps=3, extra=extra))
@@ -50,8 +81,14 @@ def test_bad_config_fails_at_parse_time(shards, tmp_path, capsys, extra, message
 
 
 def test_bf16_mixed_fit_runs_and_learns(shards, tmp_path):
-    fit(tiny_args(tmp_path, shards, max_steps=6, extra=(
-        "--trainer.precision", "bf16-mixed", "--model.optimizer.init_args.lr", "3e-3")))
+    fit(
+        tiny_args(
+            tmp_path,
+            shards,
+            max_steps=6,
+            extra=("--trainer.precision", "bf16-mixed", "--model.optimizer.init_args.lr", "3e-3"),
+        )
+    )
     ce = [v for _, v in scalars(tmp_path, "train/ce_loss")]
     assert len(ce) == 6 and all(v == v for v in ce) and ce[-1] < ce[0]
 
@@ -71,12 +108,26 @@ def test_export_a_trained_checkpoint_to_transformers(shards, tmp_path):
     import torch
 
     from olmo2_lit.cli import main
-    from olmo2_lit.pretrained import load_pretrained
+    from olmo2_lit.weights.pretrained import load_pretrained
 
     fit(tiny_args(tmp_path, shards, max_steps=2))
     ckpt = tmp_path / "ckpt" / "last.ckpt"
-    main(["convert", "to-hf", "--checkpoint", str(ckpt), "--out_dir", str(tmp_path / "hf"),
-          "--dtype", "float32", "--eos_token_id", "0", "--pad_token_id", "1"])
+    main(
+        [
+            "convert",
+            "to-hf",
+            "--checkpoint",
+            str(ckpt),
+            "--out_dir",
+            str(tmp_path / "hf"),
+            "--dtype",
+            "float32",
+            "--eos_token_id",
+            "0",
+            "--pad_token_id",
+            "1",
+        ]
+    )
     hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
     ours = load_pretrained(ckpt).eval()
     ids = torch.randint(0, 256, (2, 16))
@@ -86,14 +137,21 @@ def test_export_a_trained_checkpoint_to_transformers(shards, tmp_path):
 
 def test_validate_test_and_predict_verbs_on_a_checkpoint(shards, tmp_path):
     import torch
-
     from training_helpers import OLMo2CLI
 
     base = tiny_args(tmp_path, shards, max_steps=2)
     fit(base)
     ckpt = str(tmp_path / "ckpt" / "last.ckpt")
-    held_out = ("--data.val_paths", f"[{shards}]", "--trainer.limit_val_batches", "2",
-                "--trainer.limit_test_batches", "2", "--trainer.limit_predict_batches", "1")
+    held_out = (
+        "--data.val_paths",
+        f"[{shards}]",
+        "--trainer.limit_val_batches",
+        "2",
+        "--trainer.limit_test_batches",
+        "2",
+        "--trainer.limit_predict_batches",
+        "1",
+    )
     val = OLMo2CLI(args=["validate", *base, *held_out, "--ckpt_path", ckpt])
     test = OLMo2CLI(args=["test", *base, *held_out, "--ckpt_path", ckpt])
     assert val.trainer.callback_metrics["val/ce_loss"] == test.trainer.callback_metrics["test/ce_loss"] > 0
@@ -109,10 +167,29 @@ def test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data(shards, tm
     ckpt = tmp_path / "s1" / "ckpt" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
     end_lr = saved["optimizer_states"][0]["param_groups"][0]["lr"]
-    cli = fit(tiny_args(tmp_path / "s2", shards, max_steps=2, extra=(
-        "--model.init_from", str(ckpt), "--model.lr_from_checkpoint", "true",
-        "--model.schedule", "olmo2_lit.schedules.LinearDecay", "--model.schedule.t_max", "4",
-        "--model.schedule.warmup", "0", "--seed_everything", "7", "--data.seed", "7")))
+    cli = fit(
+        tiny_args(
+            tmp_path / "s2",
+            shards,
+            max_steps=2,
+            extra=(
+                "--model.init_from",
+                str(ckpt),
+                "--model.lr_from_checkpoint",
+                "true",
+                "--model.schedule",
+                "olmo2_lit.train.schedules.LinearDecay",
+                "--model.schedule.t_max",
+                "4",
+                "--model.schedule.warmup",
+                "0",
+                "--seed_everything",
+                "7",
+                "--data.seed",
+                "7",
+            ),
+        )
+    )
     lrs = [v for _, v in scalars(tmp_path / "s2", "optim/lr")]
     assert lrs[0] == pytest.approx(end_lr) and lrs[1] == pytest.approx(end_lr * 0.75)
     s1 = [v for _, v in scalars(tmp_path / "s1", "train/ce_loss")]

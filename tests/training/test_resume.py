@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from training_helpers import fit, load_weights, scalars, tiny_args
 
 
@@ -13,8 +12,14 @@ def test_stop_and_resume_is_bitwise_identical(shards, tmp_path, num_workers):
     fit(tiny_args(straight, shards, max_steps=6, extra=workers))
     fit(tiny_args(stopped, shards, max_steps=3, extra=workers))
     assert (stopped / "ckpt" / "step0000003.ckpt").exists()
-    fit(tiny_args(stopped, shards, max_steps=6,
-                  extra=(*workers, "--ckpt_path", str(stopped / "ckpt" / "step0000003.ckpt"))))
+    fit(
+        tiny_args(
+            stopped,
+            shards,
+            max_steps=6,
+            extra=(*workers, "--ckpt_path", str(stopped / "ckpt" / "step0000003.ckpt")),
+        )
+    )
 
     a, b = scalars(straight, "train/ce_loss"), scalars(stopped, "train/ce_loss")
     assert [s for s, _ in a] == [0, 1, 2, 3, 4, 5] and len(b) == 6
@@ -42,8 +47,14 @@ def test_checkpoint_carries_data_position_rng_and_config(shards, tmp_path):
 def test_resume_with_another_model_config_names_the_field(shards, tmp_path):
     fit(tiny_args(tmp_path, shards, max_steps=3))
     with pytest.raises(ValueError, match="n_layers: checkpoint has 2, config has 3"):
-        fit(tiny_args(tmp_path / "other", shards, max_steps=6,
-                      extra=("--model.config.n_layers", "3", "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt"))))
+        fit(
+            tiny_args(
+                tmp_path / "other",
+                shards,
+                max_steps=6,
+                extra=("--model.config.n_layers", "3", "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt")),
+            )
+        )
 
 
 def test_missing_checkpoint_is_an_error_not_a_fresh_run(shards, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """The mapping between olmo2_lit and Hugging Face ``Olmo2ForCausalLM``: configs, tensor names, shapes.
 
 One table of tensor names (``WEIGHT_KEYS``) and one of config fields (``CONFIG_FIELDS``) serve both
-directions. Reading and writing files is in :mod:`olmo2_lit.pretrained`.
+directions. Reading and writing files is in :mod:`olmo2_lit.weights.pretrained`.
 
 Vocab padding: HF's ``vocab_size`` is the number of embedding rows, i.e. our ``padded_vocab_size``
 (100,352 for OLMo 2, OLMO2.md §6). ``export_hf`` writes that, plus our tokenizer size and pad multiple
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Literal, Optional, Union
 
 import torch
 
@@ -53,7 +54,9 @@ WEIGHT_KEYS: tuple[tuple[str, str], ...] = (
     ("norm.weight", "model.norm.weight"),
     ("lm_head.weight", "lm_head.weight"),
 )
-_KEY_PATTERNS = tuple(tuple(re.compile(re.escape(t).replace(r"\{i\}", r"(\d+)")) for t in row) for row in WEIGHT_KEYS)
+_KEY_PATTERNS = tuple(
+    tuple(re.compile(re.escape(t).replace(r"\{i\}", r"(\d+)")) for t in row) for row in WEIGHT_KEYS
+)
 
 _REQUIRED = object()
 #: ModelConfig field <-> HF Olmo2Config key, with HF's class default for a key that config.json omits
@@ -80,9 +83,12 @@ FIXED_HF_VALUES: dict[str, tuple[object, str]] = {
 
 #: ModelConfig values HF Olmo2 can represent (OLMO2.md §1.1-1.2); other values cannot be exported.
 OLMO2_COMPONENTS: dict[str, object] = {
-    "block": "reordered_norm", "norm": "rms_norm", "mlp": "swiglu", "qk_norm": True, "clip_qkv": None,
+    "block": "reordered_norm",
+    "norm": "rms_norm",
+    "mlp": "swiglu",
+    "qk_norm": True,
+    "clip_qkv": None,
 }
-
 
 
 def _rename(key: str, *, to_hf: bool) -> Optional[str]:
@@ -109,12 +115,15 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 # --------------------------------------------------------------------------------------------- configs
 
+
 def _check_hf_config(hf: dict) -> None:
     if hf.get("model_type") != "olmo2":
         raise ValueError(f"config.json model_type={hf.get('model_type')!r}: only 'olmo2' is supported")
     architectures = hf.get("architectures", ["Olmo2ForCausalLM"])
     if architectures != ["Olmo2ForCausalLM"]:
-        raise ValueError(f"config.json architectures={architectures!r}: only ['Olmo2ForCausalLM'] is supported")
+        raise ValueError(
+            f"config.json architectures={architectures!r}: only ['Olmo2ForCausalLM'] is supported"
+        )
     for key, (value, why) in FIXED_HF_VALUES.items():
         if hf.get(key, value) != value:
             raise ValueError(f"config.json {key}={hf[key]!r} is not supported: needs {value!r} ({why})")
@@ -122,7 +131,9 @@ def _check_hf_config(hf: dict) -> None:
         raise ValueError(f"config.json rope_scaling={hf['rope_scaling']!r} is not supported: only plain RoPE")
     head_dim = hf.get("head_dim")
     if head_dim is not None and head_dim * hf.get("num_attention_heads", 0) != hf.get("hidden_size"):
-        raise ValueError(f"config.json head_dim={head_dim} is not supported: needs hidden_size / num_attention_heads")
+        raise ValueError(
+            f"config.json head_dim={head_dim} is not supported: needs hidden_size / num_attention_heads"
+        )
 
 
 def _rope_theta_from_hf(hf: dict) -> float:
@@ -133,8 +144,10 @@ def _rope_theta_from_hf(hf: dict) -> float:
             raise ValueError(f"config.json rope_parameters.{key}={value!r} is not supported: only plain RoPE")
     thetas = {float(t) for t in (params.get("rope_theta"), hf.get("rope_theta")) if t is not None}
     if len(thetas) > 1:
-        raise ValueError(f"config.json rope_theta={hf['rope_theta']} disagrees with "
-                         f"rope_parameters.rope_theta={params['rope_theta']}")
+        raise ValueError(
+            f"config.json rope_theta={hf['rope_theta']} disagrees with "
+            f"rope_parameters.rope_theta={params['rope_theta']}"
+        )
     return thetas.pop() if thetas else 10_000.0  # HF's default when neither is given
 
 
@@ -148,8 +161,10 @@ def _vocab_from_hf(hf: dict) -> tuple[int, int]:
         return rows, math.gcd(rows, 128)  # any divisor of rows pads rows to itself; 128 as OLMo 2 does
     size, multiple = hint["vocab_size"], hint["vocab_pad_multiple"]
     if -(-size // multiple) * multiple != rows:
-        raise ValueError(f"config.json {VOCAB_HINT_KEY}.vocab_size={size} padded to a multiple of {multiple} "
-                         f"does not give vocab_size={rows}")
+        raise ValueError(
+            f"config.json {VOCAB_HINT_KEY}.vocab_size={size} padded to a multiple of {multiple} "
+            f"does not give vocab_size={rows}"
+        )
     return size, multiple
 
 
@@ -172,26 +187,40 @@ def hf_config_to_model_config(hf: dict) -> ModelConfig:
     if fields["n_kv_heads"] == fields["n_heads"]:
         fields["n_kv_heads"] = None  # plain multi-head attention, as the presets spell it
     vocab_size, vocab_pad_multiple = _vocab_from_hf(hf)
-    return ModelConfig(**fields, **OLMO2_COMPONENTS, vocab_size=vocab_size, vocab_pad_multiple=vocab_pad_multiple,
-                       rope_theta=_rope_theta_from_hf(hf))
+    return ModelConfig(
+        **fields,
+        **OLMO2_COMPONENTS,
+        vocab_size=vocab_size,
+        vocab_pad_multiple=vocab_pad_multiple,
+        rope_theta=_rope_theta_from_hf(hf),
+    )
 
 
 def _check_hf_representable(cfg: ModelConfig) -> None:
     for name, value in OLMO2_COMPONENTS.items():
         if getattr(cfg, name) != value:
-            raise ValueError(f"ModelConfig.{name}={getattr(cfg, name)!r} has no HF Olmo2 equivalent (needs {value!r})")
+            raise ValueError(
+                f"ModelConfig.{name}={getattr(cfg, name)!r} has no HF Olmo2 equivalent (needs {value!r})"
+            )
 
 
 def _check_token_ids(cfg: ModelConfig, ids: dict[str, Optional[int]]) -> None:
     for name, value in ids.items():
         if value is not None and not 0 <= value < cfg.vocab_size:
-            raise ValueError(f"{name}={value} is outside the vocabulary (vocab_size={cfg.vocab_size}); "
-                             "pass your tokenizer's ids")
+            raise ValueError(
+                f"{name}={value} is outside the vocabulary (vocab_size={cfg.vocab_size}); "
+                "pass your tokenizer's ids"
+            )
 
 
-def model_config_to_hf_config(cfg: ModelConfig, *, eos_token_id: int = DOLMA2_EOS_TOKEN_ID,
-                              pad_token_id: Optional[int] = DOLMA2_PAD_TOKEN_ID,
-                              bos_token_id: Optional[int] = None, dtype: DTypeLike = "bfloat16") -> dict:
+def model_config_to_hf_config(
+    cfg: ModelConfig,
+    *,
+    eos_token_id: int = DOLMA2_EOS_TOKEN_ID,
+    pad_token_id: Optional[int] = DOLMA2_PAD_TOKEN_ID,
+    bos_token_id: Optional[int] = None,
+    dtype: DTypeLike = "bfloat16",
+) -> dict:
     """The HF ``config.json`` dict for ``cfg``, readable by transformers v4 and v5.
 
     Args:
@@ -202,15 +231,24 @@ def model_config_to_hf_config(cfg: ModelConfig, *, eos_token_id: int = DOLMA2_EO
         dtype: dtype the weights are stored in, written as ``dtype`` (v5) and ``torch_dtype`` (v4).
     """
     _check_hf_representable(cfg)
-    _check_token_ids(cfg, {"eos_token_id": eos_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id})
+    _check_token_ids(
+        cfg, {"eos_token_id": eos_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id}
+    )
     name = _dtype_name(as_dtype(dtype))
     hf = {"architectures": ["Olmo2ForCausalLM"], "model_type": "olmo2"}
     hf.update({key: effective(cfg, ours) for ours, key, _ in CONFIG_FIELDS})
     hf.update({key: value for key, (value, _) in FIXED_HF_VALUES.items()})
-    hf.update(vocab_size=cfg.padded_vocab_size, rope_theta=cfg.rope_theta,
-              rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
-              eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos_token_id,
-              use_cache=True, dtype=name, torch_dtype=name)
+    hf.update(
+        vocab_size=cfg.padded_vocab_size,
+        rope_theta=cfg.rope_theta,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        bos_token_id=bos_token_id,
+        use_cache=True,
+        dtype=name,
+        torch_dtype=name,
+    )
     hf[VOCAB_HINT_KEY] = {"vocab_size": cfg.vocab_size, "vocab_pad_multiple": cfg.vocab_pad_multiple}
     return hf
 
@@ -221,6 +259,7 @@ def effective(cfg: ModelConfig, field: str):
 
 
 # ---------------------------------------------------------------------------------------- state dicts
+
 
 def native_shapes(cfg: ModelConfig) -> dict[str, torch.Size]:
     """Our parameter names and shapes for ``cfg`` (built on the meta device: no memory)."""
@@ -243,8 +282,11 @@ def check_tensors(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.S
     problems = []
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k} expected {tuple(s)}, got {tuple(sd[k].shape)}" for k, s in expected.items()
-             if k in sd and sd[k].shape != s]
+    wrong = [
+        f"{k} expected {tuple(s)}, got {tuple(sd[k].shape)}"
+        for k, s in expected.items()
+        if k in sd and sd[k].shape != s
+    ]
     if missing:
         problems.append(f"missing tensor(s): {key_listing(missing)}")
     if unexpected:
@@ -268,7 +310,9 @@ def native_to_hf(sd: Mapping[str, torch.Tensor], cfg: ModelConfig) -> StateDict:
     return {_rename(key, to_hf=True): t for key, t in sd.items()}
 
 
-def build_model(cfg: ModelConfig, sd: Mapping[str, torch.Tensor], *, dtype: Optional[DTypeLike] = None) -> Transformer:
+def build_model(
+    cfg: ModelConfig, sd: Mapping[str, torch.Tensor], *, dtype: Optional[DTypeLike] = None
+) -> Transformer:
     """A :class:`Transformer` holding ``sd`` (our names), without allocating a second copy.
 
     Args:
@@ -288,7 +332,9 @@ def build_model(cfg: ModelConfig, sd: Mapping[str, torch.Tensor], *, dtype: Opti
         for name, buf in module.named_buffers(recurse=False):
             if buf.is_meta:
                 if buf.numel():
-                    raise RuntimeError(f"buffer {name} of {type(module).__name__} is built at construction; "
-                                       "build_model can only restore buffers that start empty")
+                    raise RuntimeError(
+                        f"buffer {name} of {type(module).__name__} is built at construction; "
+                        "build_model can only restore buffers that start empty"
+                    )
                 setattr(module, name, torch.empty(0, dtype=buf.dtype))
     return model

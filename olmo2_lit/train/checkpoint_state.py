@@ -14,8 +14,11 @@ from olmo2_lit.model import ModelConfig
 def check_model_config(saved: dict, current: ModelConfig) -> None:
     """Raise a ValueError naming every field where a checkpoint's model config differs."""
     now = current.to_dict()
-    diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {now.get(k)!r}"
-             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    diffs = [
+        f"{k}: checkpoint has {saved.get(k)!r}, config has {now.get(k)!r}"
+        for k in sorted(set(saved) | set(now))
+        if saved.get(k) != now.get(k)
+    ]
     if diffs:
         raise ValueError("checkpoint is from another model config:\n  " + "\n  ".join(diffs))
 
@@ -24,8 +27,11 @@ def rng_state() -> dict[str, Any]:
     """Python, numpy and torch (CPU and CUDA) generator states."""
     # Plain lists and tensors only, so the checkpoint loads with torch.load(weights_only=True).
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -116,7 +116,9 @@ class LinearDecay(_WarmupThenDecay):
         units: steps or tokens.
     """
 
-    def __init__(self, *, t_max: float, warmup: float = 0, alpha_f: float = 0.0, units: Units = "steps") -> None:
+    def __init__(
+        self, *, t_max: float, warmup: float = 0, alpha_f: float = 0.0, units: Units = "steps"
+    ) -> None:
         super().__init__(warmup=warmup, t_max=t_max, alpha_f=alpha_f, units=units)
 
     def _decay(self, progress: float) -> float:
@@ -135,8 +137,9 @@ class WarmupStableDecay(Schedule):
         units: steps or tokens.
     """
 
-    def __init__(self, *, warmup: float, decay: float, t_max: float, alpha_f: float = 0.0,
-                 units: Units = "steps") -> None:
+    def __init__(
+        self, *, warmup: float, decay: float, t_max: float, alpha_f: float = 0.0, units: Units = "steps"
+    ) -> None:
         super().__init__(units=units)
         for name, value in (("warmup", warmup), ("decay", decay)):
             _check(name, value)

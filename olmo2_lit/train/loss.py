@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 
-def lm_loss(logits: torch.Tensor, labels: torch.Tensor, *,
-            z_loss_multiplier: Optional[float] = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+def lm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, *, z_loss_multiplier: Optional[float] = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and z-loss over the positions whose label is not -100.
 
     The z-loss is ``z_loss_multiplier * logsumexp(logits)^2`` averaged over the same positions

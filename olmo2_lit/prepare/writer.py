@@ -24,8 +24,6 @@ def atomic_write_text(path: PathLike, text: str) -> None:
         f.write(text)
 
 
-
-
 class ShardWriter:
     """Appends token ids to one shard through a temp file; :meth:`close` makes it appear atomically.
 
@@ -40,12 +38,17 @@ class ShardWriter:
         tokenizer_sha256: its sha256, recorded in the sidecar.
     """
 
-    def __init__(self, path: PathLike, *, vocab_size: int, eos_token_id: int, tokenizer: str,
-                 tokenizer_sha256: str) -> None:
+    def __init__(
+        self, path: PathLike, *, vocab_size: int, eos_token_id: int, tokenizer: str, tokenizer_sha256: str
+    ) -> None:
         self.path = Path(path)
         self.dtype = dtype_for_vocab(vocab_size)
-        self._fields = dict(vocab_size=vocab_size, eos_token_id=eos_token_id, tokenizer=tokenizer,
-                            tokenizer_sha256=tokenizer_sha256)
+        self._fields = dict(
+            vocab_size=vocab_size,
+            eos_token_id=eos_token_id,
+            tokenizer=tokenizer,
+            tokenizer_sha256=tokenizer_sha256,
+        )
         self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._file = open(self._tmp, "wb")
         self._hash = hashlib.sha256()
@@ -59,8 +62,9 @@ class ShardWriter:
             return
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= self._fields["vocab_size"]:
-            raise ValueError(f"{self.path}: token id {hi if hi >= 0 else lo} outside [0, "
-                             f"{self._fields['vocab_size']})")
+            raise ValueError(
+                f"{self.path}: token id {hi if hi >= 0 else lo} outside [0, {self._fields['vocab_size']})"
+            )
         data = np.ascontiguousarray(tokens, dtype=self.dtype).tobytes()
         self._file.write(data)
         self._hash.update(data)
@@ -73,9 +77,14 @@ class ShardWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        meta = ShardMeta(dtype=self.dtype.name, num_tokens=self.num_tokens, num_documents=self._num_documents,
-                         max_token_id=self._max_token_id, checksum=f"sha256:{self._hash.hexdigest()}",
-                         **self._fields)
+        meta = ShardMeta(
+            dtype=self.dtype.name,
+            num_tokens=self.num_tokens,
+            num_documents=self._num_documents,
+            max_token_id=self._max_token_id,
+            checksum=f"sha256:{self._hash.hexdigest()}",
+            **self._fields,
+        )
         atomic_write_text(sidecar_path(self.path), json.dumps(dataclasses.asdict(meta), indent=2) + "\n")
         os.replace(self._tmp, self.path)
         return meta
@@ -111,15 +120,28 @@ class RollingShardWriter:
         tokenizer_sha256: its sha256, for the sidecars.
     """
 
-    def __init__(self, directory: PathLike, *, prefix: str, shard_size_tokens: int, vocab_size: int,
-                 eos_token_id: int, tokenizer: str, tokenizer_sha256: str) -> None:
+    def __init__(
+        self,
+        directory: PathLike,
+        *,
+        prefix: str,
+        shard_size_tokens: int,
+        vocab_size: int,
+        eos_token_id: int,
+        tokenizer: str,
+        tokenizer_sha256: str,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
         self.shard_size_tokens = shard_size_tokens
         self.dtype = dtype_for_vocab(vocab_size)
-        self._fields = dict(vocab_size=vocab_size, eos_token_id=eos_token_id, tokenizer=tokenizer,
-                            tokenizer_sha256=tokenizer_sha256)
+        self._fields = dict(
+            vocab_size=vocab_size,
+            eos_token_id=eos_token_id,
+            tokenizer=tokenizer,
+            tokenizer_sha256=tokenizer_sha256,
+        )
         self.eos_token_id = eos_token_id
         self.closed: list[tuple[str, ShardMeta]] = []
         self._current: ShardWriter | None = None
@@ -134,7 +156,7 @@ class RollingShardWriter:
             if tokens.size < room:
                 self._current.write(tokens)
                 return
-            ends = np.flatnonzero(tokens[max(room - 1, 0):] == self.eos_token_id)
+            ends = np.flatnonzero(tokens[max(room - 1, 0) :] == self.eos_token_id)
             if not ends.size:
                 self._current.write(tokens)
                 return

@@ -15,11 +15,12 @@ import glob
 import gzip
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Literal, Optional
+from typing import BinaryIO, Literal, Optional
 
-from olmo2_lit.data.corpus import STDLIB_CORPUS, stdlib_files, stdlib_root
+from olmo2_lit.prepare.corpus import STDLIB_CORPUS, stdlib_files, stdlib_root
 
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
@@ -96,8 +97,13 @@ def resolve_inputs(inputs: list[str]) -> list[InputFile]:
             found += [_describe(p, p.name) for p in matches]
         elif Path(entry).is_dir():
             root = Path(entry)
-            matches = sorted(p for p in root.rglob("*") if p.is_file() and _wanted_in_directory(p)
-                             and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            matches = sorted(
+                p
+                for p in root.rglob("*")
+                if p.is_file()
+                and _wanted_in_directory(p)
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
             if not matches:
                 raise FileNotFoundError(f"{entry}: input directory holds no text or JSONL files")
             found += [_describe(p, str(p.relative_to(root))) for p in matches]
@@ -164,8 +170,11 @@ class DocumentReader:
             line_offset, offset = offset, offset + len(line)
             if not line.strip():
                 continue
-            where = (f"{self.source.path}:{line_number}" if self.source.start == 0
-                     else f"{self.source.path} (line at byte {line_offset})")
+            where = (
+                f"{self.source.path}:{line_number}"
+                if self.source.start == 0
+                else f"{self.source.path} (line at byte {line_offset})"
+            )
             try:
                 record = json.loads(line)
             except ValueError as e:

@@ -18,21 +18,22 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from olmo2_lit.data.documents import DocumentReader, InputFile, resolve_inputs
-from olmo2_lit.data.encode import EncodeConfig, TaskResult
 from olmo2_lit.data.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
 from olmo2_lit.data.shards import dtype_for_vocab
-from olmo2_lit.data.tasks import plan_tasks, run_tasks
 from olmo2_lit.data.tokenizer import DEFAULT_EOS, eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
-from olmo2_lit.data.writer import RollingShardWriter, atomic_write_text
+from olmo2_lit.prepare.documents import DocumentReader, InputFile, resolve_inputs
+from olmo2_lit.prepare.encode import EncodeConfig, TaskResult
+from olmo2_lit.prepare.tasks import plan_tasks, run_tasks
+from olmo2_lit.prepare.writer import RollingShardWriter, atomic_write_text
 
 MANIFEST = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -124,15 +125,34 @@ def prepare(
     log = print if progress else (lambda *a, **k: None)
     started = time.perf_counter()
     try:
-        tok = _get_tokenizer(tokenizer, sources, vocab_size=vocab_size, eos_token=eos_token,
-                             text_field=text_field, bpe_train_bytes=bpe_train_bytes, log=log)
+        tok = _get_tokenizer(
+            tokenizer,
+            sources,
+            vocab_size=vocab_size,
+            eos_token=eos_token,
+            text_field=text_field,
+            bpe_train_bytes=bpe_train_bytes,
+            log=log,
+        )
         tok.save(str(staging / TOKENIZER_FILE))
-        config = EncodeConfig(vocab_size=vocab_size or tok.get_vocab_size(with_added_tokens=True),
-                              eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "the trained BPE"),
-                              val_fraction=val_fraction, seed=seed, ngram_filter=ngram_filter, text_field=text_field)
-        summary = _tokenize(sources, config, tok, staging=staging, output_dir=str(out),
-                            shard_size_tokens=shard_size_tokens, workers=num_workers or _default_workers(),
-                            progress=progress)
+        config = EncodeConfig(
+            vocab_size=vocab_size or tok.get_vocab_size(with_added_tokens=True),
+            eos_token_id=eos_token_id(tok, eos_token, source=tokenizer or "the trained BPE"),
+            val_fraction=val_fraction,
+            seed=seed,
+            ngram_filter=ngram_filter,
+            text_field=text_field,
+        )
+        summary = _tokenize(
+            sources,
+            config,
+            tok,
+            staging=staging,
+            output_dir=str(out),
+            shard_size_tokens=shard_size_tokens,
+            workers=num_workers or _default_workers(),
+            progress=progress,
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
         raise
@@ -141,29 +161,62 @@ def prepare(
     return summary
 
 
-def _tokenize(sources: list[InputFile], config: EncodeConfig, tok: Tokenizer, *, staging: Path, output_dir: str,
-              shard_size_tokens: int, workers: int, progress: bool) -> PrepareSummary:
+def _tokenize(
+    sources: list[InputFile],
+    config: EncodeConfig,
+    tok: Tokenizer,
+    *,
+    staging: Path,
+    output_dir: str,
+    shard_size_tokens: int,
+    workers: int,
+    progress: bool,
+) -> PrepareSummary:
     """Run the tasks and write their tokens, in task order, as train and val shards under ``staging``."""
-    writers = {split: RollingShardWriter(staging / split, prefix="part", shard_size_tokens=shard_size_tokens,
-                                         vocab_size=config.vocab_size, eos_token_id=config.eos_token_id,
-                                         tokenizer=TOKENIZER_FILE, tokenizer_sha256=tokenizer_sha256(tok))
-               for split in ("train", "val")}
+    writers = {
+        split: RollingShardWriter(
+            staging / split,
+            prefix="part",
+            shard_size_tokens=shard_size_tokens,
+            vocab_size=config.vocab_size,
+            eos_token_id=config.eos_token_id,
+            tokenizer=TOKENIZER_FILE,
+            tokenizer_sha256=tokenizer_sha256(tok),
+        )
+        for split in ("train", "val")
+    }
     started, counts = time.perf_counter(), TaskResult(index=-1, train_path="", val_path="")
-    with tqdm(total=sum(s.size for s in sources), unit="B", unit_scale=True, desc="prepare",
-              disable=not progress) as bar:
-        for result in run_tasks(plan_tasks(sources, staging / "work", workers=workers), config, tok,
-                                workers=workers, on_progress=bar.update):
+    with tqdm(
+        total=sum(s.size for s in sources), unit="B", unit_scale=True, desc="prepare", disable=not progress
+    ) as bar:
+        for result in run_tasks(
+            plan_tasks(sources, staging / "work", workers=workers),
+            config,
+            tok,
+            workers=workers,
+            on_progress=bar.update,
+        ):
             _absorb(result, writers, counts)
     shards = {split: w.close() for split, w in writers.items()}
     seconds = time.perf_counter() - started
     tokens = {split: sum(m.num_tokens for _, m in closed) for split, closed in shards.items()}
     return PrepareSummary(
-        output_dir=output_dir, vocab_size=config.vocab_size, dtype=dtype_for_vocab(config.vocab_size).name,
-        eos_token_id=config.eos_token_id, train_tokens=tokens["train"], val_tokens=tokens["val"],
-        train_shards=[n for n, _ in shards["train"]], val_shards=[n for n, _ in shards["val"]],
-        documents=counts.train_documents + counts.val_documents, filtered_documents=counts.filtered_documents,
-        filtered_tokens=counts.filtered_tokens, empty_documents=counts.empty_documents, input_bytes=counts.bytes_read,
-        seconds=seconds, tokens_per_second=(tokens["train"] + tokens["val"]) / max(seconds, 1e-9))
+        output_dir=output_dir,
+        vocab_size=config.vocab_size,
+        dtype=dtype_for_vocab(config.vocab_size).name,
+        eos_token_id=config.eos_token_id,
+        train_tokens=tokens["train"],
+        val_tokens=tokens["val"],
+        train_shards=[n for n, _ in shards["train"]],
+        val_shards=[n for n, _ in shards["val"]],
+        documents=counts.train_documents + counts.val_documents,
+        filtered_documents=counts.filtered_documents,
+        filtered_tokens=counts.filtered_tokens,
+        empty_documents=counts.empty_documents,
+        input_bytes=counts.bytes_read,
+        seconds=seconds,
+        tokens_per_second=(tokens["train"] + tokens["val"]) / max(seconds, 1e-9),
+    )
 
 
 def _default_workers() -> int:
@@ -179,8 +232,10 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out / MANIFEST}: {out} already holds prepared shards; pass overwrite=True")
     for split in ("train", "val"):
         if (out / split).is_dir() and any((out / split).iterdir()):
-            raise FileExistsError(f"{out / split}: exists but {out} has no {MANIFEST} (not written by prepare, or "
-                                  "an interrupted run); pass overwrite=True to replace it")
+            raise FileExistsError(
+                f"{out / split}: exists but {out} has no {MANIFEST} (not written by prepare, or "
+                "an interrupted run); pass overwrite=True to replace it"
+            )
 
 
 def _subsample(sources: list[InputFile], max_input_bytes: Optional[int], seed: int) -> list[InputFile]:
@@ -208,16 +263,29 @@ def _texts(sources: list[InputFile], *, text_field: str, max_chars: int, seen: l
                 return
 
 
-def _get_tokenizer(path: Optional[str], sources: list[InputFile], *, vocab_size: Optional[int], eos_token: str,
-                   text_field: str, bpe_train_bytes: int, log: Callable) -> Tokenizer:
+def _get_tokenizer(
+    path: Optional[str],
+    sources: list[InputFile],
+    *,
+    vocab_size: Optional[int],
+    eos_token: str,
+    text_field: str,
+    bpe_train_bytes: int,
+    log: Callable,
+) -> Tokenizer:
     if path is not None:
         return load_tokenizer(path)
     vocab_size = vocab_size or 8192
     started, seen = time.perf_counter(), [0]
-    tok = train_bpe(_texts(sources, text_field=text_field, max_chars=bpe_train_bytes, seen=seen),
-                    vocab_size=vocab_size, eos_token=eos_token)
-    log(f"trained a byte-level BPE ({tok.get_vocab_size():,} tokens, target {vocab_size:,}) on "
-        f"{seen[0] / 1e6:.1f} M characters of the inputs in {time.perf_counter() - started:.1f} s")
+    tok = train_bpe(
+        _texts(sources, text_field=text_field, max_chars=bpe_train_bytes, seen=seen),
+        vocab_size=vocab_size,
+        eos_token=eos_token,
+    )
+    log(
+        f"trained a byte-level BPE ({tok.get_vocab_size():,} tokens, target {vocab_size:,}) on "
+        f"{seen[0] / 1e6:.1f} M characters of the inputs in {time.perf_counter() - started:.1f} s"
+    )
     return tok
 
 
@@ -229,8 +297,14 @@ def _absorb(result: TaskResult, writers: dict[str, RollingShardWriter], counts: 
             while block := f.read(_COPY_BLOCK_TOKENS * writer.dtype.itemsize):
                 writer.write(np.frombuffer(block, dtype=writer.dtype))
         os.unlink(path)
-    for name in ("train_documents", "val_documents", "filtered_documents", "filtered_tokens", "empty_documents",
-                 "bytes_read"):
+    for name in (
+        "train_documents",
+        "val_documents",
+        "filtered_documents",
+        "filtered_tokens",
+        "empty_documents",
+        "bytes_read",
+    ):
         setattr(counts, name, getattr(counts, name) + getattr(result, name))
 
 
@@ -244,20 +318,33 @@ def _publish(staging: Path, out: Path, summary: PrepareSummary, **settings) -> N
             target.unlink()
         os.replace(staging / name, target)
     shutil.rmtree(staging)
-    manifest = {"format": "olmo2_lit.prepared/1", "tokenizer": TOKENIZER_FILE, **asdict(summary),
-                "ngram_rule": {"min_period": MIN_PERIOD, "max_period": MAX_PERIOD, "min_repeats": MIN_REPEATS},
-                **settings}
+    manifest = {
+        "format": "olmo2_lit.prepared/1",
+        "tokenizer": TOKENIZER_FILE,
+        **asdict(summary),
+        "ngram_rule": {"min_period": MIN_PERIOD, "max_period": MAX_PERIOD, "min_repeats": MIN_REPEATS},
+        **settings,
+    }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def _report(s: PrepareSummary, ngram_filter: bool, wall: float, log: Callable) -> None:
-    log(f"prepare: {s.documents:,} documents -> {s.train_tokens:,} train tokens in {len(s.train_shards)} shard(s), "
-        f"{s.val_tokens:,} val tokens in {len(s.val_shards)} shard(s) ({s.dtype}, vocab {s.vocab_size:,})")
+    log(
+        f"prepare: {s.documents:,} documents -> {s.train_tokens:,} train tokens "
+        f"in {len(s.train_shards)} shard(s), "
+        f"{s.val_tokens:,} val tokens in {len(s.val_shards)} shard(s) ({s.dtype}, vocab {s.vocab_size:,})"
+    )
     if ngram_filter:
         total = s.documents + s.filtered_documents
-        log(f"n-gram filter (>= {MIN_REPEATS} repeats of a {MIN_PERIOD}-{MAX_PERIOD} token n-gram): removed "
-            f"{s.filtered_documents:,} of {total:,} documents ({100 * s.filtered_documents / max(total, 1):.2f}%), "
-            f"{s.filtered_tokens:,} tokens")
+        log(
+            f"n-gram filter (>= {MIN_REPEATS} repeats of a {MIN_PERIOD}-{MAX_PERIOD} token n-gram): removed "
+            f"{s.filtered_documents:,} of {total:,} documents "
+            f"({100 * s.filtered_documents / max(total, 1):.2f}%), "
+            f"{s.filtered_tokens:,} tokens"
+        )
     if s.empty_documents:
         log(f"skipped {s.empty_documents:,} empty documents")
-    log(f"tokenized at {s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s; {wall:.1f} s in all) -> {s.output_dir}")
+    log(
+        f"tokenized at {s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s; {wall:.1f} s in all) "
+        f"-> {s.output_dir}"
+    )

@@ -8,15 +8,16 @@ task files, in task order, into shards; so the output does not depend on how man
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.documents import DocumentReader, InputFile, Piece
 from olmo2_lit.data.ngram import MAX_PERIOD, MIN_REPEATS, flag_repetitive
 from olmo2_lit.data.shards import dtype_for_vocab
+from olmo2_lit.prepare.documents import DocumentReader, InputFile, Piece
 
 # A span of >= MIN_REPEATS repeats of a period <= MAX_PERIOD fits in this many tokens, so carrying this
 # much of a long document's previous piece lets the filter see a run that crosses a piece boundary.
@@ -108,8 +109,10 @@ class _TaskEncoder:
         if flat.size and flat.max() >= self.config.vocab_size:
             i = next(i for i, ids in enumerate(pieces) if ids.size and ids.max() >= self.config.vocab_size)
             source, piece = batch[i]
-            raise ValueError(f"{source.path} (document {piece.doc_id}): token id {int(pieces[i].max())} >= "
-                             f"vocab_size {self.config.vocab_size}")
+            raise ValueError(
+                f"{source.path} (document {piece.doc_id}): token id {int(pieces[i].max())} >= "
+                f"vocab_size {self.config.vocab_size}"
+            )
 
     def _with_carry(self, batch, pieces) -> list[np.ndarray]:
         """Each piece, preceded by the tail of the previous piece when it continues a document."""
@@ -152,7 +155,9 @@ class _TaskEncoder:
                 r.train_documents += 1
 
 
-def encode_task(task: Task, config: EncodeConfig, tokenizer: Tokenizer, report: Callable[[int], None]) -> TaskResult:
+def encode_task(
+    task: Task, config: EncodeConfig, tokenizer: Tokenizer, report: Callable[[int], None]
+) -> TaskResult:
     """Tokenize ``task`` into its two token files; ``report(n)`` is called with input bytes consumed.
 
     Batches span files, so a task of many small files still hands the tokenizer large batches.

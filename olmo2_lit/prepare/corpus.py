@@ -45,6 +45,8 @@ def stdlib_files() -> list[Path]:
         files += [Path(directory, n) for n in names if n.endswith(".py")]
     files.sort()
     if sum(p.stat().st_size for p in files) < _MIN_BYTES:
-        raise FileNotFoundError(f"{root}: this Python ships under 1 MiB of stdlib sources (only .pyc?); "
-                                f"pass your own text files to prepare instead of {STDLIB_CORPUS!r}")
+        raise FileNotFoundError(
+            f"{root}: this Python ships under 1 MiB of stdlib sources (only .pyc?); "
+            f"pass your own text files to prepare instead of {STDLIB_CORPUS!r}"
+        )
     return files

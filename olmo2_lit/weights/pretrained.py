@@ -1,5 +1,6 @@
 """Model weights on disk: read an HF OLMo 2 dir, a native dir or a Lightning ``.ckpt``; write HF and
-native dirs; the ``olmo2-lit convert`` verbs. The name and config mapping is :mod:`olmo2_lit.convert_hf`.
+native dirs; the ``olmo2-lit convert`` verbs. The name and config mapping is
+:mod:`olmo2_lit.weights.convert_hf`.
 
 Three on-disk forms:
 
@@ -16,16 +17,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Union
+from typing import Optional, Union
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from olmo2_lit.atomic import atomic_dir
-from olmo2_lit.convert_hf import (
+from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.weights.convert_hf import (
     DOLMA2_EOS_TOKEN_ID,
     DOLMA2_PAD_TOKEN_ID,
     DTypeLike,
@@ -42,7 +45,6 @@ from olmo2_lit.convert_hf import (
     native_shapes,
     native_to_hf,
 )
-from olmo2_lit.model import ModelConfig, Transformer
 
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"
@@ -51,11 +53,20 @@ NATIVE_CONFIG = "model_config.json"
 #: how attention runs, the RoPE cache length, the init (unused), and the tokenizer size (the padded
 #: size is still checked against the tensors).
 OVERRIDABLE_FIELDS = frozenset(
-    {"attention", "max_sequence_length", "init", "init_std", "init_cutoff_factor", "vocab_size", "vocab_pad_multiple"}
+    {
+        "attention",
+        "max_sequence_length",
+        "init",
+        "init_std",
+        "init_cutoff_factor",
+        "vocab_size",
+        "vocab_pad_multiple",
+    }
 )
 
 
 # ------------------------------------------------------------------------------------------- reading
+
 
 def _require_file(path: Path) -> Path:
     if not path.parent.is_dir():
@@ -76,8 +87,10 @@ def load_hf_state_dict(hf_dir: Union[str, Path]) -> StateDict:
     index, weights = hf_dir / HF_INDEX, hf_dir / HF_WEIGHTS
     if not index.is_file():
         if hf_dir.is_dir() and not weights.is_file():
-            raise FileNotFoundError(f"{hf_dir} has neither {HF_WEIGHTS} nor {HF_INDEX} "
-                                    "(.bin checkpoints are not supported; re-save with safetensors)")
+            raise FileNotFoundError(
+                f"{hf_dir} has neither {HF_WEIGHTS} nor {HF_INDEX} "
+                "(.bin checkpoints are not supported; re-save with safetensors)"
+            )
         return load_file(_require_file(weights))
     weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
     sd: StateDict = {}
@@ -118,17 +131,24 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a directory (a sharded FSDP/DeepSpeed checkpoint?); consolidate it into one "
-                         "file first: python -m lightning.pytorch.utilities.consolidate_checkpoint " + str(path))
+        raise ValueError(
+            f"{path} is a directory (a sharded FSDP/DeepSpeed checkpoint?); consolidate it into one "
+            "file first: python -m lightning.pytorch.utilities.consolidate_checkpoint " + str(path)
+        )
     ckpt = torch.load(_require_file(path), map_location="cpu", weights_only=False, mmap=True)
     try:
         cfg = ModelConfig.from_dict(ckpt["olmo2_lit"]["model_config"])
     except (KeyError, TypeError):
-        raise ValueError(f"{path} has no checkpoint['olmo2_lit']['model_config']; "
-                         "was it saved by olmo2_lit's training module?") from None
+        raise ValueError(
+            f"{path} has no checkpoint['olmo2_lit']['model_config']; "
+            "was it saved by olmo2_lit's training module?"
+        ) from None
     # torch.compile(model) inserts "_orig_mod." into every key; the weights are the same.
-    sd = {k.removeprefix("model.").replace("_orig_mod.", ""): t
-          for k, t in ckpt.get("state_dict", {}).items() if k.startswith("model.")}
+    sd = {
+        k.removeprefix("model.").replace("_orig_mod.", ""): t
+        for k, t in ckpt.get("state_dict", {}).items()
+        if k.startswith("model.")
+    }
     try:
         check_tensors(sd, native_shapes(cfg))
     except ValueError as err:
@@ -145,14 +165,18 @@ def read_checkpoint(path: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
         return read_native(path)
     if (path / "config.json").is_file():
         return read_hf(path)
-    raise FileNotFoundError(f"{path} is neither a Lightning .ckpt file nor a directory holding "
-                            f"{NATIVE_CONFIG} (native) or config.json (HF)")
+    raise FileNotFoundError(
+        f"{path} is neither a Lightning .ckpt file nor a directory holding "
+        f"{NATIVE_CONFIG} (native) or config.json (HF)"
+    )
 
 
 def _check_same_architecture(stored: ModelConfig, given: ModelConfig) -> None:
-    differ = [f"{f.name} (weights: {effective(stored, f.name)!r}, config: {effective(given, f.name)!r})"
-              for f in dataclasses.fields(ModelConfig)
-              if f.name not in OVERRIDABLE_FIELDS and effective(stored, f.name) != effective(given, f.name)]
+    differ = [
+        f"{f.name} (weights: {effective(stored, f.name)!r}, config: {effective(given, f.name)!r})"
+        for f in dataclasses.fields(ModelConfig)
+        if f.name not in OVERRIDABLE_FIELDS and effective(stored, f.name) != effective(given, f.name)
+    ]
     if differ:
         raise ValueError(f"field(s) differ: {'; '.join(differ)}")
 
@@ -172,8 +196,9 @@ def load_native(native_dir: Union[str, Path], *, dtype: Optional[DTypeLike] = No
     return build_model(*read_native(native_dir), dtype=dtype)
 
 
-def load_pretrained(path: Union[str, Path], *, config: Optional[ModelConfig] = None,
-                    dtype: Optional[DTypeLike] = None) -> Transformer:
+def load_pretrained(
+    path: Union[str, Path], *, config: Optional[ModelConfig] = None, dtype: Optional[DTypeLike] = None
+) -> Transformer:
     """The model behind ``init_from: <path>``: a native dir, an HF OLMo 2 dir or a Lightning ``.ckpt``.
 
     Args:
@@ -194,6 +219,7 @@ def load_pretrained(path: Union[str, Path], *, config: Optional[ModelConfig] = N
 
 
 # ------------------------------------------------------------------------------------------- writing
+
 
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -225,27 +251,41 @@ def _plan_shards(sizes: Mapping[str, int], max_shard_size: int) -> list[list[str
     return shards
 
 
-def _write_safetensors(sd: Mapping[str, torch.Tensor], out_dir: Path, *, dtype: torch.dtype,
-                       max_shard_size: int) -> int:
+def _write_safetensors(
+    sd: Mapping[str, torch.Tensor], out_dir: Path, *, dtype: torch.dtype, max_shard_size: int
+) -> int:
     """Write ``sd`` cast to ``dtype`` as HF-style (possibly sharded) safetensors; returns the shard count."""
     itemsize = torch.empty(0, dtype=dtype).element_size()
     shards = _plan_shards({k: t.numel() * itemsize for k, t in sd.items()}, max_shard_size)
-    names = [HF_WEIGHTS] if len(shards) == 1 else [
-        f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    names = (
+        [HF_WEIGHTS]
+        if len(shards) == 1
+        else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
     for keys, name in zip(shards, names):  # cast one shard at a time: peak memory is one shard
         tensors = {k: sd[k].detach().to(device="cpu", dtype=dtype).contiguous() for k in keys}
         save_file(tensors, out_dir / name, metadata={"format": "pt"})
     if len(shards) > 1:
-        index = {"metadata": {"total_size": sum(t.numel() for t in sd.values()) * itemsize},
-                 "weight_map": {k: name for keys, name in zip(shards, names) for k in keys}}
+        index = {
+            "metadata": {"total_size": sum(t.numel() for t in sd.values()) * itemsize},
+            "weight_map": {k: name for keys, name in zip(shards, names) for k in keys},
+        }
         _write_json(out_dir / HF_INDEX, index)
     return len(shards)
 
 
-def export_hf(model_or_state_dict: Union[nn.Module, Mapping[str, torch.Tensor]], cfg: ModelConfig,
-              out_dir: Union[str, Path], *, dtype: DTypeLike = "bfloat16", tokenizer_json: Optional[str] = None,
-              max_shard_size: int = 5_000_000_000, eos_token_id: int = DOLMA2_EOS_TOKEN_ID,
-              pad_token_id: Optional[int] = DOLMA2_PAD_TOKEN_ID, bos_token_id: Optional[int] = None) -> int:
+def export_hf(
+    model_or_state_dict: Union[nn.Module, Mapping[str, torch.Tensor]],
+    cfg: ModelConfig,
+    out_dir: Union[str, Path],
+    *,
+    dtype: DTypeLike = "bfloat16",
+    tokenizer_json: Optional[str] = None,
+    max_shard_size: int = 5_000_000_000,
+    eos_token_id: int = DOLMA2_EOS_TOKEN_ID,
+    pad_token_id: Optional[int] = DOLMA2_PAD_TOKEN_ID,
+    bos_token_id: Optional[int] = None,
+) -> int:
     """Write an HF ``Olmo2ForCausalLM`` checkpoint dir that ``from_pretrained`` loads. Atomic.
 
     Args:
@@ -263,9 +303,14 @@ def export_hf(model_or_state_dict: Union[nn.Module, Mapping[str, torch.Tensor]],
         The number of safetensors files written.
     """
     out_dir, dtype = Path(out_dir), as_dtype(dtype)
-    sd = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
-    hf_config = model_config_to_hf_config(cfg, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                                          bos_token_id=bos_token_id, dtype=dtype)
+    sd = (
+        model_or_state_dict.state_dict()
+        if isinstance(model_or_state_dict, nn.Module)
+        else model_or_state_dict
+    )
+    hf_config = model_config_to_hf_config(
+        cfg, eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos_token_id, dtype=dtype
+    )
     ids = {"eos_token_id": eos_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id}
     hf_sd = native_to_hf(sd, cfg)
     if tokenizer_json is not None:
@@ -292,6 +337,7 @@ def save_native(model: Transformer, out_dir: Union[str, Path]) -> None:
 
 # ----------------------------------------------------------------------------------------- CLI verbs
 
+
 def from_hf(*, hf_dir: str, out_dir: str, dtype: DTypeName = "float32") -> None:
     """Convert a Hugging Face OLMo 2 checkpoint into a native olmo2_lit weights directory.
 
@@ -307,9 +353,16 @@ def from_hf(*, hf_dir: str, out_dir: str, dtype: DTypeName = "float32") -> None:
     print(f"from_hf: {model.num_params():,} params ({dtype}) from {hf_dir} -> {out_dir}")
 
 
-def to_hf(*, checkpoint: str, out_dir: str, dtype: DTypeName = "bfloat16", tokenizer_json: Optional[str] = None,
-          eos_token_id: int = DOLMA2_EOS_TOKEN_ID, pad_token_id: int = DOLMA2_PAD_TOKEN_ID,
-          max_shard_size: int = 5_000_000_000) -> None:
+def to_hf(
+    *,
+    checkpoint: str,
+    out_dir: str,
+    dtype: DTypeName = "bfloat16",
+    tokenizer_json: Optional[str] = None,
+    eos_token_id: int = DOLMA2_EOS_TOKEN_ID,
+    pad_token_id: int = DOLMA2_PAD_TOKEN_ID,
+    max_shard_size: int = 5_000_000_000,
+) -> None:
     """Convert a training checkpoint into a Hugging Face Olmo2ForCausalLM directory.
 
     Args:
@@ -324,7 +377,15 @@ def to_hf(*, checkpoint: str, out_dir: str, dtype: DTypeName = "bfloat16", token
     """
     _check_out_dir(Path(out_dir))
     cfg, sd = read_checkpoint(checkpoint)
-    n_shards = export_hf(sd, cfg, out_dir, dtype=dtype, tokenizer_json=tokenizer_json, max_shard_size=max_shard_size,
-                         eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    n_shards = export_hf(
+        sd,
+        cfg,
+        out_dir,
+        dtype=dtype,
+        tokenizer_json=tokenizer_json,
+        max_shard_size=max_shard_size,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+    )
     n_params = sum(t.numel() for t in sd.values())
     print(f"to_hf: {n_params:,} params ({dtype}, {n_shards} file(s)) from {checkpoint} -> {out_dir}")

@@ -9,13 +9,13 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
 from torchmetrics import MeanMetric
 
-from olmo2_lit import metrics as M
-from olmo2_lit.checkpoint_state import check_model_config, checkpoint_lr, rng_state, set_rng_state
-from olmo2_lit.grad_norm import clip_grads_, global_grad_norm
-from olmo2_lit.loss import lm_loss
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
-from olmo2_lit.schedules import Constant, Schedule, ScheduledLR
+from olmo2_lit.train import metrics as M
+from olmo2_lit.train.checkpoint_state import check_model_config, checkpoint_lr, rng_state, set_rng_state
+from olmo2_lit.train.grad_norm import clip_grads_, global_grad_norm
+from olmo2_lit.train.loss import lm_loss
+from olmo2_lit.train.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
+from olmo2_lit.train.schedules import Constant, Schedule, ScheduledLR
 
 
 class OLMo2LitModule(LightningModule):
@@ -73,7 +73,7 @@ class OLMo2LitModule(LightningModule):
         if self.model is not None:
             return
         if self.init_from:
-            from olmo2_lit.pretrained import load_pretrained
+            from olmo2_lit.weights.pretrained import load_pretrained
 
             self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
             if self.lr_from_checkpoint:
@@ -87,7 +87,7 @@ class OLMo2LitModule(LightningModule):
                 block.compile()
         mesh = self.device_mesh
         if mesh is not None:  # ModelParallelStrategy: FSDP2, one unit per block
-            from olmo2_lit.sharding import shard_fsdp2
+            from olmo2_lit.train.sharding import shard_fsdp2
 
             shard_fsdp2(self.model, mesh)
 
@@ -145,7 +145,7 @@ class OLMo2LitModule(LightningModule):
         bad = self.trainer.strategy.reduce_boolean_decision(local_bad, all=False)
         if not bad or any(getattr(cb, "handles_nonfinite_loss", False) for cb in self.trainer.callbacks):
             return
-        loss, index = next(((l, i) for l, i in micro if not torch.isfinite(l)), micro[0])
+        loss, index = next(((lo, i) for lo, i in micro if not torch.isfinite(lo)), micro[0])
         where = f" (global instance indices {index.tolist()[:16]})" if index is not None and local_bad else ""
         raise FloatingPointError(
             f"non-finite training loss {loss.item()} at step {self.trainer.global_step}{where}; "
@@ -158,7 +158,9 @@ class OLMo2LitModule(LightningModule):
         optimizer = self.optimizer_factory(groups)
         if self.lr_from_checkpoint:
             if self._checkpoint_lr is None:
-                raise ValueError("lr_from_checkpoint needs init_from to name a Lightning .ckpt of this module")
+                raise ValueError(
+                    "lr_from_checkpoint needs init_from to name a Lightning .ckpt of this module"
+                )
             for group in optimizer.param_groups:
                 group["lr"] = self._checkpoint_lr
         apply_lr_scales(optimizer)
@@ -176,7 +178,9 @@ class OLMo2LitModule(LightningModule):
         self.log(M.GRAD_NORM, self._grad_norm)
         self.log(M.LEARNING_RATE, optimizer.param_groups[0]["lr"])
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
         """Clip by the global norm computed above, so DDP and FSDP2 ranks agree (OLMo 2: 1.0)."""
         if not gradient_clip_val:
             return

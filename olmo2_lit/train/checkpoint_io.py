@@ -16,7 +16,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ``.ckpt`` that looks valid: the file appears under its name only once it is complete. Loading a
     path that does not exist raises ``FileNotFoundError`` naming it."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None
+    ) -> None:
         with atomic_file(path) as f:
             torch.save(checkpoint, f)
 

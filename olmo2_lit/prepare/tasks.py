@@ -8,13 +8,13 @@ import multiprocessing
 import os
 import sys
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.documents import InputFile, split_ranges
-from olmo2_lit.data.encode import EncodeConfig, Task, TaskResult, encode_task
+from olmo2_lit.prepare.documents import InputFile, split_ranges
+from olmo2_lit.prepare.encode import EncodeConfig, Task, TaskResult, encode_task
 
 
 def plan_tasks(sources: list[InputFile], work: Path, *, workers: int) -> list[Task]:
@@ -29,12 +29,26 @@ def plan_tasks(sources: list[InputFile], work: Path, *, workers: int) -> list[Ta
             size = 0
         groups[-1].append(piece)
         size += piece.size
-    return [Task(index=i, sources=tuple(g), train_path=str(work / f"task-{i:06d}.train"),
-                 val_path=str(work / f"task-{i:06d}.val")) for i, g in enumerate(groups) if g]
+    return [
+        Task(
+            index=i,
+            sources=tuple(g),
+            train_path=str(work / f"task-{i:06d}.train"),
+            val_path=str(work / f"task-{i:06d}.val"),
+        )
+        for i, g in enumerate(groups)
+        if g
+    ]
 
 
-def run_tasks(tasks: list[Task], config: EncodeConfig, tok: Tokenizer, *, workers: int,
-              on_progress: Callable[[int], None]) -> Iterator[TaskResult]:
+def run_tasks(
+    tasks: list[Task],
+    config: EncodeConfig,
+    tok: Tokenizer,
+    *,
+    workers: int,
+    on_progress: Callable[[int], None],
+) -> Iterator[TaskResult]:
     """Results in task order; at most 2 tasks per worker are in flight, which bounds memory and disk.
 
     ``workers <= 1`` runs here (the tokenizer then uses its own threads on each batch).

@@ -21,7 +21,9 @@ def shard_fsdp2(model: Transformer, mesh: DeviceMesh, *, param_dtype=None, reduc
         param_dtype: dtype parameters are gathered in for compute (OLMo 2: bf16); None keeps them.
         reduce_dtype: dtype gradients are reduced in (OLMo 2: fp32); None keeps them.
     """
-    dp_mesh = mesh["data_parallel"] if mesh.mesh_dim_names and "data_parallel" in mesh.mesh_dim_names else mesh
+    dp_mesh = (
+        mesh["data_parallel"] if mesh.mesh_dim_names and "data_parallel" in mesh.mesh_dim_names else mesh
+    )
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
     for block in model.blocks:
         fully_shard(block, mesh=dp_mesh, mp_policy=policy)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -23,8 +24,15 @@ class AdamW(torch.optim.AdamW):
         fused: use the fused kernel (CUDA); None lets torch decide.
     """
 
-    def __init__(self, params: Iterable, lr: float = 4e-4, betas: tuple[float, float] = (0.9, 0.95),
-                 eps: float = 1e-8, weight_decay: float = 0.1, fused: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 4e-4,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        weight_decay: float = 0.1,
+        fused: Optional[bool] = None,
+    ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused)
 
 

@@ -10,8 +10,16 @@ from olmo2_lit.model import Transformer
 
 
 @torch.no_grad()
-def sample(model: Transformer, prompt_ids: list[int], *, max_new_tokens: int = 64, temperature: float = 0.8,
-           top_k: Optional[int] = 50, eos_id: Optional[int] = None, seed: int = 0) -> list[int]:
+def sample(
+    model: Transformer,
+    prompt_ids: list[int],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.8,
+    top_k: Optional[int] = 50,
+    eos_id: Optional[int] = None,
+    seed: int = 0,
+) -> list[int]:
     """Continue ``prompt_ids``; greedy when ``temperature == 0``. Returns the new token ids only.
 
     Logits of padded vocab rows (ids >= ``config.vocab_size``) are never sampled.
