@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelSummary
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_summary.model_summary import (
     get_formatted_model_size,
     get_human_readable_count,
@@ -30,7 +29,7 @@ class OLMo2ModelSummary(ModelSummary):
             return
         summary = self._summary(trainer, pl_module)
         columns = [col for col in summary._get_summary_data() if col[0] != "FLOPs"]
-        rank_zero_info("\n" + _table(columns) + "\n" + self.footer(trainer, pl_module, summary))
+        print("\n" + _table(columns) + "\n" + self.footer(trainer, pl_module, summary))
 
     @staticmethod
     def footer(trainer: Trainer, pl_module: LightningModule, summary) -> str:

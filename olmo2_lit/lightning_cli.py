@@ -85,9 +85,9 @@ class OLMo2CLI(LightningCLI):
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
         # Our progress bar and model summary, unless switched off or the user gave their own.
         given = list(config.get("callbacks") or []) + callbacks
-        if config.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in given):
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
             callbacks = [*callbacks, StepProgressBar()]
-        if config.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in given):
+        if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
             callbacks = [*callbacks, OLMo2ModelSummary()]
         return super()._instantiate_trainer(config, callbacks)
 

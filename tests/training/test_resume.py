@@ -40,7 +40,8 @@ def test_checkpoint_carries_data_position_rng_and_config(shards, tmp_path):
     assert ckpt["olmo2_lit"]["model_config"]["n_layers"] == 2
     assert ckpt["olmo2_lit"]["model_config"]["vocab_size"] == 256  # linked from data.vocab_size
     assert set(ckpt["olmo2_lit"]["rng"]) >= {"python", "numpy", "torch"}
-    assert ckpt["lr_schedulers"][0]["tokens"] == 3 * 8 * 64  # three steps done
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 3  # three steps done
+    assert data_state["total_tokens"] == 3 * 8 * 64  # the run's one token counter
     assert not list((tmp_path / "ckpt").glob(".*.tmp"))  # atomic writes leave no temp files
 
 
