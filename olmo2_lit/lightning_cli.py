@@ -85,10 +85,12 @@ class OLMo2CLI(LightningCLI):
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
         # Our progress bar and model summary, unless switched off or the user gave their own.
         given = list(config.get("callbacks") or []) + callbacks
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
-            callbacks = [*callbacks, StepProgressBar()]
-        if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
-            callbacks = [*callbacks, OLMo2ModelSummary()]
+        for switch, kind, ours in (
+            ("enable_progress_bar", ProgressBar, StepProgressBar),
+            ("enable_model_summary", ModelSummary, OLMo2ModelSummary),
+        ):
+            if config.get(switch) is not False and not any(isinstance(c, kind) for c in given):
+                callbacks = [*callbacks, ours()]
         return super()._instantiate_trainer(config, callbacks)
 
     def _subcommand_config(self):
