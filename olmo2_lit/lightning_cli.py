@@ -68,7 +68,7 @@ class OLMo2CLI(LightningCLI):
         super().parse_arguments(parser, args)
         cfg = self._subcommand_config()
         max_len, seq = cfg.model.config.max_sequence_length, cfg.data.sequence_length
-        if max_len is not None and max_len < seq:
+        if max_len < seq:
             parser.error(
                 f"model.config.max_sequence_length ({max_len}) is shorter than data.sequence_length ({seq}); "
                 "raise the first or lower the second"

@@ -156,6 +156,22 @@ class ModelConfig:
         m = self.vocab_pad_multiple
         return -(-self.vocab_size // m) * m
 
+    @classmethod
+    def unresolved(cls) -> ModelConfig:
+        """Every field at its default with the sizes still None (not yet taken from a preset).
+
+        The CLI's default for ``model.config``, so that a YAML ``preset`` can still fill the sizes;
+        :meth:`resolved` (or constructing a config) fills them.
+        """
+        config = cls.__new__(cls)
+        for f in dataclasses.fields(cls):
+            setattr(config, f.name, f.default)
+        return config
+
+    def resolved(self) -> ModelConfig:
+        """This config with its sizes filled from the preset (itself when they already are)."""
+        return self if self.d_model is not None else dataclasses.replace(self)
+
     def replace(self, **changes) -> ModelConfig:
         """A copy with some fields changed (re-validated)."""
         return dataclasses.replace(self, **changes)

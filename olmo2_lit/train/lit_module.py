@@ -51,7 +51,7 @@ class OLMo2LitModule(LightningModule):
     def __init__(
         self,
         *,
-        config: ModelConfig = ModelConfig(),
+        config: ModelConfig = ModelConfig.unresolved(),
         optimizer: OptimizerCallable = AdamW,
         param_groups: Optional[list[ParamGroup]] = None,
         schedule: Optional[Schedule] = None,
@@ -63,7 +63,7 @@ class OLMo2LitModule(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.config = config
+        self.config = config.resolved()
         self.optimizer_factory = optimizer
         self.param_group_overrides = olmo2_param_groups() if param_groups is None else param_groups
         self.schedule = schedule or Constant()

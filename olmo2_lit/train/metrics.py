@@ -2,7 +2,6 @@
 
 TRAIN_CE_LOSS = "train/ce_loss"
 TRAIN_Z_LOSS = "train/z_loss"
-TRAIN_LOSS = "train/loss"
 TRAIN_PERPLEXITY = "train/perplexity"
 GRAD_NORM = "optim/grad_norm"
 LEARNING_RATE = "optim/lr"

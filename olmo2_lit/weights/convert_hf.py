@@ -13,6 +13,8 @@ tokenizer size pads to the same number of rows.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -262,14 +264,18 @@ def effective(cfg: ModelConfig, field: str):
 
 
 def native_shapes(cfg: ModelConfig) -> dict[str, torch.Size]:
-    """Our parameter names and shapes for ``cfg`` (built on the meta device: no memory)."""
+    """Our parameter names and shapes for ``cfg`` (built once per config, on the meta device)."""
+    return dict(_shapes_of(json.dumps(cfg.to_dict(), sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=8)
+def _shapes_of(config_json: str) -> tuple[tuple[str, torch.Size], ...]:
     with torch.device("meta"):
-        model = Transformer(cfg, init_weights=False)
-    return {key: t.shape for key, t in model.state_dict().items()}
+        model = Transformer(ModelConfig.from_dict(json.loads(config_json)), init_weights=False)
+    return tuple((key, t.shape) for key, t in model.state_dict().items())
 
 
 def _hf_shapes(cfg: ModelConfig) -> dict[str, torch.Size]:
-    _check_hf_representable(cfg)
     return {_rename(key, to_hf=True): shape for key, shape in native_shapes(cfg).items()}
 
 

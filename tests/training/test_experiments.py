@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from olmo2_lit.lightning_cli import OLMo2CLI
+from olmo2_lit.model import ModelConfig
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 ONE_B = EXPERIMENTS / "olmo2_1b_stage1.yaml"
@@ -68,8 +69,9 @@ def test_recipe_parses(path, capsys):
 def test_stage1_recipes_have_published_hyperparameters(name, size, lr, batch, capsys):
     """OLMO2.md §1.5 (sizes) and §2.2-2.3 (LR, batch, betas, eps, decay, z-loss, sequence 4096)."""
     cfg = _print_config(_layers(EXPERIMENTS / name), capsys)
-    m, opt = cfg["model"]["config"], cfg["model"]["optimizer"]["init_args"]
-    assert (m["d_model"], m["n_layers"], m["n_heads"], m["n_kv_heads"], m["mlp_hidden"]) == size
+    m, opt = ModelConfig(**cfg["model"]["config"]), cfg["model"]["optimizer"]["init_args"]
+    assert cfg["model"]["config"]["preset"] == name.removesuffix("_stage1.yaml")  # sizes held in ModelConfig
+    assert (m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.mlp_hidden) == size
     assert (
         opt["lr"] == lr and opt["betas"] == [0.9, 0.95] and opt["eps"] == 1e-8 and opt["weight_decay"] == 0.1
     )
