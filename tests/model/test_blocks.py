@@ -102,12 +102,20 @@ def test_attention_without_clip_matches_reference():
 
 
 def test_user_block_by_dotted_path_runs():
-    """Guards selecting a user's own block by dotted path (tests/model/my_blocks.py)."""
+    """Guards selecting a user's own block by dotted path (tests/model/my_blocks.py, the docs'
+    example): it computes its formula, and every parameter gets a gradient (an unused norm would
+    stop DDP training)."""
     cfg = ModelConfig.tiny(block="my_blocks.ParallelBlock")
     model = Transformer(cfg)
-    assert type(model.blocks[0]).__name__ == "ParallelBlock"
-    out = model(_ids(cfg))
-    assert out.shape == (2, 12, cfg.padded_vocab_size) and torch.isfinite(out).all()
+    block = model.blocks[0]
+    assert type(block).__name__ == "ParallelBlock"
+    x = torch.randn(2, 5, cfg.d_model)
+    expected = x + block.attention(block.attention_norm(x), model.rope, None)
+    expected = expected + block.feed_forward(block.feed_forward_norm(x))
+    torch.testing.assert_close(block(x, model.rope, None), expected)
+    ids = _ids(cfg)
+    model(ids).logsumexp(-1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_dotted_path_must_be_a_block():
