@@ -1,7 +1,8 @@
 """Init schemes checked against their formulas, per matrix, at a few sigma of the sampling noise.
 
 The std of n samples has a relative sampling noise of about 1/sqrt(2n) (0.28% for the 65k samples
-of a 256 x 256 matrix), so a 5-sigma tolerance still catches a missing factor 2 (41%), a wrong cutoff or a wrong layer index.
+of a 256 x 256 matrix), so a 5-sigma tolerance still catches a missing factor 2 (41%), a wrong
+cutoff or a wrong layer index.
 """
 
 import math
