@@ -19,7 +19,12 @@ class Norm(nn.Module):
 
     def reset_parameters(self) -> None:
         """Back to the initial state (OLMO2.md §2.1: norm weights start at 1). A norm with
-        parameters overrides this; the default (no parameters) does nothing."""
+        parameters implements this; the default only serves norms without parameters."""
+        if any(True for _ in self.parameters(recurse=False)):
+            raise NotImplementedError(
+                f"{type(self).__qualname__} has parameters but no reset_parameters(); implement it "
+                "(weights to 1, biases to 0 for OLMo 2)"
+            )
 
 
 NORMS.set_base(Norm)

@@ -6,7 +6,7 @@ import model_reference as ref
 import pytest
 import torch
 
-from olmo2_lit.model.norms import LayerNorm, NonParametricLayerNorm, RMSNorm
+from olmo2_lit.model.norms import LayerNorm, NonParametricLayerNorm, Norm, RMSNorm
 from olmo2_lit.model.rope import RotaryEmbedding
 
 
@@ -93,3 +93,22 @@ def test_rope_preserves_norm_and_depends_on_offset_only():
     torch.testing.assert_close(
         (a[0, 0, 5] * b[0, 0, 2]).sum(), (a[0, 0, 8] * b[0, 0, 5]).sum(), atol=1e-5, rtol=0
     )
+
+
+def test_norm_with_parameters_must_implement_reset():
+    """Guards against a user's norm silently keeping stale weights on re-init: the base class's
+    reset refuses a norm that has parameters, naming it; a parameter-free norm needs nothing."""
+
+    class ScaleNorm(Norm):
+        def __init__(self, size, *, eps):
+            super().__init__(size, eps=eps)
+            self.gain = torch.nn.Parameter(torch.ones(()))
+
+    with pytest.raises(NotImplementedError, match="ScaleNorm has parameters but no reset_parameters"):
+        ScaleNorm(8, eps=1e-6).reset_parameters()
+    NonParametricLayerNorm(8, eps=1e-6).reset_parameters()
+    norm = RMSNorm(8, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.fill_(3.0)
+    norm.reset_parameters()
+    assert torch.equal(norm.weight, torch.ones(8))
