@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.flops import linear_flops
 from olmo2_lit.model.registry import ATTENTION, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -90,7 +91,8 @@ class XFormersBackend(AttentionBackend):
             from xformers.ops import fmha
         except ImportError as err:
             raise RuntimeError(
-                "attention backend 'xformers' needs `pip install olmo2_lit[xformers]`"
+                "attention backend 'xformers': the xformers package is not installed; "
+                "`pip install olmo2_lit[xformers]` on a CUDA machine, or use attention: sdpa"
             ) from err
         if q.device.type != "cuda":
             raise RuntimeError(
@@ -150,3 +152,18 @@ class Attention(nn.Module):
         q, k = rope(q, k)
         out = self.backend(q, k, v, doc_lens)  # (B, H, T, D)
         return self.w_out(out.transpose(1, 2).reshape(B, T, -1))
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Forward matmul FLOPs for one token in a sequence of ``seq_len``: 2 per multiply-add.
+
+        The q, k, v and output projections (``2 * in * out`` each), plus the scores ``q k^T`` and
+        the weighted values ``p v``: ``2 * 2 * n_heads * head_dim * seq_len``, with no discount for
+        the causal mask (the convention of OLMo-core's OLMo 2 runs, OLMO2.md §5). A subclass with a
+        different attention pattern (sliding window, linear attention) overrides this.
+        """
+        scores_and_values = 2 * 2 * self.n_heads * self.head_dim * seq_len
+        return linear_flops(self.w_q, self.w_k, self.w_v, self.w_out) + scores_and_values
+
+    def output_projections(self) -> list[nn.Linear]:
+        """The linears that write back to the residual stream (scaled inits shrink them): ``w_out``."""
+        return [self.w_out]

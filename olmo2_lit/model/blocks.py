@@ -14,6 +14,8 @@ from torch import nn
 
 from olmo2_lit.model.attention import Attention
 from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.feed_forward import FeedForward
+from olmo2_lit.model.flops import linear_flops
 from olmo2_lit.model.registry import BLOCKS, MLPS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -23,6 +25,11 @@ class Block(nn.Module):
 
     Subclasses choose where the norms go by overriding ``forward``. The strategy wraps, compiles and
     checkpoints at this class (FSDP wrap policy, activation checkpointing).
+
+    A block describes itself through :meth:`flops_per_token` (the MFU count) and
+    :meth:`output_projections` (for scaled inits). The defaults ask the block's ``Attention`` and
+    ``FeedForward`` children and count any other ``nn.Linear`` as a plain once-per-token matmul; a
+    block with other matmuls, or other linears that write to the residual stream, overrides them.
     """
 
     def __init__(self, *, config: ModelConfig, layer_idx: int) -> None:
@@ -38,6 +45,31 @@ class Block(nn.Module):
         self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Forward matmul FLOPs for one token in a sequence of ``seq_len`` (2 per multiply-add).
+
+        Sums ``Attention.flops_per_token(seq_len)`` and ``FeedForward.flops_per_token()`` of the
+        children, plus ``2 * in * out`` for every ``nn.Linear`` in any other child.
+        """
+        total = 0
+        for child in self.children():
+            if isinstance(child, Attention):
+                total += child.flops_per_token(seq_len)
+            elif isinstance(child, FeedForward):
+                total += child.flops_per_token()
+            else:
+                total += linear_flops(child)
+        return total
+
+    def output_projections(self) -> list[nn.Linear]:
+        """The linears that write to the residual stream: those its ``Attention`` and
+        ``FeedForward`` children report. Scaled inits give them ``1/sqrt(2 * fan_in * (layer + 1))``."""
+        out: list[nn.Linear] = []
+        for child in self.children():
+            if isinstance(child, (Attention, FeedForward)):
+                out += child.output_projections()
+        return out
 
 
 BLOCKS.set_base(Block)

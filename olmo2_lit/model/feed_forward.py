@@ -1,4 +1,9 @@
-"""Feed-forward sublayers: SwiGLU (OLMo 2) and GELU."""
+"""Feed-forward sublayers: SwiGLU (OLMo 2) and GELU.
+
+Each MLP describes itself to the rest of the library through two methods of :class:`FeedForward`:
+``flops_per_token()`` (the MFU count) and ``output_projections()`` (the linears a scaled init
+shrinks with depth). Nothing in the library looks at an MLP's class or parameter names.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,39 @@ import torch.nn.functional as F
 from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.flops import linear_flops
 from olmo2_lit.model.registry import MLPS
 
 
 class FeedForward(nn.Module):
-    """Base of the MLPs: ``FeedForward(config=...)`` maps (B, T, d_model) to itself."""
+    """Base of the MLPs: ``FeedForward(config=...)`` maps (B, T, d_model) to itself.
+
+    A subclass of your own should implement :meth:`output_projections` (needed by scaled inits such
+    as ``olmo0424_scaled``) and override :meth:`flops_per_token` if some of its matmuls are not
+    ``nn.Linear`` layers applied once per token.
+    """
 
     def __init__(self, *, config: ModelConfig) -> None:
         super().__init__()
+
+    def flops_per_token(self) -> int:
+        """Forward matmul FLOPs for one token: 2 per multiply-add (OLMO2.md §5).
+
+        The default counts every ``nn.Linear`` inside the module as one matmul applied once per
+        token: ``2 * in_features * out_features`` each (biases and activations are not counted).
+        """
+        return linear_flops(self)
+
+    def output_projections(self) -> list[nn.Linear]:
+        """The linears that write this sublayer's output back to the residual stream.
+
+        Scaled inits (``olmo0424_scaled``) give these std ``1/sqrt(2 * fan_in * (layer + 1))`` and
+        every other linear ``1/sqrt(fan_in)``. There is no safe default; implement it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__qualname__}.output_projections() is not implemented; a scaled init needs "
+            "it: return the nn.Linear layer(s) that project back to d_model"
+        )
 
 
 MLPS.set_base(FeedForward)
@@ -33,6 +63,14 @@ class SwiGLU(FeedForward):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
+    def flops_per_token(self) -> int:
+        """Three d_model x mlp_hidden matmuls (gate, up, down)."""
+        return 2 * 3 * self.w1.in_features * self.w1.out_features
+
+    def output_projections(self) -> list[nn.Linear]:
+        """The down projection ``w2``."""
+        return [self.w2]
+
 
 @MLPS.register("gelu")
 class GeluMLP(FeedForward):
@@ -45,3 +83,11 @@ class GeluMLP(FeedForward):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w2(F.gelu(self.w1(x)))
+
+    def flops_per_token(self) -> int:
+        """Two d_model x mlp_hidden matmuls (up, down)."""
+        return 2 * 2 * self.w1.in_features * self.w1.out_features
+
+    def output_projections(self) -> list[nn.Linear]:
+        """The down projection ``w2``."""
+        return [self.w2]

@@ -56,7 +56,8 @@ class OLMo2Init(InitScheme):
 class OLMo0424ScaledInit(InitScheme):
     """OLMo-0424's "mitchell" init, for ablations (OLMO2.md §2.1): truncated normal with
     std 1/sqrt(fan_in) for embeddings and input projections, and 1/sqrt(2 * fan_in * (layer + 1))
-    for each block's output projections (attention ``w_out`` and MLP ``w2``)."""
+    for each block's output projections, as the block reports them in
+    :meth:`Block.output_projections` (attention ``w_out`` and MLP ``w2`` for the built-ins)."""
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> None:
@@ -64,11 +65,12 @@ class OLMo0424ScaledInit(InitScheme):
         _trunc_normal_(model.embeddings.weight, 1 / math.sqrt(cfg.d_model), cfg.init_cutoff_factor)
         _trunc_normal_(model.lm_head.weight, 1 / math.sqrt(cfg.d_model), cfg.init_cutoff_factor)
         for block in model.blocks:
-            for name, module in block.named_modules():
+            outputs = {id(m) for m in block.output_projections()}
+            for module in block.modules():
                 if not isinstance(module, nn.Linear):
                     continue
                 fan_in = module.in_features
-                if name.endswith("w_out") or name.endswith("w2"):
+                if id(module) in outputs:
                     std = 1 / math.sqrt(2 * fan_in * (block.layer_idx + 1))
                 else:
                     std = 1 / math.sqrt(fan_in)

@@ -18,9 +18,13 @@ class Norm(nn.Module):
         self.eps = eps
 
     def reset_parameters(self) -> None:
-        """Weights to 1 and biases to 0 (OLMO2.md §2.1: norm weights start at 1)."""
-        for name, p in self.named_parameters(recurse=False):
-            nn.init.ones_(p) if name == "weight" else nn.init.zeros_(p)
+        """Back to the initial state (OLMO2.md §2.1: norm weights start at 1). A norm with
+        parameters implements this; the default only serves norms without parameters."""
+        if any(True for _ in self.parameters(recurse=False)):
+            raise NotImplementedError(
+                f"{type(self).__qualname__} has parameters but no reset_parameters(); implement it "
+                "(weights to 1, biases to 0 for OLMo 2)"
+            )
 
 
 NORMS.set_base(Norm)
@@ -39,6 +43,10 @@ class RMSNorm(Norm):
         super().__init__(size, eps=eps)
         self.weight = nn.Parameter(torch.ones(size))
 
+    def reset_parameters(self) -> None:
+        """Weight to 1."""
+        nn.init.ones_(self.weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = x.float()
@@ -53,6 +61,10 @@ class LayerNorm(Norm):
     def __init__(self, size: int, *, eps: float) -> None:
         super().__init__(size, eps=eps)
         self.weight = nn.Parameter(torch.ones(size))
+
+    def reset_parameters(self) -> None:
+        """Weight to 1."""
+        nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):

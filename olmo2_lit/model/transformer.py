@@ -62,6 +62,17 @@ class Transformer(nn.Module):
             x = block(x, self.rope, doc_lens)
         return self.lm_head(self.norm(x))  # (B, T, padded_vocab)
 
+    def flops_per_token(self, seq_len: int, *, training: bool = True) -> int:
+        """Matmul FLOPs to process one token of a ``seq_len`` sequence (OLMo-core's count, OLMO2.md §5).
+
+        The sum of each block's :meth:`Block.flops_per_token` and the output projection
+        (``2 * d_model * padded_vocab``); the input embedding is a lookup and norms are not matmuls.
+        No padding or recompute is counted. Training (forward + backward) is 3x the forward pass.
+        """
+        forward = sum(block.flops_per_token(seq_len) for block in self.blocks)
+        forward += 2 * self.lm_head.in_features * self.lm_head.out_features
+        return 3 * forward if training else forward
+
     def num_params(self, *, include_embeddings: bool = True) -> int:
         """Parameter count; ``include_embeddings=False`` leaves out the input embedding and the
         output projection, as the "non-embedding" column of OLMO2.md §1.5 does."""

@@ -1,3 +1,8 @@
+import importlib.util
+import re
+import sys
+import types
+
 import pytest
 import torch
 
@@ -13,12 +18,15 @@ def _pair(attention, **kw):
 
 
 def test_backend_registry():
+    """Guards the backend names YAML uses and sdpa as the default."""
     assert {"sdpa", "xformers", "eager"} <= set(ATTENTION.names())
     assert ModelConfig().attention == "sdpa"
 
 
 @pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
 def test_sdpa_matches_eager(n_kv_heads):
+    """Guards SDPA (MHA, GQA, MQA; with and without document masking) against the eager fp32
+    reference, to float32 rounding."""
     ref, sdpa = _pair("sdpa", n_kv_heads=n_kv_heads)
     ids = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(1))
     doc_lens = torch.tensor([[7, 17, 0], [10, 10, 4]])
@@ -27,12 +35,15 @@ def test_sdpa_matches_eager(n_kv_heads):
 
 
 def test_document_ids():
+    """Guards the map from zero-padded document lengths to per-position document indices."""
     ids = document_ids(torch.tensor([[2, 3, 0], [5, 0, 0]]), 5)
     assert ids.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_packed_documents_equal_separate_runs(attention):
+    """Guards document masking: a packed sequence's logits equal each document run alone, and
+    differ without the mask (so the mask is what makes them equal)."""
     model = Transformer(ModelConfig.tiny(attention=attention, n_kv_heads=2))
     ids = torch.randint(0, 256, (1, 20), generator=torch.Generator().manual_seed(2))
     packed = model(ids, torch.tensor([[6, 9, 5]]))
@@ -42,15 +53,39 @@ def test_packed_documents_equal_separate_runs(attention):
     assert not torch.allclose(model(ids)[:, 6:15], model(ids[:, 6:15]), atol=1e-4)
 
 
-def test_xformers_refuses_cpu_with_a_clear_error():
+NOT_INSTALLED = r"xformers package is not installed; `pip install olmo2_lit\[xformers\]`"
+CUDA_ONLY = r"runs on CUDA only, got a tensor on cpu; use attention: sdpa"
+
+
+def test_xformers_error_says_what_is_wrong_on_this_machine():
+    """Guards the xformers errors against a message that fits either case: the one raised here is
+    the one for this machine (not installed, or installed but on CPU), and not the other."""
     model = Transformer(ModelConfig.tiny(attention="xformers"))
-    with pytest.raises(RuntimeError, match="xformers"):
+    installed = importlib.util.find_spec("xformers") is not None
+    right, wrong = (CUDA_ONLY, NOT_INSTALLED) if installed else (NOT_INSTALLED, CUDA_ONLY)
+    with pytest.raises(RuntimeError, match=right) as err:
         model(torch.zeros(1, 4, dtype=torch.long))
+    assert not re.search(wrong, str(err.value))
+
+
+def test_xformers_installed_but_cpu_says_cuda_only(monkeypatch):
+    """Guards the second xformers error: with the package importable (a stand-in module here, as
+    xformers needs CUDA to install) a CPU tensor is refused with the CUDA-only message."""
+    fake = types.ModuleType("xformers")
+    fake.ops = types.ModuleType("xformers.ops")
+    fake.ops.fmha = types.ModuleType("xformers.ops.fmha")
+    monkeypatch.setitem(sys.modules, "xformers", fake)
+    monkeypatch.setitem(sys.modules, "xformers.ops", fake.ops)
+    model = Transformer(ModelConfig.tiny(attention="xformers"))
+    with pytest.raises(RuntimeError, match=CUDA_ONLY) as err:
+        model(torch.zeros(1, 4, dtype=torch.long))
+    assert not re.search(NOT_INSTALLED, str(err.value))
 
 
 @pytest.mark.requires_cuda
 @pytest.mark.parametrize("n_kv_heads", [4, 2])
 def test_xformers_matches_sdpa_on_cuda(n_kv_heads):
+    """Guards the xformers backend (GQA layout, block-diagonal mask) against eager on CUDA."""
     pytest.importorskip("xformers.ops")
     ref, xf = _pair("xformers", n_kv_heads=n_kv_heads)
     ref, xf = ref.cuda(), xf.cuda()
