@@ -72,6 +72,14 @@ def test_nan_loss_stops_naming_the_step(shards, tmp_path):
         (("--model.config.block", "prenorm"), "valid names: olmo0424, pre_norm, reordered_norm"),
         (("--model.schedule.warmup", "50"), "schedule warmup (50.0) must be < t_max (20.0)"),
         (("--model.config.n_heads", "5"), "d_model (32) must be divisible by n_heads (5)"),
+        (
+            ("--model.config.preset", "olmo3"),
+            "unknown preset 'olmo3'; valid: olmo2_1b, olmo2_7b, olmo2_13b, olmo2_32b, tiny",
+        ),
+        (
+            ("--model.config.max_sequence_length", "32"),
+            "model.config.max_sequence_length (32) is shorter than data.sequence_length (64)",
+        ),
     ],
 )
 def test_bad_config_fails_at_parse_time(shards, tmp_path, capsys, extra, message):
@@ -200,3 +208,32 @@ def test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data(shards, tm
     s2 = [v for _, v in scalars(tmp_path / "s2", "train/ce_loss")]
     assert s2[0] < s1[0]  # it starts from trained weights, not from the init
     assert cli.datamodule.state_dict()["tokens"] == 2 * 8 * 64  # data position started at 0 (not restored)
+
+
+def test_stage2_keeps_the_optimizer_state_unless_told_not_to(shards, tmp_path):
+    """OLMo 2's stage 2 loads stage 1's Adam moments and step counts (OLMo trainer and OLMo-core);
+    ``init_optimizer_state: false`` starts them fresh; a checkpoint without them names that switch."""
+    import torch
+
+    fit(tiny_args(tmp_path / "s1", shards, max_steps=3))
+    ckpt = tmp_path / "s1" / "ckpt" / "last.ckpt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["optimizer_states"][0]["state"]
+    stage2 = ("--model.init_from", str(ckpt), "--trainer.max_steps", "0")
+    kept = fit(tiny_args(tmp_path / "kept", shards, max_steps=1, extra=stage2))
+    state = kept.trainer.optimizers[0].state_dict()["state"]
+    assert state.keys() == saved.keys()
+    assert all(torch.equal(state[k]["exp_avg"], saved[k]["exp_avg"]) for k in saved)
+    assert all(float(state[k]["step"]) == 3 for k in saved)
+    fresh = fit(
+        tiny_args(
+            tmp_path / "fresh", shards, max_steps=1, extra=(*stage2, "--model.init_optimizer_state", "false")
+        )
+    )
+    assert fresh.trainer.optimizers[0].state_dict()["state"] == {}
+
+    bare = tmp_path / "weights_only.ckpt"
+    full = torch.load(ckpt, map_location="cpu", weights_only=False)
+    full["optimizer_states"] = []
+    torch.save(full, bare)
+    with pytest.raises(ValueError, match="no optimizer state; set model.init_optimizer_state: false"):
+        fit(tiny_args(tmp_path / "bare", shards, max_steps=1, extra=("--model.init_from", str(bare))))
