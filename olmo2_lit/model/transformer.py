@@ -7,7 +7,6 @@ from typing import Optional
 import torch
 from torch import nn
 
-from olmo2_lit.model.blocks import Block
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.registry import BLOCKS, INITS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
@@ -37,11 +36,6 @@ class Transformer(nn.Module):
         )
         if init_weights:
             self.reset_parameters()
-
-    @property
-    def block_class(self) -> type[Block]:
-        """The block class, for FSDP wrap policies and activation checkpointing."""
-        return type(self.blocks[0])
 
     def reset_parameters(self) -> None:
         """(Re)initialize every weight with the config's init scheme."""
