@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.fused_loss import fused_lm_loss_sums
 from olmo2_lit.model.registry import BLOCKS, INITS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -43,18 +44,32 @@ class Transformer(nn.Module):
             return
         INITS.get(self.config.init)()(self)
 
-    def forward(self, input_ids: torch.Tensor, doc_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Token ids (B, T) -> logits (B, T, padded_vocab_size).
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        doc_lens: Optional[torch.Tensor] = None,
+        *,
+        labels: Optional[torch.Tensor] = None,
+        z_loss_multiplier: float = 0.0,
+    ):
+        """Token ids (B, T) -> logits (B, T, padded_vocab_size), or with ``labels`` the summed loss.
 
         Args:
             input_ids: token ids, int64.
             doc_lens: optional (B, max_docs) document lengths (zero-padded, rows sum to T); attention
                 then never crosses a document boundary.
+            labels: (B, T) next-token targets (-100 ignored). When given, the output projection is
+                fused with the loss (:mod:`olmo2_lit.model.fused_loss`) and ``(ce_sum, z_sum)`` is
+                returned instead of the logits, which are never materialized whole.
+            z_loss_multiplier: weight of the z-loss, with ``labels``.
         """
         x = self.embeddings(input_ids)  # (B, T, d_model)
         for block in self.blocks:
             x = block(x, self.rope, doc_lens)
-        return self.lm_head(self.norm(x))  # (B, T, padded_vocab)
+        x = self.norm(x)
+        if labels is not None:
+            return fused_lm_loss_sums(x, self.lm_head.weight, labels, z_loss_multiplier=z_loss_multiplier)
+        return self.lm_head(x)  # (B, T, padded_vocab)
 
     def flops_per_token(self, seq_len: int, *, training: bool = True) -> int:
         """Matmul FLOPs to process one token of a ``seq_len`` sequence (OLMo-core's count, OLMO2.md §5).

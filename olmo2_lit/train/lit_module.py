@@ -20,7 +20,7 @@ from olmo2_lit.train.checkpoint_state import (
     start_from_checkpoint,
 )
 from olmo2_lit.train.grad_norm import clip_grads_, global_grad_norm, rescale_grads_
-from olmo2_lit.train.loss import StepSums, lm_loss, lm_loss_sums, target_tokens
+from olmo2_lit.train.loss import StepSums, lm_loss, target_tokens
 from olmo2_lit.train.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
 from olmo2_lit.train.parallelize import ParallelizeConfig, parallelize
 from olmo2_lit.train.schedules import Constant, Schedule, ScheduledLR
@@ -117,8 +117,13 @@ class OLMo2LitModule(LightningModule):
 
     # --- steps --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch["input_ids"], batch.get("doc_lens"))  # (B, T, V)
-        ce_sum, z_sum = lm_loss_sums(logits, batch["labels"], z_loss_multiplier=self.z_loss_multiplier)
+        # The output projection fused with the loss: the full logits are never materialized.
+        ce_sum, z_sum = self.model(
+            batch["input_ids"],
+            batch.get("doc_lens"),
+            labels=batch["labels"],
+            z_loss_multiplier=self.z_loss_multiplier,
+        )
         self._sums.add(ce_sum, z_sum, batch["labels"], batch.get("instance_mask"))
         self._micro_index.append(batch.get("index"))
         # Lightning divides by the accumulation and DDP averages over ranks, so this sums to the
