@@ -166,3 +166,23 @@ def test_olmo_core_order_resumes_exactly_and_reuses_the_order_file(tmp_path):
         "epoch0000-olmo_core-seed3.order", "epoch0001-olmo_core-seed3.order"]
     assert json.loads((tmp_path / "b" / "data_order" / files[0].name).read_bytes()[8:HEADER_BYTES].rstrip(b"\0"))[
         "fingerprint"]["order"] == "olmo_core"
+
+
+def test_resuming_in_another_order_is_an_error_naming_both(tmp_path):
+    """Guards against a checkpoint's token position being replayed in a different order (another trainer's
+    shuffle or instance cut), which would silently repeat and skip data."""
+    path = tmp_path / "shard.npy"
+    np.random.default_rng(0).integers(1, 512, 750, dtype=np.uint16).tofile(path)
+
+    def dm(**kw):
+        module = TokenShardDataModule(vocab_size=512, dtype="uint16", sequence_length=16, global_batch_size=8,
+                                      micro_batch_size=2, train_sources=[DataSource([str(path)])], **kw)
+        module.setup("fit")
+        return module
+
+    state = dm(order="olmo").state_dict()
+    assert (state["order"], state["max_target_sequence_length"]) == ("olmo", None)
+    with pytest.raises(ValueError, match="in the order 'olmo' with max_target_sequence_length None; this run has "
+                                         "'olmo_core' and 32"):
+        dm(order="olmo_core", max_target_sequence_length=32).load_state_dict(state)
+    dm(order="olmo").load_state_dict(state)  # the same order resumes
