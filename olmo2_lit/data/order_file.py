@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -184,9 +185,11 @@ class EpochOrders:
 
     def fingerprint(self, *, ranges: list[tuple[int, int]], counts: list[int], seed: int, epoch: int) -> dict:
         """Everything the epoch's order depends on."""
+        # the mixture as a digest, so that any number of sources fits the header
+        mixture = json.dumps([[list(map(int, r)) for r in ranges], [int(c) for c in counts]])
         return {"order": self.order, "seed": seed, "epoch": epoch, "sequence_length": self.sequence_length,
                 "max_target_sequence_length": self.max_target, "shards": self.shards,
-                "ranges": [list(map(int, r)) for r in ranges], "counts": [int(c) for c in counts]}
+                "mixture": hashlib.sha256(mixture.encode()).hexdigest()[:16]}
 
     def path(self, *, seed: int, epoch: int) -> Path:
         return Path(self.directory) / f"epoch{epoch:04d}-{self.order}-seed{seed}.order"
