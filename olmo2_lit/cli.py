@@ -1,8 +1,8 @@
 """``olmo2-lit``: the one entry point.
 
 ``fit | validate | test | predict`` go through LightningCLI (YAML recipes, ``--print_config``);
-``prepare`` and ``convert`` are plain functions whose docstrings are their ``--help``. Heavy imports
-happen only once a verb is chosen.
+``prepare``, ``data-paths`` and ``convert`` are plain functions whose docstrings are their ``--help``.
+Heavy imports happen only once a verb is chosen.
 """
 
 from __future__ import annotations
@@ -14,10 +14,15 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 
 
 def _tool_verbs() -> dict:
+    from olmo2_lit.data.mirror import data_paths
     from olmo2_lit.prepare.prepare import prepare
     from olmo2_lit.weights import pretrained
 
-    return {"prepare": prepare, "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf}}
+    return {
+        "prepare": prepare,
+        "data-paths": data_paths,
+        "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf},
+    }
 
 
 HELP = """usage: olmo2-lit VERB [options]
@@ -32,6 +37,7 @@ training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
 
 tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
+  data-paths  a published OLMo/OLMo-core config's data URLs -> your mirror's files, in the published order
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
 """
 

@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
-from olmo2_lit.data.instances import InstanceIndex
+from olmo2_lit.data.instances import InstanceIndex, chunk_size
 from olmo2_lit.data.mixture import DataSource
+from olmo2_lit.data.order_file import EpochOrders
 from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
 
@@ -73,7 +74,16 @@ class TokenShardDataModule(L.LightningDataModule):
         global_batch_size: instances per optimizer step over all ranks (OLMo 2 7B: 1024).
         micro_batch_size: instances per rank per forward pass.
         val_batch_size: instances per rank per validation step (default: ``micro_batch_size``).
-        seed: seed of the global order; the order depends on nothing else but the shards and the epoch.
+        seed: seed of the global order; the order depends on nothing else but the shards and the epoch
+            (OLMo 2 1B/7B/13B: 6198, the 32B: 34521).
+        order: whose epoch order to reproduce, instance for instance: ``olmo``, the OLMo trainer's
+            (``PCG64(seed + epoch)``, first epoch 0; the 1B, 7B and 13B), or ``olmo_core``, OLMo-core's
+            ``NumpyFSLDataLoader`` (epochs from 1, chunked with ``max_target_sequence_length``; the 32B).
+        max_target_sequence_length: OLMo-core's: cut each shard at multiples of this, and shuffle runs of
+            ``max_target_sequence_length // sequence_length`` adjacent instances together (OLMo-core's
+            OLMo 2 scripts: 8192). A multiple of ``sequence_length``; only with ``order: olmo_core``.
+        order_dir: where each epoch's order file is built once per node and shared by every process;
+            None: ``<trainer.default_root_dir>/data_order``, or in memory without a trainer.
         num_workers: DataLoader worker processes; the batch sequence is the same for any value.
         dtype: token dtype of shards without a sidecar (OLMo's files: uint32); None derives it from
             ``vocab_size`` as OLMo does.
@@ -100,6 +110,9 @@ class TokenShardDataModule(L.LightningDataModule):
         micro_batch_size: int = 4,
         val_batch_size: Optional[int] = None,
         seed: int = 0,
+        order: Literal["olmo", "olmo_core"] = "olmo",
+        max_target_sequence_length: Optional[int] = None,
+        order_dir: Optional[str] = None,
         num_workers: int = 0,
         dtype: Optional[Literal["uint8", "uint16", "uint32", "uint64"]] = None,
         eos_token_id: Optional[int] = None,
@@ -122,6 +135,11 @@ class TokenShardDataModule(L.LightningDataModule):
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
         self.val_batch_size = val_batch_size or micro_batch_size
         self.seed = seed
+        self.order, self.max_target_sequence_length, self.order_dir = order, max_target_sequence_length, order_dir
+        self._chunk_size = chunk_size(sequence_length, max_target_sequence_length)  # raises naming both
+        if order != "olmo_core" and max_target_sequence_length is not None:
+            raise ValueError(f"max_target_sequence_length {max_target_sequence_length} is OLMo-core's and order "
+                             f"{order!r} has none: set order: olmo_core or max_target_sequence_length: null")
         self.num_workers = num_workers
         self.dtype = dtype
         self.eos_token_id = eos_token_id
@@ -198,7 +216,8 @@ class TokenShardDataModule(L.LightningDataModule):
             if not self.train_sources:
                 raise ValueError("train_sources is empty: give at least one source of shard paths")
             self._train = TrainingSet.open(self.train_sources, sequence_length=self._sequence_length,
-                                        vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id)
+                                        vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id,
+                                        max_target_sequence_length=self.max_target_sequence_length)
             self.eos_token_id = self._train.eos_token_id
             if epoch_end(self._train.epoch_size, self._plan.global_batch) == 0:
                 raise ValueError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
@@ -225,7 +244,7 @@ class TokenShardDataModule(L.LightningDataModule):
             index=m.index, ranges=m.ranges, counts=m.counts, seed=self.seed, position=self.position,
             global_batch=self._plan.global_batch, micro_batch=self._plan.micro_batch, rank=self._rank(),
             world_size=self._world_size(), eos_token_id=self.eos_token_id if self.document_masking else None,
-            instance_filter=self.instance_filter)
+            instance_filter=self.instance_filter, orders=self._epoch_orders())
         return self._loader(dataset)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -299,7 +318,8 @@ class TokenShardDataModule(L.LightningDataModule):
             return {}
         return {"version": _STATE_VERSION, "epoch": self.position.epoch,
                 "tokens": self.position.instances * self._sequence_length, "total_tokens": self._tokens_seen,
-                "seed": self.seed, "sequence_length": self._sequence_length,
+                "seed": self.seed, "sequence_length": self._sequence_length, "order": self.order,
+                "max_target_sequence_length": self.max_target_sequence_length,
                 "fingerprint": self._train.fingerprint,
                 "shards": self._train.shard_list}
 
@@ -319,6 +339,11 @@ class TokenShardDataModule(L.LightningDataModule):
                 raise ValueError(f"the checkpoint's data position is for another shard set: {message}. Set "
                                  "ignore_fingerprint_mismatch=True to resume at the same token position anyway")
             rank_zero_warn(f"resuming on a different shard set ({message}); ignore_fingerprint_mismatch is set")
+        saved = (state.get("order", "olmo"), state.get("max_target_sequence_length"))
+        if saved != (self.order, self.max_target_sequence_length):
+            raise ValueError(f"the checkpoint's data position is in the order {saved[0]!r} with max_target_sequence_length "
+                             f"{saved[1]}; this run has {self.order!r} and {self.max_target_sequence_length}: "
+                             "set data.order and data.max_target_sequence_length as the checkpoint's run did")
         if state["seed"] != self.seed:
             rank_zero_warn(f"the checkpoint's data seed {state['seed']} replaces the configured seed {self.seed}")
             self.seed = state["seed"]
@@ -337,6 +362,14 @@ class TokenShardDataModule(L.LightningDataModule):
         self._roll_over()
 
     # ---- helpers --------------------------------------------------------------------------------
+
+    def _epoch_orders(self) -> EpochOrders:
+        directory = self.order_dir
+        if directory is None and getattr(self.trainer, "default_root_dir", None) is not None:
+            directory = str(Path(self.trainer.default_root_dir) / "data_order")
+        return EpochOrders(order=self.order, chunk_size=self._chunk_size, directory=directory,
+                           shards=self._train.fingerprint, sequence_length=self._sequence_length,
+                           max_target_sequence_length=self.max_target_sequence_length)
 
     def _rank(self) -> int:
         return self.trainer.global_rank if self.trainer is not None else 0

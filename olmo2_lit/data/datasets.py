@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from olmo2_lit.data.instances import InstanceIndex, make_batch
-from olmo2_lit.data.sampler import epoch_end, epoch_order, rank_micro_batches
+from olmo2_lit.data.order_file import EpochOrders
+from olmo2_lit.data.sampler import epoch_end, epoch_order, order_length, rank_micro_batches
 
 
 @dataclass
@@ -40,28 +41,39 @@ class TrainBatches(IterableDataset):
 
     The position is read when iteration starts (DataLoader workers receive a copy then), so batches
     that workers prefetch never move it; the datamodule advances it as the loop consumes batches.
+    The epoch's order comes from ``orders`` (an order file shared by the node's processes, or in memory);
+    without it, the OLMo trainer's order is built in memory.
     """
 
     def __init__(self, *, index: InstanceIndex, ranges: list[tuple[int, int]], counts: list[int], seed: int,
                  position: DataPosition, global_batch: int, micro_batch: int, rank: int, world_size: int,
-                 eos_token_id: Optional[int], instance_filter: bool) -> None:
+                 eos_token_id: Optional[int], instance_filter: bool, orders: Optional[EpochOrders] = None) -> None:
         self.index, self.ranges, self.counts, self.seed, self.position = index, ranges, counts, seed, position
         self.global_batch, self.micro_batch, self.rank, self.world_size = global_batch, micro_batch, rank, world_size
-        self.eos_token_id, self.instance_filter = eos_token_id, instance_filter
+        self.eos_token_id, self.instance_filter, self.orders = eos_token_id, instance_filter, orders
 
     def __len__(self) -> int:
         """Micro-batches per rank in a whole data epoch (Lightning's epoch length)."""
-        return epoch_end(sum(self.counts), self.global_batch) // (self.micro_batch * self.world_size)
+        size = order_length(sum(self.counts), self.orders.chunk_size if self.orders else 1)
+        return epoch_end(size, self.global_batch) // (self.micro_batch * self.world_size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self._batches(self.position.epoch, self.position.instances)  # snapshot now, not at first next()
 
     def _batches(self, epoch: int, start: int) -> Iterator[dict[str, torch.Tensor]]:
-        order = epoch_order(self.ranges, self.counts, seed=self.seed, epoch=epoch)
+        if self.orders is None:
+            order = epoch_order(self.ranges, self.counts, seed=self.seed, epoch=epoch)
+        else:
+            order = self.orders.get(ranges=self.ranges, counts=self.counts, seed=self.seed, epoch=epoch)
         ids = rank_micro_batches(order, start=start, global_batch=self.global_batch, micro_batch=self.micro_batch,
                                  rank=self.rank, world_size=self.world_size)
-        for micro in _this_workers_share(ids):
-            yield make_batch(self.index, micro, eos_token_id=self.eos_token_id, instance_filter=self.instance_filter)
+        try:
+            for micro in _this_workers_share(ids):
+                yield make_batch(self.index, micro, eos_token_id=self.eos_token_id,
+                                 instance_filter=self.instance_filter)
+        finally:
+            if hasattr(order, "close"):
+                order.close()
 
 
 class ValBatches(IterableDataset):

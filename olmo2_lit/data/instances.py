@@ -1,8 +1,11 @@
 """Fixed-length instances cut from shards, and the batch dict built from them.
 
-As OLMo's ``NumpyFSLDataset`` (OLMO2.md §4.4): each shard is cut into contiguous blocks of
-``sequence_length`` tokens and the remainder at the end of each shard is dropped; documents may span
-instances and nothing is inserted at load time. Instance ids number the blocks of all shards in order.
+As OLMo's ``MemMapDataset`` and OLMo-core's ``NumpyFSLDataset`` (OLMO2.md §4.4): each shard is cut into
+contiguous blocks of ``sequence_length`` tokens and the remainder at the end of each shard is dropped;
+documents may span instances and nothing is inserted at load time. Instance ids number the blocks of all
+shards in order. With OLMo-core's ``max_target_sequence_length`` the remainder is cut at a multiple of
+that instead (``NumpyFSLDataset._get_file_size_and_length``), so a shard of N tokens gives
+``N // max_target * (max_target // sequence_length)`` instances.
 """
 
 from __future__ import annotations
@@ -18,20 +21,40 @@ from olmo2_lit.data.shards import Shard, read_tokens
 IGNORE_INDEX = -100
 
 
+def chunk_size(sequence_length: int, max_target_sequence_length: Optional[int]) -> int:
+    """Instances per ``max_target_sequence_length`` block (1 without one); raises unless it is a multiple."""
+    if max_target_sequence_length is None:
+        return 1
+    if max_target_sequence_length < sequence_length or max_target_sequence_length % sequence_length:
+        raise ValueError(f"max_target_sequence_length {max_target_sequence_length} is not a multiple of "
+                         f"sequence_length {sequence_length}; make it one (OLMo 2 in OLMo-core: 8192 with 4096) or null")
+    return max_target_sequence_length // sequence_length
+
+
+def instances_in(num_tokens: int, sequence_length: int, max_target_sequence_length: Optional[int] = None) -> int:
+    """Instances cut from a shard of ``num_tokens``: whole blocks of ``max_target_sequence_length`` (default
+    ``sequence_length``), each giving ``max_target // sequence_length`` instances."""
+    block = max_target_sequence_length or sequence_length
+    return num_tokens // block * chunk_size(sequence_length, max_target_sequence_length)
+
+
 class InstanceIndex:
     """Maps an instance id to ``(shard, offset)`` and reads its tokens.
 
     Args:
         shards: validated shards, in order.
         sequence_length: tokens per instance.
+        max_target_sequence_length: OLMo-core's: cut each shard at a multiple of this (None: of
+            ``sequence_length``).
     """
 
-    def __init__(self, shards: Sequence[Shard], *, sequence_length: int) -> None:
+    def __init__(self, shards: Sequence[Shard], *, sequence_length: int,
+                 max_target_sequence_length: Optional[int] = None) -> None:
         if sequence_length < 2:
             raise ValueError(f"sequence_length must be >= 2, got {sequence_length}")
         self.shards = list(shards)
         self.sequence_length = sequence_length
-        counts = [s.num_tokens // sequence_length for s in self.shards]
+        counts = [instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in self.shards]
         self.offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])  # first id of each shard
 
     def __len__(self) -> int:

@@ -67,4 +67,6 @@ def epoch_instances(ranges: list[tuple[int, int]], counts: list[int], *, seed: i
         if rest:
             rng = np.random.Generator(np.random.PCG64([seed, epoch, i]))
             parts.append(start + np.sort(rng.choice(size, rest, replace=False)).astype(dtype))
+    if len(parts) == 1:
+        return parts[0]  # one whole source: no concatenated copy (half the builder's peak memory)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)

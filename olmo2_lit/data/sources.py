@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from olmo2_lit.data.instances import InstanceIndex
+from olmo2_lit.data.instances import InstanceIndex, chunk_size, instances_in
 from olmo2_lit.data.mixture import DataSource, mixture_counts
+from olmo2_lit.data.sampler import order_length
 from olmo2_lit.data.shards import Shard, find_shards, open_shard
 
 
@@ -29,7 +30,10 @@ def open_shards(paths: list[str], *, vocab_size: int, dtype: Optional[str],
 @dataclass
 class TrainingSet:
     """The opened training sources: one instance index over all their shards, each source's instance id
-    range and share of an epoch, and the fingerprint a checkpoint's position is tied to."""
+    range and share of an epoch, and the fingerprint a checkpoint's position is tied to.
+
+    With OLMo-core's ``max_target_sequence_length`` each shard is cut at multiples of it and the order
+    shuffles runs of ``chunk_size`` instances, so an epoch holds whole runs only."""
 
     index: InstanceIndex
     names: list[str]
@@ -38,23 +42,25 @@ class TrainingSet:
     eos_token_id: Optional[int]
     shard_list: list[list]
     fingerprint: str
+    chunk_size: int = 1
 
     @property
     def epoch_size(self) -> int:
-        return sum(self.counts)
+        """Instances in an epoch's order."""
+        return order_length(sum(self.counts), self.chunk_size)
 
     @classmethod
     def open(cls, sources: list[DataSource], *, sequence_length: int, vocab_size: int, dtype: Optional[str],
-             eos_token_id: Optional[int]) -> TrainingSet:
+             eos_token_id: Optional[int], max_target_sequence_length: Optional[int] = None) -> TrainingSet:
         shards, ranges, names, shard_list = [], [], [], []
         for i, source in enumerate(sources):
             name = source.name or f"source{i}"
             opened, eos_token_id = open_shards(source.paths, vocab_size=vocab_size, dtype=dtype,
                                                eos_token_id=eos_token_id)
-            size = sum(s.num_tokens // sequence_length for s in opened)
+            size = sum(instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in opened)
             if size == 0:
                 raise ValueError(f"{name} ({source.paths}): no shard holds a full instance of "
-                                 f"{sequence_length} tokens")
+                                 f"{max_target_sequence_length or sequence_length} tokens")
             start = ranges[-1][1] if ranges else 0
             ranges.append((start, start + size))
             names.append(name)
@@ -62,8 +68,11 @@ class TrainingSet:
             shard_list += [[i, Path(s.path).name, s.num_tokens, s.meta.checksum if s.meta else None] for s in opened]
         counts = mixture_counts([b - a for a, b in ranges], [s.weight for s in sources])
         fingerprint = hashlib.sha256(json.dumps([shard_list, [s.weight for s in sources]]).encode()).hexdigest()
-        return cls(index=InstanceIndex(shards, sequence_length=sequence_length), names=names, ranges=ranges,
-                   counts=counts, eos_token_id=eos_token_id, shard_list=shard_list, fingerprint=fingerprint)
+        index = InstanceIndex(shards, sequence_length=sequence_length,
+                              max_target_sequence_length=max_target_sequence_length)
+        return cls(index=index, names=names, ranges=ranges, counts=counts, eos_token_id=eos_token_id,
+                   shard_list=shard_list, fingerprint=fingerprint,
+                   chunk_size=chunk_size(sequence_length, max_target_sequence_length))
 
     def describe(self) -> str:
         parts = [f"{n}: {b - a:,} instances, {c / max(b - a, 1):.2f}x per epoch"

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from olmo2_lit.data.mixture import epoch_instances, mixture_counts
-from olmo2_lit.data.sampler import check_layout, epoch_order, rank_micro_batches
+from olmo2_lit.data.batch_plan import BatchPlan
+from olmo2_lit.data.sampler import epoch_order, rank_micro_batches
 
 
 def _stream(order, *, start=0, G, M, rank=0, W=1):
@@ -43,9 +44,9 @@ def test_starting_mid_epoch_continues_the_same_stream():
 
 
 def test_layout_errors_say_what_to_change():
-    assert check_layout(global_batch=32, micro_batch=4, world_size=2) == 4
+    assert BatchPlan(sequence_length=8, global_batch=32, micro_batch=4, world_size=2).accumulation == 4
     with pytest.raises(ValueError, match="global_batch_size 30 is not a multiple of micro_batch_size 4 x world size 2"):
-        check_layout(global_batch=30, micro_batch=4, world_size=2)
+        BatchPlan(sequence_length=8, global_batch=30, micro_batch=4, world_size=2)
 
 
 def test_mixture_counts_follow_the_weights_and_sum_to_the_epoch():
