@@ -1,8 +1,10 @@
 """Training-step throughput of our Transformer against transformers' Olmo2ForCausalLM, side by side.
 
 Both models get the same config and the same weights (through our HF converter); each step is
-forward + CE loss + backward + AdamW step. Prints tokens/s for each, their ratio, and MFU where the
-device's peak is known.
+forward + CE and z-loss + backward + AdamW step, each library's own way (ours fuses the output
+projection with the loss). On CPU the two run in interleaved rounds, so machine noise hits both;
+prints the median tokens/s, the ratio with its spread over rounds, MFU where the peak is known, and
+peak memory on CUDA.
 
     python benchmarks/bench_model.py                       # CPU: a small config, fp32 and bf16
     python benchmarks/bench_model.py --preset olmo2_1b --seq 4096 --batch 4 --precisions bf16   # GPU
@@ -11,12 +13,13 @@ device's peak is known.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 
 from olmo2_lit.model import ModelConfig, Transformer, flops_per_token
-from olmo2_lit.train.loss import lm_loss
+from olmo2_lit.train.loss import lm_loss_sums
 from olmo2_lit.train.peak_flops import peak_flops_per_device
 from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
 
@@ -39,17 +42,29 @@ def _hf_model(cfg: ModelConfig, weights: dict):
     return hf
 
 
-def _time_steps(step, n_warmup: int, n_steps: int, device: torch.device) -> float:
-    for _ in range(n_warmup):
-        step()
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def _make_step(model, loss_fn, opt, dtype, device):
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            ce, z = loss_fn(model)
+        (ce + z).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _timed(step, n: int, device: torch.device) -> float:
+    _sync(device)
     t0 = time.perf_counter()
-    for _ in range(n_steps):
+    for _ in range(n):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / n_steps
+    _sync(device)
+    return (time.perf_counter() - t0) / n
 
 
 def bench(
@@ -61,43 +76,73 @@ def bench(
     device: torch.device,
     steps: int,
     warmup: int,
+    rounds: int,
     compile_blocks: bool = False,
 ) -> dict:
+    """Tokens/s of each library's training step, in ``rounds`` interleaved rounds (A, B, A, B, ...).
+
+    Ours is the olmo2_lit step (output projection fused with CE + z-loss); transformers' computes its
+    logits and the same CE + z-loss on them. Same config, weights, batch, precision and threads.
+    On CUDA one model is on the device at a time (two 1B models and their Adam state do not fit), so
+    rounds there run one library after the other.
+    """
     torch.manual_seed(0)
     weights = Transformer(cfg).state_dict()
     ids = torch.randint(0, cfg.vocab_size, (batch, seq + 1), device=device)
     x, y = ids[:, :-1], ids[:, 1:]
     dtype = torch.bfloat16 if precision == "bf16" else None
-    results = {}
     builders = {
-        "olmo2_lit": (lambda: _ours(cfg, weights, compile_blocks), lambda m: m(x)),
-        "transformers": (lambda: _hf_model(cfg, weights), lambda m: m(input_ids=x).logits),
+        "olmo2_lit": (
+            lambda: _ours(cfg, weights, compile_blocks),
+            lambda m: m(x, labels=y, z_loss_multiplier=1e-5),
+        ),
+        "transformers": (
+            lambda: _hf_model(cfg, weights),
+            lambda m: lm_loss_sums(m(input_ids=x).logits, y, z_loss_multiplier=1e-5),
+        ),
     }
-    for name, (build, fwd) in builders.items():  # one model on the device at a time
+    times: dict[str, list[float]] = {name: [] for name in builders}
+    peak_mem: dict[str, float] = {}
+
+    def prepared(name):
+        build, loss_fn = builders[name]
         model = build().to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=1e-4, fused=device.type == "cuda", foreach=device.type != "cuda" or None
+        )
+        n_tokens = (y != -100).sum()
+        step = _make_step(model, lambda m: tuple(t / n_tokens for t in loss_fn(m)), opt, dtype, device)
+        for _ in range(warmup):
+            step()
+        return model, opt, step
 
-        def step(fwd=fwd, model=model, opt=opt):
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                ce, z = lm_loss(fwd(model), y, z_loss_multiplier=1e-5)
-            (ce + z).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        results[name] = batch * seq / _time_steps(step, warmup, steps, device)
-        del model, opt
-        if device.type == "cuda":
+    if device.type == "cuda":
+        for name in builders:
+            torch.cuda.reset_peak_memory_stats()
+            model, opt, step = prepared(name)
+            times[name] = [_timed(step, steps, device) for _ in range(rounds)]
+            peak_mem[name] = torch.cuda.max_memory_allocated() / 2**30
+            del model, opt, step
             torch.cuda.empty_cache()
+    else:
+        ready = {name: prepared(name) for name in builders}
+        for _ in range(rounds):
+            for name, (_, _, step) in ready.items():
+                times[name].append(_timed(step, steps, device))
+    rates = {name: [batch * seq / t for t in ts] for name, ts in times.items()}
     peak = peak_flops_per_device(device, precision)
     fpt = flops_per_token(cfg, seq)
-    for name in list(results):
-        mfu = f"{fpt * results[name] / peak:.1%}" if peak else "n/a"
-        print(f"{precision:5s} {name:13s} {results[name]:12,.0f} tok/s  MFU {mfu}")
+    for name, rs in rates.items():
+        med = statistics.median(rs)
+        mfu = f"{fpt * med / peak:.1%}" if peak else "n/a"
+        mem = f"  peak {peak_mem[name]:.1f} GiB" if name in peak_mem else ""
+        print(f"{precision:5s} {name:13s} {med:12,.0f} tok/s (median of {len(rs)} rounds)  MFU {mfu}{mem}")
+    ratios = sorted(a / b for a, b in zip(rates["olmo2_lit"], rates["transformers"]))
     print(
-        f"{precision:5s} ratio olmo2_lit / transformers = "
-        f"{results['olmo2_lit'] / results['transformers']:.2f}"
+        f"{precision:5s} ratio olmo2_lit / transformers = {statistics.median(ratios):.2f} "
+        f"(rounds: {ratios[0]:.2f}-{ratios[-1]:.2f})"
     )
-    return results
+    return rates
 
 
 def main() -> None:
@@ -105,7 +150,8 @@ def main() -> None:
     p.add_argument("--preset", default=None, help="a ModelConfig preset; default a small CPU-sized model")
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (A, B, A, B, ...)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="torch.compile each of our blocks")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
@@ -129,6 +175,7 @@ def main() -> None:
             device=device,
             steps=args.steps,
             warmup=args.warmup,
+            rounds=args.rounds,
             compile_blocks=args.compile,
         )
 
