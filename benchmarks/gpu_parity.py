@@ -1,13 +1,14 @@
 """On CUDA: our model against transformers' Olmo2ForCausalLM on the same weights, fp32 and bf16.
 
 Prints the max abs logit difference and the loss difference for each dtype (OLMo 2 1B widths,
-2 layers, sequence 1024).
+2 layers, sequence 1024), then the fused output projection + loss against the plain loss on the
+logits under bf16 autocast (loss and gradient of the last block's MLP).
 """
 
 import torch
 
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.train.loss import lm_loss
+from olmo2_lit.train.loss import lm_loss, lm_loss_sums
 from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
 
 
@@ -30,6 +31,24 @@ def main() -> None:
             f"{str(dtype):15s} max|logits diff| {(la - lb).abs().max().item():.3e}  "
             f"(|logits| max {la.abs().max().item():.2f})  loss {ca.item():.6f} vs {cb.item():.6f}"
         )
+    model = ours.to("cuda", torch.float32).train()
+    x, y = ids[:, :-1], ids[:, 1:]
+    results = []
+    for fused in (False, True):
+        model.zero_grad()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            ce, z = (
+                model(x, labels=y, z_loss_multiplier=1e-5)
+                if fused
+                else lm_loss_sums(model(x), y, z_loss_multiplier=1e-5)
+            )
+        ((ce + z) / y.numel()).backward()
+        results.append((ce.item() / y.numel(), model.blocks[-1].feed_forward.w2.weight.grad.clone()))
+    (c0, g0), (c1, g1) = results
+    print(
+        f"fused loss (bf16 autocast): ce {c1:.6f} vs {c0:.6f}; "
+        f"max|grad diff| / max|grad| = {((g1 - g0).abs().max() / g0.abs().max()).item():.2e}"
+    )
 
 
 if __name__ == "__main__":

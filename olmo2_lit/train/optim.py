@@ -23,7 +23,8 @@ class AdamW(torch.optim.AdamW):
         betas: Adam betas.
         eps: Adam epsilon.
         weight_decay: decoupled weight decay (groups may override it).
-        fused: use the fused kernel (CUDA); None lets torch decide.
+        fused: use the fused kernel; None: fused on CUDA, the multi-tensor (foreach) path elsewhere
+            (torch would loop over parameters one by one on CPU).
     """
 
     def __init__(
@@ -35,7 +36,29 @@ class AdamW(torch.optim.AdamW):
         weight_decay: float = 0.1,
         fused: Optional[bool] = None,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused)
+        params = list(params)
+        foreach = None
+        if fused is None:
+            first = next(_tensors(params), None)
+            fused = first is not None and first.device.type == "cuda"
+            foreach = not fused
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            fused=fused or None,
+            foreach=foreach,
+        )
+
+
+def _tensors(params: list) -> Iterable[torch.Tensor]:
+    for item in params:
+        if isinstance(item, dict):
+            yield from item["params"]
+        else:
+            yield item
 
 
 @dataclass(kw_only=True)
