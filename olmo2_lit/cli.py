@@ -11,6 +11,9 @@ import sys
 from typing import Optional
 
 LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
+#: The arguments of the running ``olmo2-lit`` command (without ``--debug``), for messages that print
+#: the command to rerun (e.g. the resume command after a pre-emption).
+INVOCATION: Optional[list[str]] = None
 
 
 def _tool_verbs() -> dict:
@@ -37,16 +40,34 @@ tools (`olmo2-lit VERB --help`):
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point ``olmo2-lit``."""
-    from_command_line = argv is None
+    """Console entry point ``olmo2-lit``.
+
+    Bad input (:mod:`olmo2_lit.errors`) ends in a short message and exit status 2; ``--debug`` (anywhere
+    in the arguments) or ``OLMO2_LIT_DEBUG=1`` shows the traceback instead.
+    """
+    global INVOCATION
+    from olmo2_lit.errors import REPORTED, debug_requested, report
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(HELP)
         return
+    INVOCATION = argv
+    try:
+        _run(argv)
+    except REPORTED as err:
+        if debug:
+            raise
+        sys.exit(report(err))
+
+
+def _run(argv: list[str]) -> None:
     if argv[0] in LIGHTNING_VERBS:
         from olmo2_lit.lightning_cli import OLMo2CLI
 
-        OLMo2CLI(args=None if from_command_line else argv)
+        OLMo2CLI(args=argv)
         return
     from jsonargparse import CLI
 

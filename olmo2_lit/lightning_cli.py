@@ -10,6 +10,7 @@ from jsonargparse.typing import register_type
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from olmo2_lit.callbacks.preemption import Preemption
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model import ModelConfig
@@ -62,6 +63,7 @@ class OLMo2CLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(TokenThroughput, "throughput")
+        parser.add_lightning_class_args(Preemption, "preemption")
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
