@@ -91,8 +91,8 @@ class Preemption(Callback):
         if first and trainer is not None and trainer.is_global_zero:
             print(
                 f"\n{signal.Signals(signum).name}: finishing optimizer step {trainer.global_step + 1}, then "
-                "saving a checkpoint and exiting" + (" (Ctrl+C again aborts without saving)"
-                                                     if signum == signal.SIGINT else ""),
+                "saving a checkpoint and exiting"
+                + (" (Ctrl+C again aborts without saving)" if signum == signal.SIGINT else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -107,11 +107,14 @@ class Preemption(Callback):
         self._previous = {}
 
     # --- the stop --------------------------------------------------------------------------------
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._step_at_start = trainer.global_step
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not self.enabled or trainer.global_step == self._step_at_start or self.saved_path is not None:
             return  # mid-accumulation: the optimizer step is not done yet
         stop = self.signum is not None
@@ -119,14 +122,18 @@ class Preemption(Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
-        path = str(_checkpoint_dir(trainer) / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}")
+        path = str(
+            _checkpoint_dir(trainer)
+            / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
+        )
         started = time.perf_counter()
         trainer.save_checkpoint(path)
         self.saved_path = path
         if trainer.is_global_zero:
             name = signal.Signals(self.signum).name if self.signum else "a signal on another rank"
             print(
-                f"{name}: saved step {trainer.global_step} to {path} ({time.perf_counter() - started:.1f} s); "
+                f"{name}: saved step {trainer.global_step} to {path} "
+                f"({time.perf_counter() - started:.1f} s); "
                 f"exiting with status {self.exit_status}.\nresume with:\n  {resume_command(path)}",
                 file=sys.stderr,
                 flush=True,

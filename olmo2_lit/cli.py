@@ -7,6 +7,7 @@ happen only once a verb is chosen.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -36,6 +37,9 @@ training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
 tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
+
+Bad input ends in a short message (exit status 2); add --debug, or set OLMO2_LIT_DEBUG=1, for the
+full traceback (docs/errors.md).
 """
 
 
@@ -46,28 +50,34 @@ def main(argv: Optional[list[str]] = None) -> None:
     in the arguments) or ``OLMO2_LIT_DEBUG=1`` shows the traceback instead.
     """
     global INVOCATION
-    from olmo2_lit.errors import REPORTED, debug_requested, report
+    from olmo2_lit.errors import DEBUG_ENV, REPORTED, debug_requested, report
 
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = debug_requested(argv)
+    if debug and from_command_line:  # processes that Lightning starts for the other ranks inherit it
+        os.environ[DEBUG_ENV] = "1"
     argv = [a for a in argv if a != "--debug"]
+    if from_command_line:  # LightningCLI reads sys.argv itself, and DDP relaunches it
+        sys.argv[1:] = argv
     if not argv or argv[0] in ("-h", "--help"):
         print(HELP)
         return
     INVOCATION = argv
     try:
-        _run(argv)
+        _run(None if from_command_line else argv)
     except REPORTED as err:
         if debug:
             raise
         sys.exit(report(err))
 
 
-def _run(argv: list[str]) -> None:
+def _run(args: Optional[list[str]]) -> None:
+    argv = sys.argv[1:] if args is None else args
     if argv[0] in LIGHTNING_VERBS:
         from olmo2_lit.lightning_cli import OLMo2CLI
 
-        OLMo2CLI(args=argv)
+        OLMo2CLI(args=args)
         return
     from jsonargparse import CLI
 

@@ -46,8 +46,14 @@ class OutputExistsError(Olmo2LitError, FileExistsError):
 
 
 #: What ``olmo2-lit`` reports without a traceback: our own types, and OS errors naming a path.
-REPORTED = (Olmo2LitError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-            PermissionError)
+REPORTED = (
+    Olmo2LitError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 def debug_requested(argv: list[str]) -> bool:

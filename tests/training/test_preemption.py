@@ -19,27 +19,52 @@ MAX_STEPS = 8
 PAUSE_STEP = 4  # 0-based: the signal arrives after micro-batch 1 of 2 of the fifth step
 
 
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Shards and an uninterrupted run of MAX_STEPS steps."""
+def runs(tmp_path_factory):
+    """Shards, an uninterrupted run of MAX_STEPS steps, and one ``olmo2-lit fit`` process per signal,
+    all started at once (their start-up, mostly imports, overlaps)."""
     shards = make_shards(tmp_path_factory.mktemp("shards"))
-    root = tmp_path_factory.mktemp("straight")
-    fit(tiny_args(root, shards, max_steps=MAX_STEPS))
-    return shards, root
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parent),
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+    }
+    procs = {}
+    for signum in SIGNALS:
+        root = tmp_path_factory.mktemp(signum.name)
+        pause = {
+            "class_path": "signal_pause.PauseAt",
+            "init_args": {"step": PAUSE_STEP, "marker": str(root / "paused")},
+        }
+        args = tiny_args(
+            root, shards, max_steps=MAX_STEPS, extra=("--trainer.callbacks", json.dumps([pause]))
+        )
+        procs[signum] = (
+            root,
+            subprocess.Popen(
+                [OLMO2_LIT, "fit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ),
+        )
+    straight = tmp_path_factory.mktemp("straight")
+    fit(tiny_args(straight, shards, max_steps=MAX_STEPS))
+    yield shards, straight, procs
+    for _, proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT], ids=lambda s: s.name)
-def test_signal_mid_step_saves_that_step_exits_nonzero_and_resumes_bitwise(reference, tmp_path, signum):
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
+def test_signal_mid_step_saves_that_step_exits_nonzero_and_resumes_bitwise(runs, signum):
     """Guards against: exit status 0 on SIGTERM, no checkpoint at the signal (work lost), stopping between
     the micro-batches of a step (a checkpoint with half-accumulated gradients that resumes differently),
     and a resume command that does not work."""
-    shards, straight = reference
+    shards, straight, procs = runs
+    tmp_path, proc = procs[signum]
     marker = tmp_path / "paused"
-    pause = {"class_path": "signal_pause.PauseAt", "init_args": {"step": PAUSE_STEP, "marker": str(marker)}}
-    args = tiny_args(tmp_path, shards, max_steps=MAX_STEPS, extra=("--trainer.callbacks", json.dumps([pause])))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.Popen([OLMO2_LIT, "fit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.communicate()[1][-3000:]
