@@ -22,6 +22,7 @@ from olmo2_lit.data.instances import InstanceIndex
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.sampler import check_layout, epoch_end
 from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
+from olmo2_lit.errors import CheckpointError, ConfigError, DataError
 
 _STATE_VERSION = 1
 
@@ -110,7 +111,7 @@ class TokenShardDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if sequence_length < 2:
-            raise ValueError(f"sequence_length must be >= 2, got {sequence_length}")
+            raise ConfigError(f"sequence_length must be >= 2, got {sequence_length}")
         check_layout(global_batch=global_batch_size, micro_batch=micro_batch_size, world_size=1)
         self._vocab_size = vocab_size
         self._sequence_length = sequence_length
@@ -187,12 +188,12 @@ class TokenShardDataModule(L.LightningDataModule):
         """Open and validate the shards (every rank); applies a checkpoint's state loaded before."""
         if stage == "fit" and self._train is None:
             if not self.train_sources:
-                raise ValueError("train_sources is empty: give at least one source of shard paths")
+                raise ConfigError("train_sources is empty: give at least one source of shard paths")
             self._train = TrainingSet.open(self.train_sources, sequence_length=self._sequence_length,
                                         vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id)
             self.eos_token_id = self._train.eos_token_id
             if epoch_end(self._train.epoch_size, self.global_batch_size) == 0:
-                raise ValueError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
+                raise DataError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
                                  f"global batch of {self.global_batch_size}")
             rank_zero_info(self._train.describe())
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
@@ -200,7 +201,7 @@ class TokenShardDataModule(L.LightningDataModule):
         if stage in ("test", "predict") and self._test is None and self.test_paths:
             self._test = self._open_held_out(self.test_paths)
         if self.document_masking and self.eos_token_id is None:
-            raise ValueError("document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
+            raise ConfigError("document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
                              "(dolma2: 100257)")
         if self._pending_state is not None and self._train is not None:
             self._apply_state(self._pending_state)
@@ -292,7 +293,9 @@ class TokenShardDataModule(L.LightningDataModule):
                 "tokens": self.position.instances * self._sequence_length, "total_tokens": self.total_tokens,
                 "seed": self.seed, "sequence_length": self._sequence_length,
                 "global_batch_size": self.global_batch_size, "fingerprint": self._train.fingerprint,
-                "shards": self._train.shard_list}
+                "shards": self._train.shard_list,
+                # read by `convert to-hf` for the exported EOS/pad ids
+                "eos_token_id": self.eos_token_id, "vocab_size": self._vocab_size}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the position (applied at ``setup`` if the shards are not open yet)."""
@@ -307,7 +310,7 @@ class TokenShardDataModule(L.LightningDataModule):
         if state["fingerprint"] != self._train.fingerprint:
             message = fingerprint_difference(state["shards"], self._train.shard_list)
             if not self.ignore_fingerprint_mismatch:
-                raise ValueError(f"the checkpoint's data position is for another shard set: {message}. Set "
+                raise CheckpointError(f"the checkpoint's data position is for another shard set: {message}. Set "
                                  "ignore_fingerprint_mismatch=True to resume at the same token position anyway")
             rank_zero_warn(f"resuming on a different shard set ({message}); ignore_fingerprint_mismatch is set")
         if state["seed"] != self.seed:

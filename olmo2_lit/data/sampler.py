@@ -14,6 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
+from olmo2_lit.errors import ConfigError
+
 from olmo2_lit.data.mixture import epoch_instances
 
 
@@ -27,10 +29,10 @@ def epoch_order(ranges: list[tuple[int, int]], counts: list[int], *, seed: int, 
 def check_layout(*, global_batch: int, micro_batch: int, world_size: int) -> int:
     """Micro-batches per rank per global batch (the gradient-accumulation steps); raises if uneven."""
     if min(global_batch, micro_batch, world_size) < 1:
-        raise ValueError(f"global_batch_size, micro_batch_size and world size must be >= 1, got "
+        raise ConfigError(f"global_batch_size, micro_batch_size and world size must be >= 1, got "
                          f"{global_batch}, {micro_batch}, {world_size}")
     if global_batch % (micro_batch * world_size):
-        raise ValueError(f"global_batch_size {global_batch} is not a multiple of micro_batch_size {micro_batch} x "
+        raise ConfigError(f"global_batch_size {global_batch} is not a multiple of micro_batch_size {micro_batch} x "
                          f"world size {world_size} = {micro_batch * world_size}; change one of them")
     return global_batch // (micro_batch * world_size)
 

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig
 
 
-def check_model_config(saved: dict, current: ModelConfig) -> None:
-    """Raise a ValueError naming every field where a checkpoint's model config differs."""
+def check_model_config(saved: dict, current: ModelConfig, *, path: object = None) -> None:
+    """Raise a CheckpointError naming every field where a checkpoint's (at ``path``) model config differs."""
     now = current.to_dict()
     diffs = [
         f"{k}: checkpoint has {saved.get(k)!r}, config has {now.get(k)!r}"
@@ -20,7 +21,10 @@ def check_model_config(saved: dict, current: ModelConfig) -> None:
         if saved.get(k) != now.get(k)
     ]
     if diffs:
-        raise ValueError("checkpoint is from another model config:\n  " + "\n  ".join(diffs))
+        raise CheckpointError(
+            f"{path or 'the checkpoint'} is from another model config (resume with its config):\n  "
+            + "\n  ".join(diffs)
+        )
 
 
 def rng_state() -> dict[str, Any]:
@@ -56,4 +60,4 @@ def checkpoint_lr(path: str) -> float:
     try:
         return float(ckpt["optimizer_states"][0]["param_groups"][0]["lr"])
     except (KeyError, IndexError) as err:
-        raise ValueError(f"{path}: no optimizer state to read the learning rate from ({err})") from None
+        raise CheckpointError(f"{path}: no optimizer state to read the learning rate from ({err})") from None
