@@ -169,7 +169,8 @@ class TokenShardDataModule(L.LightningDataModule):
     # ---- Lightning hooks --------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Run ``prepare`` once per node when ``prepare_if_missing`` is set and its manifest is absent."""
+        """Run ``prepare`` once per node when ``prepare_if_missing`` is set, its manifest is absent, and
+        some training source reads its ``output_dir``."""
         spec = self.prepare_if_missing
         if spec is None:
             return
@@ -178,6 +179,10 @@ class TokenShardDataModule(L.LightningDataModule):
         from olmo2_lit.prepare.prepare import MANIFEST, prepare
 
         if (Path(spec.output_dir) / MANIFEST).exists():
+            return
+        if not _uses_dir(self.train_sources, spec.output_dir):
+            # e.g. quickstart.yaml with your own train_sources: its corpus is not wanted
+            rank_zero_info(f"prepare_if_missing: train_sources do not read {spec.output_dir}; not preparing it")
             return
         inputs = spec.inputs or [STDLIB_CORPUS]
         rank_zero_info(f"{spec.output_dir}: no {MANIFEST}; preparing shards from {inputs}")
@@ -342,3 +347,14 @@ class TokenShardDataModule(L.LightningDataModule):
         # persistent_workers stays off: workers must copy the position afresh at every iter().
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=False)
+
+
+def _uses_dir(sources: list[DataSource], directory: str) -> bool:
+    """Whether any path of ``sources`` (file, directory or glob) lies inside ``directory``."""
+    root = Path(directory).resolve()
+    for source in sources:
+        for entry in source.paths:
+            fixed = Path(str(entry).split("*")[0].split("?")[0].split("[")[0] or ".").resolve()
+            if fixed == root or root in fixed.parents:
+                return True
+    return False
