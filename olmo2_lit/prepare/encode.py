@@ -34,6 +34,7 @@ class EncodeConfig:
     seed: int
     ngram_filter: bool
     text_field: str = "text"
+    encoding_errors: str = "strict"
     batch_chars: int = 4 << 20
     piece_chars: int = 1 << 20
 
@@ -166,7 +167,12 @@ def encode_task(
         encoder = _TaskEncoder(task, config, tokenizer, {False: train_out, True: val_out})
         batch, chars = [], 0
         for source in task.sources:
-            reader = DocumentReader(source, text_field=config.text_field, piece_chars=config.piece_chars)
+            reader = DocumentReader(
+                source,
+                text_field=config.text_field,
+                piece_chars=config.piece_chars,
+                encoding_errors=config.encoding_errors,
+            )
             reported = 0
             for piece in reader:
                 batch.append((source, piece))
