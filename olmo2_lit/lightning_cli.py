@@ -10,6 +10,8 @@ from jsonargparse.typing import register_type
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from olmo2_lit.callbacks.housekeeping import Housekeeping
+from olmo2_lit.callbacks.predictions import PredictionWriter
 from olmo2_lit.callbacks.preemption import Preemption
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -64,6 +66,8 @@ class OLMo2CLI(LightningCLI):
         )
         parser.add_lightning_class_args(TokenThroughput, "throughput")
         parser.add_lightning_class_args(Preemption, "preemption")
+        parser.add_lightning_class_args(Housekeeping, "housekeeping")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
