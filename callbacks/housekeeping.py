@@ -39,15 +39,20 @@ class Housekeeping(Callback):
         self.remove_empty_log_dir = remove_empty_log_dir
         self._started = time.time()
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit" and trainer.ckpt_path is None and not getattr(pl_module, "init_from", None):
-            message = (
-                f"{stage} without --ckpt_path or model.init_from: this scores a RANDOMLY INITIALIZED model; "
-                "pass --ckpt_path <run>/last.ckpt (or model.init_from) to evaluate trained weights"
-            )
-            if trainer.is_global_zero:
-                print(f"\nWARNING: {message}\n", file=sys.stderr, flush=True)
-            rank_zero_warn(message)
+    def _warn_if_untrained(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # after the checkpoint is restored (trainer.ckpt_path is only known then)
+        verb = str(getattr(trainer.state.fn, "value", trainer.state.fn))
+        if verb == "fit" or trainer.ckpt_path is not None or getattr(pl_module, "init_from", None):
+            return
+        message = (
+            f"{verb} without --ckpt_path or model.init_from: this scores a RANDOMLY INITIALIZED model; "
+            "pass --ckpt_path <run>/last.ckpt (or model.init_from) to evaluate trained weights"
+        )
+        if trainer.is_global_zero:
+            print(f"\nWARNING: {message}\n", file=sys.stderr, flush=True)
+        rank_zero_warn(message)
+
+    on_validation_start = on_test_start = on_predict_start = _warn_if_untrained
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         ckpt = trainer.checkpoint_callback

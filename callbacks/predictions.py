@@ -11,7 +11,6 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
@@ -77,9 +76,9 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._stack.close()  # renames the finished file into place
         self._stack = None
-        rank_zero_info(
-            f"predictions: {self.written}" + ("" if self._tok else " (token ids; no tokenizer known)")
-        )
+        if trainer.is_global_zero:
+            kind = "token ids and text" if self._tok else "token ids; no tokenizer known to decode them"
+            print(f"predictions ({kind}): {self.written}", flush=True)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if self._stack is not None:  # drop the partial file

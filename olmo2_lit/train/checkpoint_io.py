@@ -33,7 +33,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         kwargs = {} if map_location is None else {"map_location": map_location}  # None: Lightning's default
         try:
             return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
-        except (RuntimeError, EOFError, KeyError, ValueError, OSError, UnicodeDecodeError) as err:
+        except Exception as err:  # pickle, zip, mmap and weights_only errors alike
             # torch.load of a non-checkpoint says e.g. "KeyError: 101" or an mmap error, naming no file
             raise CheckpointError(
                 f"{path}: not a readable checkpoint ({type(err).__name__}: {err}); it is truncated or not a "
