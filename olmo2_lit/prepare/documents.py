@@ -194,10 +194,10 @@ class DocumentReader:
             except UnicodeDecodeError as e:
                 raise self._not_utf8(line_offset + e.start, line[e.start : e.start + 4]) from None
             except ValueError as e:
-                raise ValueError(f"{where}: invalid JSON ({e})") from e
+                raise DataError(f"{where}: invalid JSON ({e})") from e
             text = record.get(self.text_field) if isinstance(record, dict) else None
             if not isinstance(text, str):
-                raise ValueError(f"{where}: no string field {self.text_field!r} (set text_field)")
+                raise DataError(f"{where}: no string field {self.text_field!r} (set text_field)")
             yield Piece(doc_id=line_offset, text=text, last=True)
 
     def _seek_to_range(self, stream: BinaryIO) -> int:
@@ -248,5 +248,5 @@ class DocumentReader:
         return DataError(
             f"{self.source.path}: not UTF-8 at byte {offset:,} {where}(bytes {sample.hex(' ')}); convert the "
             "file to UTF-8 (e.g. iconv -f latin1 -t utf-8), or pass --encoding_errors replace to turn such "
-            "bytes with U+FFFD"
+            "bytes into U+FFFD"
         )

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from olmo2_lit.data.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
 from olmo2_lit.data.shards import dtype_for_vocab
 from olmo2_lit.data.tokenizer import DEFAULT_EOS, eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
-from olmo2_lit.errors import DataError
+from olmo2_lit.errors import ConfigError, DataError
 from olmo2_lit.prepare.documents import DocumentReader, EncodingErrors, InputFile, resolve_inputs
 from olmo2_lit.prepare.encode import EncodeConfig, TaskResult
 from olmo2_lit.prepare.output import MANIFEST, STAGING, TOKENIZER_FILE, check_output, publish
@@ -117,9 +117,9 @@ def prepare(
         A summary of the shards written (also in ``output_dir/manifest.json``).
     """
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if shard_size_tokens < 1:
-        raise ValueError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
+        raise ConfigError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
     out = Path(output_dir)
     ours = check_output(out, overwrite)
     sources = _subsample(resolve_inputs(inputs), max_input_bytes, seed)

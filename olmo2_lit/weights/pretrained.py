@@ -82,9 +82,9 @@ def _load_safetensors(path: Path) -> StateDict:
     """``safetensors.torch.load_file``, with errors that name the file."""
     try:
         return load_file(_require_file(path))
-    except (OSError, ValueError, RuntimeError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # SafetensorError derives from Exception only
         # safetensors says e.g. "Error while deserializing header: ..." without the path
         raise WeightsError(
             f"{path}: unreadable safetensors file ({err}); it is truncated or corrupt: download or export "

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from conftest import VOCAB, assert_short_error, snapshot, tiny_fit, write_ids
 
 from olmo2_lit.data.datamodule import PrepareSpec, TokenShardDataModule
@@ -196,3 +197,15 @@ def test_quickstart_preparation_only_for_its_own_paths(tmp_path, shards):
     before = snapshot(tmp_path)
     dm.prepare_data()
     assert not (tmp_path / "quickstart").exists() and snapshot(tmp_path) == before
+
+
+def test_to_hf_uses_the_training_data_eos(tmp_path, trained, cli):
+    """Guards against: `convert to-hf` assuming dolma2's EOS/pad ids for a 256-token model whose
+    checkpoint records its EOS (0)."""
+    _, ckpt = trained
+    code, out = cli(["convert", "to-hf", f"--checkpoint={ckpt}", f"--out_dir={tmp_path / 'hf'}"])
+    assert code == 0, out
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert (config["eos_token_id"], config["pad_token_id"]) == (0, 0)
+    assert "eos_token_id 0 (the checkpoint's training data)" in out
+    assert torch.load(ckpt, weights_only=False)["TokenShardDataModule"]["eos_token_id"] == 0
