@@ -122,7 +122,7 @@ def test_validate_without_weights_says_so_loudly(tmp_path, shards, cli):
     args = [a for a in args if "max_steps" not in a and "checkpoint." not in a] + [
         f'--data.val_paths=["{shards}"]'
     ]
-    code, out = cli(args)
+    code, out = cli([*args, "--trainer.limit_val_batches=1"])
     assert code == 0 and "RANDOMLY INITIALIZED" in out and "--ckpt_path" in out
 
 
@@ -132,12 +132,18 @@ def test_predict_writes_its_predictions_to_a_named_file(tmp_path, trained, cli):
     args = [a for a in tiny_fit(tmp_path, shards) if "max_steps" not in a and "checkpoint." not in a]
     args[0] = "predict"
     code, out = cli(
-        [*args, f'--data.test_paths=["{shards}"]', f"--ckpt_path={ckpt}", "--data.eos_token_id=0"]
+        [
+            *args,
+            f'--data.test_paths=["{shards}"]',
+            f"--ckpt_path={ckpt}",
+            "--trainer.limit_predict_batches=3",
+            "--data.eos_token_id=0",
+        ]
     )
     target = tmp_path / "predictions.jsonl"
     assert code == 0 and str(target) in out
     lines = [json.loads(line) for line in target.read_text().splitlines()]
-    assert len(lines) == 2 * 2048 // 32 and len(lines[0]["predicted_ids"]) == 32
+    assert len(lines) == 3 * 2 and len(lines[0]["predicted_ids"]) == 32
     assert all(0 <= i < 256 for line in lines for i in line["predicted_ids"])
 
 
