@@ -1,4 +1,7 @@
-"""At the end of fit: print a few samples, and where the logs and checkpoints are."""
+"""At the end of fit: print a few samples, and where the logs and checkpoints are.
+
+The tokenizer is checked in ``setup``, before the first step, not after the compute is spent.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ from typing import Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
+from tokenizers import Tokenizer
 
-from olmo2_lit.data.tokenizer import load_tokenizer
+from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.model.generate import sample
 
 
@@ -19,7 +24,8 @@ class PrintSamples(Callback):
         prompts: texts to continue.
         max_new_tokens: tokens to generate per prompt.
         temperature: sampling temperature (0 = greedy).
-        tokenizer: a tokenizer.json; None uses the datamodule's ``tokenizer_path``.
+        tokenizer: the tokenizer.json the training shards were written with (``prepare`` puts it
+            beside them); None prints no samples.
     """
 
     def __init__(
@@ -34,12 +40,35 @@ class PrintSamples(Callback):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.tokenizer = tokenizer
+        self._tok: Optional[Tokenizer] = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Load the tokenizer and check it against the model's vocab and the shards' sidecars."""
+        if stage != "fit" or self.tokenizer is None:
+            return
+        where = "PrintSamples.tokenizer"
+        try:
+            tok = load_tokenizer(str(self.tokenizer))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{where}: {err}; fix the path or remove the callback") from None
+        size, vocab = tok.get_vocab_size(with_added_tokens=True), pl_module.config.vocab_size
+        if size > vocab:
+            raise ConfigError(
+                f"{where}: {self.tokenizer} has {size:,} tokens but the model's vocab_size is {vocab:,}; "
+                "it is not the tokenizer of this data"
+            )
+        recorded = _shard_tokenizer_sha(trainer.datamodule)
+        if recorded is not None and recorded != tokenizer_sha256(tok):
+            raise ConfigError(
+                f"{where}: {self.tokenizer} is not the tokenizer the training shards were written with "
+                "(their .meta.json records another sha256); use the tokenizer.json beside those shards"
+            )
+        self._tok = tok
 
     @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        path = self.tokenizer or getattr(trainer.datamodule, "tokenizer_path", None)
-        if path:
-            tok = load_tokenizer(str(path))
+        tok = self._tok
+        if tok is not None:
             was_training = pl_module.training
             pl_module.eval()
             print("\n=== samples ===")
@@ -61,3 +90,11 @@ class PrintSamples(Callback):
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and (ckpt.last_model_path or ckpt.best_model_path):
             print(f"checkpoint: {ckpt.last_model_path or ckpt.best_model_path}")
+
+
+def _shard_tokenizer_sha(datamodule) -> Optional[str]:
+    """The tokenizer sha256 the first training shard's sidecar records, if it has one."""
+    train = getattr(datamodule, "_train", None)
+    shards = train.index.shards if train is not None else []
+    meta = shards[0].meta if shards else None
+    return meta.tokenizer_sha256 if meta is not None else None

@@ -7,10 +7,14 @@ Heavy imports happen only once a verb is chosen.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
 LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
+#: The arguments of the running ``olmo2-lit`` command (without ``--debug``), for messages that print
+#: the command to rerun (e.g. the resume command after a pre-emption).
+INVOCATION: Optional[list[str]] = None
 
 
 def _tool_verbs() -> dict:
@@ -39,20 +43,47 @@ tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
   data-paths  a published OLMo/OLMo-core config's data URLs -> your mirror's files, in the published order
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
+
+Bad input ends in a short message (exit status 2); add --debug, or set OLMO2_LIT_DEBUG=1, for the
+full traceback (docs/errors.md).
 """
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point ``olmo2-lit``."""
+    """Console entry point ``olmo2-lit``.
+
+    Bad input (:mod:`olmo2_lit.errors`) ends in a short message and exit status 2; ``--debug`` (anywhere
+    in the arguments) or ``OLMO2_LIT_DEBUG=1`` shows the traceback instead.
+    """
+    global INVOCATION
+    from olmo2_lit.errors import DEBUG_ENV, REPORTED, debug_requested, report
+
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    if debug and from_command_line:  # processes that Lightning starts for the other ranks inherit it
+        os.environ[DEBUG_ENV] = "1"
+    argv = [a for a in argv if a != "--debug"]
+    if from_command_line:  # LightningCLI reads sys.argv itself, and DDP relaunches it
+        sys.argv[1:] = argv
     if not argv or argv[0] in ("-h", "--help"):
         print(HELP)
         return
+    INVOCATION = argv
+    try:
+        _run(None if from_command_line else argv)
+    except REPORTED as err:
+        if debug:
+            raise
+        sys.exit(report(err))
+
+
+def _run(args: Optional[list[str]]) -> None:
+    argv = sys.argv[1:] if args is None else args
     if argv[0] in LIGHTNING_VERBS:
         from olmo2_lit.lightning_cli import OLMo2CLI
 
-        OLMo2CLI(args=None if from_command_line else argv)
+        OLMo2CLI(args=args)
         return
     from jsonargparse import CLI
 

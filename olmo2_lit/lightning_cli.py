@@ -10,7 +10,10 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from olmo2_lit.callbacks.housekeeping import Housekeeping
 from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
+from olmo2_lit.callbacks.predictions import PredictionWriter
+from olmo2_lit.callbacks.preemption import Preemption
 from olmo2_lit.callbacks.progress import StepProgressBar
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -63,6 +66,9 @@ class OLMo2CLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(TokenThroughput, "throughput")
+        parser.add_lightning_class_args(Preemption, "preemption")
+        parser.add_lightning_class_args(Housekeeping, "housekeeping")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

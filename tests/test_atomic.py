@@ -31,3 +31,26 @@ def test_atomic_dir(tmp_path):
     with atomic_dir(out) as tmp:
         (tmp / "config.json").write_text("{}")
     assert (out / "config.json").read_text() == "{}"
+
+
+def test_remove_stale_temps_takes_only_our_old_temporaries(tmp_path):
+    """Guards against: the start-up clean-up deleting a save in progress (a fresh temp file), a user's
+    file that merely ends in .tmp, or leaving a killed save's temp file and partial directory."""
+    import os
+    import time
+
+    from olmo2_lit.atomic import remove_stale_temps
+
+    old = time.time() - 3600
+    stale_file, stale_dir = tmp_path / ".last.ckpt.ab12cd34.tmp", tmp_path / ".hf.zz99yy88.partial"
+    fresh = tmp_path / ".last.ckpt.qq11ww22.tmp"
+    users = [tmp_path / "notes.tmp", tmp_path / ".notes.tmp", tmp_path / "last.ckpt"]
+    for p in [stale_file, fresh, *users]:
+        p.write_bytes(b"x")
+    stale_dir.mkdir()
+    (stale_dir / "model.safetensors").write_bytes(b"x")
+    for p in [stale_file, stale_dir, *users]:
+        os.utime(p, (old, old))
+    removed = remove_stale_temps(tmp_path)
+    assert sorted(removed) == sorted([stale_file, stale_dir])
+    assert fresh.exists() and all(p.exists() for p in users) and not stale_dir.exists()

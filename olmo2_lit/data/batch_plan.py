@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from olmo2_lit.errors import ConfigError
+
 
 @dataclass(frozen=True, kw_only=True)
 class BatchPlan:
@@ -30,12 +32,12 @@ class BatchPlan:
     def __post_init__(self) -> None:
         sizes = (self.sequence_length, self.global_batch, self.micro_batch, self.world_size)
         if min(sizes) < 1:
-            raise ValueError(
+            raise ConfigError(
                 "sequence_length, global_batch_size, micro_batch_size and world size must be >= 1, "
                 f"got {', '.join(map(str, sizes))}"
             )
         if self.global_batch % self.instances_per_micro_step:
-            raise ValueError(
+            raise ConfigError(
                 f"global_batch_size {self.global_batch} is not a multiple of micro_batch_size "
                 f"{self.micro_batch} x world size {self.world_size} = {self.instances_per_micro_step}; "
                 "change data.global_batch_size, data.micro_batch_size or the number of devices"

@@ -24,6 +24,7 @@ from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.order_file import EpochOrders
 from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
+from olmo2_lit.errors import CheckpointError, ConfigError, DataError
 
 _STATE_VERSION = 1
 
@@ -124,7 +125,7 @@ class TokenShardDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if sequence_length < 2:
-            raise ValueError(f"sequence_length must be >= 2, got {sequence_length}")
+            raise ConfigError(f"sequence_length must be >= 2, got {sequence_length}")
         # world size 1 until setup("fit") knows the real one; validates global % micro now
         self._plan = BatchPlan(sequence_length=sequence_length, global_batch=global_batch_size,
                                micro_batch=micro_batch_size)
@@ -195,7 +196,8 @@ class TokenShardDataModule(L.LightningDataModule):
     # ---- Lightning hooks --------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Run ``prepare`` once per node when ``prepare_if_missing`` is set and its manifest is absent."""
+        """Run ``prepare`` once per node when ``prepare_if_missing`` is set, its manifest is absent, and
+        some training source reads its ``output_dir``."""
         spec = self.prepare_if_missing
         if spec is None:
             return
@@ -204,6 +206,10 @@ class TokenShardDataModule(L.LightningDataModule):
         from olmo2_lit.prepare.prepare import MANIFEST, prepare
 
         if (Path(spec.output_dir) / MANIFEST).exists():
+            return
+        if not _uses_dir(self.train_sources, spec.output_dir):
+            # e.g. quickstart.yaml with your own train_sources: its corpus is not wanted
+            rank_zero_info(f"prepare_if_missing: train_sources do not read {spec.output_dir}; not preparing it")
             return
         inputs = spec.inputs or [STDLIB_CORPUS]
         rank_zero_info(f"{spec.output_dir}: no {MANIFEST}; preparing shards from {inputs}")
@@ -214,13 +220,13 @@ class TokenShardDataModule(L.LightningDataModule):
         """Open and validate the shards (every rank); applies a checkpoint's state loaded before."""
         if stage == "fit" and self._train is None:
             if not self.train_sources:
-                raise ValueError("train_sources is empty: give at least one source of shard paths")
+                raise ConfigError("train_sources is empty: give at least one source of shard paths")
             self._train = TrainingSet.open(self.train_sources, sequence_length=self._sequence_length,
                                         vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id,
                                         max_target_sequence_length=self.max_target_sequence_length)
             self.eos_token_id = self._train.eos_token_id
             if epoch_end(self._train.epoch_size, self._plan.global_batch) == 0:
-                raise ValueError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
+                raise DataError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
                                  f"global batch of {self._plan.global_batch}")
             rank_zero_info(self._train.describe())
             self._plan = self._plan.with_world_size(self._world_size())
@@ -229,7 +235,7 @@ class TokenShardDataModule(L.LightningDataModule):
         if stage in ("test", "predict") and self._test is None and self.test_paths:
             self._test = self._open_held_out(self.test_paths)
         if self.document_masking and self.eos_token_id is None:
-            raise ValueError("document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
+            raise ConfigError("document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
                              "(dolma2: 100257)")
         if self._pending_state is not None and self._train is not None:
             self._apply_state(self._pending_state)
@@ -321,7 +327,9 @@ class TokenShardDataModule(L.LightningDataModule):
                 "seed": self.seed, "sequence_length": self._sequence_length, "order": self.order,
                 "max_target_sequence_length": self.max_target_sequence_length,
                 "fingerprint": self._train.fingerprint,
-                "shards": self._train.shard_list}
+                "shards": self._train.shard_list,
+                # read by `convert to-hf` for the exported EOS/pad ids
+                "eos_token_id": self.eos_token_id, "vocab_size": self._vocab_size}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the position (applied at ``setup`` if the shards are not open yet)."""
@@ -336,7 +344,7 @@ class TokenShardDataModule(L.LightningDataModule):
         if state["fingerprint"] != self._train.fingerprint:
             message = fingerprint_difference(state["shards"], self._train.shard_list)
             if not self.ignore_fingerprint_mismatch:
-                raise ValueError(f"the checkpoint's data position is for another shard set: {message}. Set "
+                raise CheckpointError(f"the checkpoint's data position is for another shard set: {message}. Set "
                                  "ignore_fingerprint_mismatch=True to resume at the same token position anyway")
             rank_zero_warn(f"resuming on a different shard set ({message}); ignore_fingerprint_mismatch is set")
         saved = (state.get("order", "olmo"), state.get("max_target_sequence_length"))
@@ -381,3 +389,14 @@ class TokenShardDataModule(L.LightningDataModule):
         # persistent_workers stays off: workers must copy the position afresh at every iter().
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=False)
+
+
+def _uses_dir(sources: list[DataSource], directory: str) -> bool:
+    """Whether any path of ``sources`` (file, directory or glob) lies inside ``directory``."""
+    root = Path(directory).resolve()
+    for source in sources:
+        for entry in source.paths:
+            fixed = Path(str(entry).split("*")[0].split("?")[0].split("[")[0] or ".").resolve()
+            if fixed == root or root in fixed.parents:
+                return True
+    return False

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+
 from olmo2_lit.data.mixture import epoch_instances
 
 

@@ -18,6 +18,9 @@ from typing import Optional, Union
 
 import numpy as np
 
+from olmo2_lit.data.token_range import check_dtype_plausible, check_token_range
+from olmo2_lit.errors import ConfigError, DataError, DataNotFoundError
+
 PathLike = Union[str, os.PathLike]
 
 SHARD_FORMAT = "olmo2_lit.token_shard/1"
@@ -28,11 +31,11 @@ _NUMPY_MAGIC = b"\x93NUMPY"
 def dtype_for_vocab(vocab_size: int) -> np.dtype:
     """The smallest unsigned dtype holding ids ``0 .. vocab_size-1`` (OC ``NumpyDatasetConfig.get_dtype``)."""
     if vocab_size < 1:
-        raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        raise ConfigError(f"vocab_size must be >= 1, got {vocab_size}")
     for name in UINT_DTYPES:
         if vocab_size - 1 <= np.iinfo(name).max:
             return np.dtype(name)
-    raise ValueError(f"vocab_size {vocab_size} does not fit in uint64")
+    raise ConfigError(f"vocab_size {vocab_size} does not fit in uint64")
 
 
 def sidecar_path(path: PathLike) -> Path:
@@ -78,7 +81,7 @@ def read_meta(path: PathLike) -> Optional[ShardMeta]:
         fields = json.loads(meta_path.read_text())
         return ShardMeta(**fields)
     except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"{meta_path}: unreadable shard sidecar ({e})") from e
+        raise DataError(f"{meta_path}: unreadable shard sidecar ({e})") from e
 
 
 @dataclass(frozen=True)
@@ -92,43 +95,44 @@ class Shard:
 
 
 def open_shard(path: PathLike, *, vocab_size: int, dtype: Optional[str] = None,
-               eos_token_id: Optional[int] = None, sample_windows: int = 8, window: int = 4096) -> Shard:
-    """Validate one shard and describe it; no token data is read beyond a few sampled windows.
+               eos_token_id: Optional[int] = None) -> Shard:
+    """Validate one shard and describe it, every id included (one pass per file, then cached).
 
     Args:
         path: the shard file.
         vocab_size: the configured vocab size; the sidecar must agree and sampled ids must be below it.
         dtype: the configured dtype name; None derives it from ``vocab_size``.
         eos_token_id: the configured EOS id; the sidecar must agree when both are set.
-        sample_windows: how many windows of ids to check against ``vocab_size``.
-        window: tokens per sampled window.
 
     Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: empty file, numpy header, size not a multiple of the dtype, sidecar disagreeing with
-            the config or the file, or a sampled id ``>= vocab_size``. Every message names the file.
+        DataNotFoundError: the path does not exist.
+        DataError: empty file, numpy header, size not a multiple of the dtype, sidecar disagreeing with
+            the config or the file, a raw file whose ids look like a wider dtype, or an id
+            ``>= vocab_size`` (:mod:`olmo2_lit.data.token_range`). Every message names the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: shard not found")
+        raise DataNotFoundError(f"{path}: shard not found")
     np_dtype = np.dtype(dtype) if dtype is not None else dtype_for_vocab(vocab_size)
     if np_dtype.name not in UINT_DTYPES:
-        raise ValueError(f"{path}: dtype must be one of {UINT_DTYPES}, got {np_dtype.name}")
+        raise DataError(f"{path}: dtype must be one of {UINT_DTYPES}, got {np_dtype.name}")
     size = path.stat().st_size
     if size == 0:
-        raise ValueError(f"{path}: empty shard (0 bytes)")
+        raise DataError(f"{path}: empty shard (0 bytes)")
     with open(path, "rb") as f:
         if f.read(len(_NUMPY_MAGIC)) == _NUMPY_MAGIC:
-            raise ValueError(f"{path}: has a numpy header (written by np.save); token shards are raw "
+            raise DataError(f"{path}: has a numpy header (written by np.save); token shards are raw "
                              "memmaps, write them with array.tofile()")
     if size % np_dtype.itemsize:
-        raise ValueError(f"{path}: size {size} bytes is not a multiple of the {np_dtype.name} item size "
+        raise DataError(f"{path}: size {size} bytes is not a multiple of the {np_dtype.name} item size "
                          f"({np_dtype.itemsize}); wrong dtype or a truncated file")
     meta = read_meta(path)
     if meta is not None:
         _check_meta(path, meta, size=size, dtype=np_dtype, vocab_size=vocab_size, eos_token_id=eos_token_id)
     shard = Shard(path=str(path), dtype=np_dtype, num_tokens=size // np_dtype.itemsize, meta=meta)
-    _check_sampled_ids(shard, vocab_size=vocab_size, sample_windows=sample_windows, window=window)
+    if meta is None:
+        check_dtype_plausible(path, np_dtype, num_tokens=shard.num_tokens)
+    check_token_range(path, np_dtype, vocab_size=vocab_size)
     return shard
 
 
@@ -136,31 +140,16 @@ def _check_meta(path: Path, meta: ShardMeta, *, size: int, dtype: np.dtype, voca
                 eos_token_id: Optional[int]) -> None:
     where = f"{path} (sidecar {sidecar_path(path).name})"
     if meta.dtype != dtype.name:
-        raise ValueError(f"{where}: dtype {meta.dtype} disagrees with the configured {dtype.name}")
+        raise DataError(f"{where}: dtype {meta.dtype} disagrees with the configured {dtype.name}")
     if meta.vocab_size != vocab_size:
-        raise ValueError(f"{where}: vocab_size {meta.vocab_size} disagrees with the configured {vocab_size}")
+        raise DataError(f"{where}: vocab_size {meta.vocab_size} disagrees with the configured {vocab_size}")
     if eos_token_id is not None and meta.eos_token_id != eos_token_id:
-        raise ValueError(f"{where}: eos_token_id {meta.eos_token_id} disagrees with the configured {eos_token_id}")
+        raise DataError(f"{where}: eos_token_id {meta.eos_token_id} disagrees with the configured {eos_token_id}")
     if meta.num_tokens * dtype.itemsize != size:
-        raise ValueError(f"{where}: holds {size // dtype.itemsize} tokens but the sidecar records "
+        raise DataError(f"{where}: holds {size // dtype.itemsize} tokens but the sidecar records "
                          f"{meta.num_tokens}; the file was truncated or modified")
     if meta.max_token_id >= vocab_size:
-        raise ValueError(f"{where}: max token id {meta.max_token_id} >= vocab_size {vocab_size}")
-
-
-def _check_sampled_ids(shard: Shard, *, vocab_size: int, sample_windows: int, window: int) -> None:
-    # Sampled, not exhaustive: reading a multi-GB set at setup would take minutes (issue 3: "sampled at load").
-    n = shard.num_tokens
-    starts = {0, max(0, n - window)}
-    rng = np.random.default_rng(n)
-    starts.update(int(s) for s in rng.integers(0, max(1, n - window), size=max(0, sample_windows - 2)))
-    for start in sorted(starts):
-        ids = read_tokens(shard, start, min(window, n - start))
-        bad = np.flatnonzero(ids >= vocab_size)
-        if bad.size:
-            pos = start + int(bad[0])
-            raise ValueError(f"{shard.path}: token id {int(ids[bad[0]])} at position {pos} >= vocab_size "
-                             f"{vocab_size}; wrong dtype or vocab_size for this file")
+        raise DataError(f"{where}: max token id {meta.max_token_id} >= vocab_size {vocab_size}")
 
 
 def read_tokens(shard: Shard, start: int, count: int) -> np.ndarray:
@@ -192,17 +181,17 @@ def find_shards(paths: list[str]) -> list[Path]:
         if any(c in entry for c in "*?["):
             matches = sorted(Path(p) for p in glob.glob(entry, recursive=True) if Path(p).is_file())
             if not matches:
-                raise FileNotFoundError(f"{entry}: glob pattern matches no shard file")
+                raise DataNotFoundError(f"{entry}: glob pattern matches no shard file")
             found.extend(matches)
         elif Path(entry).is_dir():
             matches = sorted(Path(entry).glob("*.npy"))
             if not matches:
-                raise FileNotFoundError(f"{entry}: directory holds no *.npy shards")
+                raise DataNotFoundError(f"{entry}: directory holds no *.npy shards")
             found.extend(matches)
         elif Path(entry).is_file():
             found.append(Path(entry))
         else:
-            raise FileNotFoundError(f"{entry}: shard path not found")
+            raise DataNotFoundError(f"{entry}: shard path not found")
     return found
 
 
@@ -210,10 +199,10 @@ def verify_checksum(path: PathLike, *, block_bytes: int = 64 << 20) -> None:
     """Read a whole shard and compare its sha256 with the sidecar (reads the file; not done at load)."""
     meta = read_meta(path)
     if meta is None:
-        raise ValueError(f"{path}: no sidecar, so no checksum to verify")
+        raise DataError(f"{path}: no sidecar, so no checksum to verify")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(block_bytes):
             digest.update(block)
     if f"sha256:{digest.hexdigest()}" != meta.checksum:
-        raise ValueError(f"{path}: checksum mismatch with its sidecar; the file is corrupt or was modified")
+        raise DataError(f"{path}: checksum mismatch with its sidecar; the file is corrupt or was modified")

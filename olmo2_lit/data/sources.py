@@ -12,6 +12,7 @@ from olmo2_lit.data.instances import InstanceIndex, chunk_size, instances_in
 from olmo2_lit.data.mixture import DataSource, mixture_counts
 from olmo2_lit.data.sampler import order_length
 from olmo2_lit.data.shards import Shard, find_shards, open_shard
+from olmo2_lit.errors import DataError
 
 
 def open_shards(paths: list[str], *, vocab_size: int, dtype: Optional[str],
@@ -59,7 +60,7 @@ class TrainingSet:
                                                eos_token_id=eos_token_id)
             size = sum(instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in opened)
             if size == 0:
-                raise ValueError(f"{name} ({source.paths}): no shard holds a full instance of "
+                raise DataError(f"{name} ({source.paths}): no shard holds a full instance of "
                                  f"{max_target_sequence_length or sequence_length} tokens")
             start = ranges[-1][1] if ranges else 0
             ranges.append((start, start + size))
@@ -82,11 +83,20 @@ class TrainingSet:
 
 
 def fingerprint_difference(saved: list[list], current: list[list]) -> str:
-    """Names the first shard that differs between the checkpoint's list and the current one."""
+    """Names the first shard that differs between the checkpoint's list and the current one, and how.
+
+    Entries are ``[source index, file name, tokens, sidecar checksum or None]``.
+    """
     for old, new in zip(saved, current):
-        if list(old) != list(new):
-            return (f"source {new[0]} shard {new[1]} ({new[2]:,} tokens) was {old[1]} ({old[2]:,} tokens) in the "
-                    "checkpoint")
+        if list(old) == list(new):
+            continue
+        where = f"source {new[0]} shard {new[1]}"
+        if old[1] != new[1] or old[0] != new[0]:
+            return f"{where} ({new[2]:,} tokens) is where the checkpoint had source {old[0]} shard {old[1]} ({old[2]:,} tokens)"
+        if old[2] != new[2]:
+            return f"{where} holds {new[2]:,} tokens, {old[2]:,} in the checkpoint"
+        return (f"{where} has the same name and size but other content (sidecar checksum {old[3]} in the "
+                f"checkpoint, {new[3]} now)")
     if len(saved) != len(current):
         longer, which = (saved, "the checkpoint") if len(saved) > len(current) else (current, "now")
         extra = longer[min(len(saved), len(current))]

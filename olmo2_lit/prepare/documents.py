@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Optional
 
+from olmo2_lit.errors import DataError
 from olmo2_lit.prepare.corpus import STDLIB_CORPUS, stdlib_files, stdlib_root
+
+#: How undecodable bytes are handled: "strict" (an error naming the file and byte) or "replace" (U+FFFD).
+EncodingErrors = Literal["strict", "replace"]
 
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
@@ -129,12 +133,22 @@ class DocumentReader:
         source: the file or range.
         text_field: the JSONL field holding the document.
         piece_chars: characters per piece of a plain-text document.
+        encoding_errors: "strict": bytes that are not UTF-8 are an error naming the file and byte
+            offset; "replace": they become U+FFFD.
     """
 
-    def __init__(self, source: InputFile, *, text_field: str = "text", piece_chars: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        source: InputFile,
+        *,
+        text_field: str = "text",
+        piece_chars: int = 1 << 20,
+        encoding_errors: EncodingErrors = "strict",
+    ) -> None:
         self.source = source
         self.text_field = text_field
         self.piece_chars = piece_chars
+        self.encoding_errors = encoding_errors
         self._raw: Optional[BinaryIO] = None
 
     @property
@@ -176,12 +190,14 @@ class DocumentReader:
                 else f"{self.source.path} (line at byte {line_offset})"
             )
             try:
-                record = json.loads(line)
+                record = json.loads(line.decode("utf-8", errors=self.encoding_errors))
+            except UnicodeDecodeError as e:
+                raise self._not_utf8(line_offset + e.start, line[e.start : e.start + 4]) from None
             except ValueError as e:
-                raise ValueError(f"{where}: invalid JSON ({e})") from e
+                raise DataError(f"{where}: invalid JSON ({e})") from e
             text = record.get(self.text_field) if isinstance(record, dict) else None
             if not isinstance(text, str):
-                raise ValueError(f"{where}: no string field {self.text_field!r} (set text_field)")
+                raise DataError(f"{where}: no string field {self.text_field!r} (set text_field)")
             yield Piece(doc_id=line_offset, text=text, last=True)
 
     def _seek_to_range(self, stream: BinaryIO) -> int:
@@ -195,12 +211,42 @@ class DocumentReader:
         return start
 
     def _text(self, stream: BinaryIO) -> Iterator[Piece]:
-        reader = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-        piece = reader.read(self.piece_chars)
-        while piece:
-            if not piece.endswith("\n"):
-                piece += reader.readline(self.piece_chars)  # end the piece after a newline when one is near
-            following = reader.read(self.piece_chars)
-            yield Piece(doc_id=0, text=piece, last=not following)
-            piece = following
+        reader = io.TextIOWrapper(stream, encoding="utf-8", errors=self.encoding_errors, newline="")
+        try:
+            piece = reader.read(self.piece_chars)
+            while piece:
+                if not piece.endswith("\n"):
+                    piece += reader.readline(
+                        self.piece_chars
+                    )  # end the piece after a newline when one is near
+                following = reader.read(self.piece_chars)
+                yield Piece(doc_id=0, text=piece, last=not following)
+                piece = following
+        except UnicodeDecodeError:
+            raise self._not_utf8(*self._first_invalid_utf8()) from None
         reader.detach()
+
+    def _first_invalid_utf8(self) -> tuple[int, bytes]:
+        """Byte offset (in the decompressed text) and bytes of the first invalid UTF-8 sequence."""
+        offset, carry = 0, b""
+        with open(self.source.path, "rb") as raw:
+            stream = self._decompressed(raw)
+            while block := stream.read(1 << 20):
+                data = carry + block
+                try:
+                    data.decode("utf-8")
+                    offset, carry = offset + len(data), b""
+                except UnicodeDecodeError as e:
+                    if e.reason == "unexpected end of data" and e.start >= len(data) - 3:
+                        offset, carry = offset + e.start, data[e.start :]  # a character cut by the block
+                        continue
+                    return offset + e.start, data[e.start : e.start + 4]
+        return offset, carry[:4]
+
+    def _not_utf8(self, offset: int, sample: bytes) -> DataError:
+        where = "of the decompressed text " if self.source.compression else ""
+        return DataError(
+            f"{self.source.path}: not UTF-8 at byte {offset:,} {where}(bytes {sample.hex(' ')}); convert the "
+            "file to UTF-8 (e.g. iconv -f latin1 -t utf-8), or pass --encoding_errors replace to turn such "
+            "bytes into U+FFFD"
+        )

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from olmo2_lit.data.ngram import MAX_PERIOD, MIN_REPEATS, flag_repetitive
 from olmo2_lit.data.shards import dtype_for_vocab
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.prepare.documents import DocumentReader, InputFile, Piece
 
 # A span of >= MIN_REPEATS repeats of a period <= MAX_PERIOD fits in this many tokens, so carrying this
@@ -34,6 +35,7 @@ class EncodeConfig:
     seed: int
     ngram_filter: bool
     text_field: str = "text"
+    encoding_errors: str = "strict"
     batch_chars: int = 4 << 20
     piece_chars: int = 1 << 20
 
@@ -109,9 +111,9 @@ class _TaskEncoder:
         if flat.size and flat.max() >= self.config.vocab_size:
             i = next(i for i, ids in enumerate(pieces) if ids.size and ids.max() >= self.config.vocab_size)
             source, piece = batch[i]
-            raise ValueError(
+            raise ConfigError(
                 f"{source.path} (document {piece.doc_id}): token id {int(pieces[i].max())} >= "
-                f"vocab_size {self.config.vocab_size}"
+                f"vocab_size {self.config.vocab_size}; vocab_size is smaller than the tokenizer's"
             )
 
     def _with_carry(self, batch, pieces) -> list[np.ndarray]:
@@ -166,7 +168,12 @@ def encode_task(
         encoder = _TaskEncoder(task, config, tokenizer, {False: train_out, True: val_out})
         batch, chars = [], 0
         for source in task.sources:
-            reader = DocumentReader(source, text_field=config.text_field, piece_chars=config.piece_chars)
+            reader = DocumentReader(
+                source,
+                text_field=config.text_field,
+                piece_chars=config.piece_chars,
+                encoding_errors=config.encoding_errors,
+            )
             reported = 0
             for piece in reader:
                 batch.append((source, piece))

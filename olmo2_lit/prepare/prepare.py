@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,14 +31,13 @@ from tqdm import tqdm
 from olmo2_lit.data.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
 from olmo2_lit.data.shards import dtype_for_vocab
 from olmo2_lit.data.tokenizer import DEFAULT_EOS, eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
-from olmo2_lit.prepare.documents import DocumentReader, InputFile, resolve_inputs
+from olmo2_lit.errors import ConfigError, DataError
+from olmo2_lit.prepare.documents import DocumentReader, EncodingErrors, InputFile, resolve_inputs
 from olmo2_lit.prepare.encode import EncodeConfig, TaskResult
+from olmo2_lit.prepare.output import MANIFEST, STAGING, TOKENIZER_FILE, check_output, publish
 from olmo2_lit.prepare.tasks import plan_tasks, run_tasks
 from olmo2_lit.prepare.writer import RollingShardWriter, atomic_write_text
 
-MANIFEST = "manifest.json"
-TOKENIZER_FILE = "tokenizer.json"
-_STAGING = ".prepare-staging"
 _COPY_BLOCK_TOKENS = 4 << 20
 
 
@@ -70,6 +70,7 @@ def prepare(
     vocab_size: Optional[int] = None,
     eos_token: str = DEFAULT_EOS,
     text_field: str = "text",
+    encoding_errors: EncodingErrors = "strict",
     val_fraction: float = 0.01,
     ngram_filter: bool = False,
     num_workers: Optional[int] = None,
@@ -95,6 +96,8 @@ def prepare(
             holds ``vocab_size - 1``.
         eos_token: the token appended after every document (dolma2: ``<|endoftext|>`` = 100257).
         text_field: the JSONL field that holds the text.
+        encoding_errors: ``strict``: input that is not UTF-8 is an error naming the file and byte offset;
+            ``replace``: such bytes become U+FFFD.
         val_fraction: fraction of documents, chosen by a hash of (seed, file, document), held out in ``val/``.
         ngram_filter: drop documents with >= 32 consecutive repeats of a 1-13 token n-gram (OLMo 2's
             rule, OLMO2.md §3.2); the counts are reported.
@@ -106,20 +109,21 @@ def prepare(
             bytes (e.g. a quick sample of a big corpus); None reads everything.
         bpe_train_bytes: characters of input to train the BPE on (the first ones, in input order).
         seed: seed of the train/val split and of ``max_input_bytes`` sampling.
-        overwrite: replace a complete ``output_dir`` (one with ``manifest.json``).
+        overwrite: replace a complete ``output_dir`` (one with ``manifest.json``): only the files its
+            manifest lists are removed, and a ``train/`` or ``val/`` holding anything else is refused.
         progress: show a progress bar and print a summary.
 
     Returns:
         A summary of the shards written (also in ``output_dir/manifest.json``).
     """
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if shard_size_tokens < 1:
-        raise ValueError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
+        raise ConfigError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
     out = Path(output_dir)
-    _check_output(out, overwrite)
+    ours = check_output(out, overwrite)
     sources = _subsample(resolve_inputs(inputs), max_input_bytes, seed)
-    staging = out / _STAGING
+    staging = out / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "work").mkdir(parents=True)
     log = print if progress else (lambda *a, **k: None)
@@ -131,6 +135,7 @@ def prepare(
             vocab_size=vocab_size,
             eos_token=eos_token,
             text_field=text_field,
+            encoding_errors=encoding_errors,
             bpe_train_bytes=bpe_train_bytes,
             log=log,
         )
@@ -142,6 +147,7 @@ def prepare(
             seed=seed,
             ngram_filter=ngram_filter,
             text_field=text_field,
+            encoding_errors=encoding_errors,
         )
         summary = _tokenize(
             sources,
@@ -153,10 +159,11 @@ def prepare(
             workers=num_workers or _default_workers(),
             progress=progress,
         )
+        _check_counts(summary, inputs, len(sources), val_fraction)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
         raise
-    _publish(staging, out, summary, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
+    _publish(staging, out, summary, ours, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
     _report(summary, ngram_filter, time.perf_counter() - started, log)
     return summary
 
@@ -224,18 +231,19 @@ def _default_workers() -> int:
     return 1 if cpus <= 2 else cpus
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished output, or shards that prepare did not finish writing, unless asked."""
-    if overwrite:
-        return
-    if (out / MANIFEST).exists():
-        raise FileExistsError(f"{out / MANIFEST}: {out} already holds prepared shards; pass overwrite=True")
-    for split in ("train", "val"):
-        if (out / split).is_dir() and any((out / split).iterdir()):
-            raise FileExistsError(
-                f"{out / split}: exists but {out} has no {MANIFEST} (not written by prepare, or "
-                "an interrupted run); pass overwrite=True to replace it"
-            )
+def _check_counts(s: PrepareSummary, inputs: list[str], files: int, val_fraction: float) -> None:
+    """No tokens at all is an error; an empty validation split is a warning with the numbers."""
+    if s.train_tokens + s.val_tokens == 0:
+        raise DataError(
+            f"{inputs}: {files} input file(s), {s.input_bytes:,} bytes, gave no documents "
+            f"({s.empty_documents:,} empty, {s.filtered_documents:,} filtered); check paths and text_field"
+        )
+    if val_fraction > 0 and s.val_tokens == 0:
+        warnings.warn(
+            f"prepare: the validation split is empty: val_fraction {val_fraction} of {s.documents:,} "
+            f"documents is {val_fraction * s.documents:.2f} expected; raise val_fraction or add documents",
+            stacklevel=3,
+        )
 
 
 def _subsample(sources: list[InputFile], max_input_bytes: Optional[int], seed: int) -> list[InputFile]:
@@ -253,10 +261,12 @@ def _subsample(sources: list[InputFile], max_input_bytes: Optional[int], seed: i
     return [sources[i] for i in sorted(chosen)]
 
 
-def _texts(sources: list[InputFile], *, text_field: str, max_chars: int, seen: list[int]) -> Iterator[str]:
+def _texts(
+    sources: list[InputFile], *, text_field: str, encoding_errors: str, max_chars: int, seen: list[int]
+) -> Iterator[str]:
     """The inputs' text, in order, up to ``max_chars``; ``seen[0]`` counts what was yielded."""
     for source in sources:
-        for piece in DocumentReader(source, text_field=text_field):
+        for piece in DocumentReader(source, text_field=text_field, encoding_errors=encoding_errors):
             yield piece.text
             seen[0] += len(piece.text)
             if seen[0] >= max_chars:
@@ -270,6 +280,7 @@ def _get_tokenizer(
     vocab_size: Optional[int],
     eos_token: str,
     text_field: str,
+    encoding_errors: str,
     bpe_train_bytes: int,
     log: Callable,
 ) -> Tokenizer:
@@ -278,7 +289,13 @@ def _get_tokenizer(
     vocab_size = vocab_size or 8192
     started, seen = time.perf_counter(), [0]
     tok = train_bpe(
-        _texts(sources, text_field=text_field, max_chars=bpe_train_bytes, seen=seen),
+        _texts(
+            sources,
+            text_field=text_field,
+            encoding_errors=encoding_errors,
+            max_chars=bpe_train_bytes,
+            seen=seen,
+        ),
         vocab_size=vocab_size,
         eos_token=eos_token,
     )
@@ -308,16 +325,9 @@ def _absorb(result: TaskResult, writers: dict[str, RollingShardWriter], counts: 
         setattr(counts, name, getattr(counts, name) + getattr(result, name))
 
 
-def _publish(staging: Path, out: Path, summary: PrepareSummary, **settings) -> None:
-    """Move the finished shards into ``out`` and write the manifest last."""
-    for name in ("train", "val", TOKENIZER_FILE):
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        os.replace(staging / name, target)
-    shutil.rmtree(staging)
+def _publish(staging: Path, out: Path, summary: PrepareSummary, ours: set[Path], **settings) -> None:
+    """Move the finished shards into ``out`` (replacing only our own files) and write the manifest last."""
+    publish(staging, out, ours)
     manifest = {
         "format": "olmo2_lit.prepared/1",
         "tokenizer": TOKENIZER_FILE,

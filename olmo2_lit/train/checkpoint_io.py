@@ -9,12 +9,13 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from olmo2_lit.atomic import atomic_file
+from olmo2_lit.errors import CheckpointError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Like Lightning's ``TorchCheckpointIO``, but a crash mid-save never leaves a truncated
     ``.ckpt`` that looks valid: the file appears under its name only once it is complete. Loading a
-    path that does not exist raises ``FileNotFoundError`` naming it."""
+    path that does not exist, or a file torch cannot read, raises ``CheckpointError`` naming it."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None
@@ -24,7 +25,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None):
         if not Path(path).exists():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        if map_location is None:  # keep Lightning's own default (tensors stay where they were saved)
-            return super().load_checkpoint(path, weights_only=weights_only)
-        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+            raise CheckpointError(f"checkpoint not found: {path}")
+        if Path(path).is_dir():
+            raise CheckpointError(
+                f"{path}: is a directory; --ckpt_path takes a .ckpt file saved by olmo2-lit fit"
+            )
+        kwargs = {} if map_location is None else {"map_location": map_location}  # None: Lightning's default
+        try:
+            return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
+        except Exception as err:  # pickle, zip, mmap and weights_only errors alike
+            # torch.load of a non-checkpoint says e.g. "KeyError: 101" or an mmap error, naming no file
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint ({type(err).__name__}: {err}); it is truncated or not a "
+                ".ckpt saved by olmo2-lit fit"
+            ) from err

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig
 
 
-def check_model_config(saved: dict, current: ModelConfig) -> None:
-    """Raise a ValueError naming every field where a checkpoint's model config differs."""
+def check_model_config(saved: dict, current: ModelConfig, *, path: object = None) -> None:
+    """Raise a CheckpointError naming every field where a checkpoint's (at ``path``) model config differs."""
     now = current.to_dict()
     diffs = [
         f"{k}: checkpoint has {saved.get(k)!r}, config has {now.get(k)!r}"
@@ -21,7 +22,10 @@ def check_model_config(saved: dict, current: ModelConfig) -> None:
         if saved.get(k) != now.get(k)
     ]
     if diffs:
-        raise ValueError("checkpoint is from another model config:\n  " + "\n  ".join(diffs))
+        raise CheckpointError(
+            f"{path or 'the checkpoint'} is from another model config (resume with its config):\n  "
+            + "\n  ".join(diffs)
+        )
 
 
 def rng_state() -> dict[str, Any]:
@@ -75,7 +79,7 @@ def start_from_checkpoint(
     ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     states = ckpt.get("optimizer_states") or []
     if (optimizer_state or lr) and not states:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: the checkpoint has no optimizer state; set model.init_optimizer_state: false "
             "(and model.lr_from_checkpoint: false) to start the optimizer fresh"
         )
@@ -84,7 +88,7 @@ def start_from_checkpoint(
         try:
             optimizer.load_state_dict(states[0])
         except ValueError as err:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path}: its optimizer state does not fit this run's parameter groups ({err}); set "
                 "model.init_optimizer_state: false to start the optimizer fresh"
             ) from None

@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datamodule import TokenShardDataModule
+from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.checkpoint_state import (
@@ -230,7 +231,8 @@ class OLMo2LitModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("olmo2_lit")
+        path = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
         if saved is None:
-            raise ValueError("checkpoint was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
-        check_model_config(saved["model_config"], self.config)
+            raise CheckpointError(f"{path} was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
+        check_model_config(saved["model_config"], self.config, path=path)
         set_rng_state(saved["rng"])

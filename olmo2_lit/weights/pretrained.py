@@ -27,7 +27,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from olmo2_lit.atomic import atomic_dir
+from olmo2_lit.errors import CheckpointError, ConfigError, WeightsError
 from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.model.config import DOLMA2_VOCAB_SIZE
 from olmo2_lit.weights.convert_hf import (
     DOLMA2_EOS_TOKEN_ID,
     DOLMA2_PAD_TOKEN_ID,
@@ -76,9 +78,30 @@ def _require_file(path: Path) -> Path:
     return path
 
 
+def _load_safetensors(path: Path) -> StateDict:
+    """``safetensors.torch.load_file``, with errors that name the file."""
+    try:
+        return load_file(_require_file(path))
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # SafetensorError derives from Exception only
+        # safetensors says e.g. "Error while deserializing header: ..." without the path
+        raise WeightsError(
+            f"{path}: unreadable safetensors file ({err}); it is truncated or corrupt: download or export "
+            "it again"
+        ) from err
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(_require_file(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WeightsError(f"{path}: {what} is not valid JSON ({err})") from err
+
+
 def read_hf_config(hf_dir: Union[str, Path]) -> dict:
     """The parsed ``config.json`` of an HF checkpoint directory."""
-    return json.loads(_require_file(Path(hf_dir) / "config.json").read_text())
+    return _read_json(Path(hf_dir) / "config.json", "the HF config")
 
 
 def load_hf_state_dict(hf_dir: Union[str, Path]) -> StateDict:
@@ -91,14 +114,17 @@ def load_hf_state_dict(hf_dir: Union[str, Path]) -> StateDict:
                 f"{hf_dir} has neither {HF_WEIGHTS} nor {HF_INDEX} "
                 "(.bin checkpoints are not supported; re-save with safetensors)"
             )
-        return load_file(_require_file(weights))
-    weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+        return _load_safetensors(weights)
+    try:
+        weight_map: dict[str, str] = _read_json(index, "the safetensors index")["weight_map"]
+    except (KeyError, TypeError):
+        raise WeightsError(f"{index}: has no 'weight_map'; re-save the checkpoint") from None
     sd: StateDict = {}
     for shard in sorted(set(weight_map.values())):
-        sd.update(load_file(_require_file(hf_dir / shard)))
+        sd.update(_load_safetensors(hf_dir / shard))
     listed_not_found = sorted(set(weight_map) - set(sd))
     if listed_not_found:
-        raise ValueError(f"{index} lists tensor(s) its shards lack: {key_listing(listed_not_found)}")
+        raise WeightsError(f"{index} lists tensor(s) its shards lack: {key_listing(listed_not_found)}")
     return sd
 
 
@@ -107,20 +133,40 @@ def read_hf(hf_dir: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
     try:
         cfg = hf_config_to_model_config(read_hf_config(hf_dir))
         return cfg, hf_to_native(load_hf_state_dict(hf_dir), cfg)
+    except WeightsError:
+        raise
     except ValueError as err:
-        raise ValueError(f"{hf_dir}: {err}") from None
+        raise WeightsError(f"{hf_dir}: {err}") from None
 
 
 def read_native(native_dir: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
     """(config, state dict) of a native dir (``model.safetensors`` + ``model_config.json``)."""
     native_dir = Path(native_dir)
     try:
-        cfg = ModelConfig.from_dict(json.loads(_require_file(native_dir / NATIVE_CONFIG).read_text()))
-        sd = load_file(_require_file(native_dir / HF_WEIGHTS))
+        cfg = ModelConfig.from_dict(_read_json(native_dir / NATIVE_CONFIG, "the model config"))
+        sd = _load_safetensors(native_dir / HF_WEIGHTS)
         check_tensors(sd, native_shapes(cfg))
-    except ValueError as err:
-        raise ValueError(f"{native_dir}: {err}") from None
+    except WeightsError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise WeightsError(f"{native_dir}: {err}") from None
     return cfg, sd
+
+
+def load_lightning_checkpoint(path: Union[str, Path]) -> dict:
+    """``torch.load`` of a ``.ckpt`` (memory-mapped, on CPU); an unreadable file names itself."""
+    try:
+        ckpt = torch.load(_require_file(Path(path)), map_location="cpu", weights_only=False, mmap=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch/pickle say e.g. "KeyError: 101" or an mmap error, naming no file
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {err}); it is truncated or not a "
+            ".ckpt saved by olmo2-lit fit"
+        ) from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: holds a {type(ckpt).__name__}, not a Lightning checkpoint dict")
+    return ckpt
 
 
 def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
@@ -131,15 +177,15 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(
+        raise CheckpointError(
             f"{path} is a directory (a sharded FSDP/DeepSpeed checkpoint?); consolidate it into one "
             "file first: python -m lightning.pytorch.utilities.consolidate_checkpoint " + str(path)
         )
-    ckpt = torch.load(_require_file(path), map_location="cpu", weights_only=False, mmap=True)
+    ckpt = load_lightning_checkpoint(path)
     try:
         cfg = ModelConfig.from_dict(ckpt["olmo2_lit"]["model_config"])
     except (KeyError, TypeError):
-        raise ValueError(
+        raise CheckpointError(
             f"{path} has no checkpoint['olmo2_lit']['model_config']; "
             "was it saved by olmo2_lit's training module?"
         ) from None
@@ -152,7 +198,7 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
     try:
         check_tensors(sd, native_shapes(cfg))
     except ValueError as err:
-        raise ValueError(f"{path} (state_dict keys under 'model.'): {err}") from None
+        raise CheckpointError(f"{path} (state_dict keys under 'model.'): {err}") from None
     return cfg, sd
 
 
@@ -214,7 +260,7 @@ def load_pretrained(
             _check_same_architecture(stored, config)
             check_tensors(sd, native_shapes(config))
         except ValueError as err:
-            raise ValueError(f"{path} does not fit the given config: {err}") from None
+            raise WeightsError(f"{path} does not fit the given config: {err}") from None
     return build_model(config or stored, sd, dtype=dtype)
 
 
@@ -353,14 +399,42 @@ def from_hf(*, hf_dir: str, out_dir: str, dtype: DTypeName = "float32") -> None:
     print(f"from_hf: {model.num_params():,} params ({dtype}) from {hf_dir} -> {out_dir}")
 
 
+def token_ids_for_export(
+    cfg: ModelConfig, data: Optional[dict], *, eos_token_id: Optional[int], pad_token_id: Optional[int]
+) -> tuple[int, int, str]:
+    """The EOS and pad ids to export, and where they came from.
+
+    EOS: the one given, else the training data's (the checkpoint's datamodule state records it), else
+    dolma2's when the model has dolma2's vocab (OLMO2.md §6). Pad: the one given, else dolma2's pad
+    beside dolma2's EOS, else the EOS id (what HF generation falls back to anyway).
+
+    Raises:
+        ConfigError: no EOS id given and none recorded, for a vocab that is not dolma2's.
+    """
+    source = "given"
+    if eos_token_id is None:
+        if data and data.get("eos_token_id") is not None:
+            eos_token_id, source = int(data["eos_token_id"]), "the checkpoint's training data"
+        elif cfg.vocab_size == DOLMA2_VOCAB_SIZE:
+            eos_token_id, source = DOLMA2_EOS_TOKEN_ID, "dolma2's, as the vocab is dolma2's"
+        else:
+            raise ConfigError(
+                f"no EOS id recorded with these weights and vocab_size {cfg.vocab_size} is not dolma2's: "
+                "pass --eos_token_id (the id appended after each document; see the shards' .meta.json)"
+            )
+    if pad_token_id is None:
+        pad_token_id = DOLMA2_PAD_TOKEN_ID if eos_token_id == DOLMA2_EOS_TOKEN_ID else eos_token_id
+    return eos_token_id, pad_token_id, source
+
+
 def to_hf(
     *,
     checkpoint: str,
     out_dir: str,
     dtype: DTypeName = "bfloat16",
     tokenizer_json: Optional[str] = None,
-    eos_token_id: int = DOLMA2_EOS_TOKEN_ID,
-    pad_token_id: int = DOLMA2_PAD_TOKEN_ID,
+    eos_token_id: Optional[int] = None,
+    pad_token_id: Optional[int] = None,
     max_shard_size: int = 5_000_000_000,
 ) -> None:
     """Convert a training checkpoint into a Hugging Face Olmo2ForCausalLM directory.
@@ -371,12 +445,20 @@ def to_hf(
         out_dir: directory to create; must not exist or be empty.
         dtype: dtype of the written weights: float32 | bfloat16 | float16.
         tokenizer_json: path of a tokenizer.json to copy into out_dir.
-        eos_token_id: end-of-text id written to config.json and generation_config.json (dolma2: 100257).
-        pad_token_id: padding id written likewise (dolma2: 100277).
+        eos_token_id: end-of-text id written to config.json and generation_config.json. None: the one
+            the checkpoint's training data recorded, else dolma2's (100257) for dolma2's vocab.
+        pad_token_id: padding id written likewise. None: dolma2's (100277) beside dolma2's EOS, else
+            the EOS id.
         max_shard_size: bytes per safetensors file; larger checkpoints are sharded with an index.
     """
     _check_out_dir(Path(out_dir))
     cfg, sd = read_checkpoint(checkpoint)
+    data = None
+    if Path(checkpoint).is_file():
+        data = load_lightning_checkpoint(checkpoint).get("TokenShardDataModule")
+    eos_token_id, pad_token_id, source = token_ids_for_export(
+        cfg, data, eos_token_id=eos_token_id, pad_token_id=pad_token_id
+    )
     n_shards = export_hf(
         sd,
         cfg,
@@ -388,4 +470,7 @@ def to_hf(
         pad_token_id=pad_token_id,
     )
     n_params = sum(t.numel() for t in sd.values())
-    print(f"to_hf: {n_params:,} params ({dtype}, {n_shards} file(s)) from {checkpoint} -> {out_dir}")
+    print(
+        f"to_hf: {n_params:,} params ({dtype}, {n_shards} file(s)) from {checkpoint} -> {out_dir}; "
+        f"eos_token_id {eos_token_id} ({source}), pad_token_id {pad_token_id}"
+    )

@@ -121,7 +121,7 @@ def test_shards_not_written_by_prepare_are_never_replaced_silently(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(_jsonl(_docs(5)))
     (tmp_path / "out/train").mkdir(parents=True)
     (tmp_path / "out/train/mine.npy").write_bytes(b"\0\0")
-    with pytest.raises(FileExistsError, match=r"out/train: exists but .* has no manifest.json"):
+    with pytest.raises(FileExistsError, match=r"out: holds files that prepare did not write \(.*out/train/mine\.npy\)"):
         prepare(inputs=[str(tmp_path / "a.jsonl")], output_dir=str(tmp_path / "out"), vocab_size=300, progress=False)
     assert (tmp_path / "out/train/mine.npy").exists()
 

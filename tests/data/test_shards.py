@@ -88,7 +88,7 @@ def _raw(tmp_path, name, data: bytes):
     (lambda p: (np.save(p / "header.npy", np.arange(8, dtype=np.uint32)), p / "header.npy")[1],
      r"header\.npy: has a numpy header"),
     (lambda p: _raw(p, "big.npy", np.array([5, 70000, 3], dtype=np.uint32).tobytes()),
-     r"big\.npy: token id 70000 at position 1 >= vocab_size 50000"),
+     r"big\.npy: token id 70000 at position 1 \(byte 4\) >= vocab_size 50000"),
 ])
 def test_bad_shards_get_an_error_naming_the_file(tmp_path, make, message):
     with pytest.raises((FileNotFoundError, ValueError), match=message):
