@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from olmo2_lit.model.blocks import Block
 from olmo2_lit.model.config import ModelConfig
+from olmo2_lit.model.kv_cache import KVCache
 from olmo2_lit.model.registry import BLOCKS, INITS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -49,18 +51,49 @@ class Transformer(nn.Module):
             return
         INITS.get(self.config.init)()(self)
 
-    def forward(self, input_ids: torch.Tensor, doc_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
+    @property
+    def supports_kv_cache(self) -> bool:
+        """Whether the block class accepts a ``cache`` argument (all built-in blocks do)."""
+        return "cache" in inspect.signature(self.block_class.forward).parameters
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        doc_lens: Optional[torch.Tensor] = None,
+        *,
+        cache: Optional[KVCache] = None,
+        valid: Optional[torch.Tensor] = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
         """Token ids (B, T) -> logits (B, T, padded_vocab_size).
 
         Args:
             input_ids: token ids, int64.
             doc_lens: optional (B, max_docs) document lengths (zero-padded, rows sum to T); attention
                 then never crosses a document boundary.
+            cache: a :class:`KVCache` for incremental decoding: ``input_ids`` are the tokens that
+                follow those already cached (the whole prompt at prefill, one token per step after).
+            valid: with ``cache``, optional (B, T) bool, False on left padding (default all True).
+            last_only: return the logits of the last position only, (B, 1, padded_vocab_size).
         """
         x = self.embeddings(input_ids)  # (B, T, d_model)
-        for block in self.blocks:
-            x = block(x, self.rope, doc_lens)
-        return self.lm_head(self.norm(x))  # (B, T, padded_vocab)
+        if cache is None:
+            for block in self.blocks:
+                x = block(x, self.rope, doc_lens)
+            return self.lm_head(self.norm(x[:, -1:] if last_only else x))  # (B, T, padded_vocab)
+        if doc_lens is not None:
+            raise ValueError("doc_lens and cache cannot be combined: decoding runs one document per row")
+        if not self.supports_kv_cache:
+            raise ValueError(
+                f"block {self.block_class.__name__} has no `cache` argument in forward; "
+                "generate without a cache (use_cache=False) or pass `cache` on to self.attention"
+            )
+        self.rope.ensure(cache.max_length, input_ids.device)
+        cache.begin(valid if valid is not None else torch.ones_like(input_ids, dtype=torch.bool))
+        for i, block in enumerate(self.blocks):
+            x = block(x, self.rope, None, cache=cache.layer(i))
+        cache.commit()
+        return self.lm_head(self.norm(x[:, -1:] if last_only else x))
 
     def num_params(self, *, include_embeddings: bool = True) -> int:
         """Parameter count; ``include_embeddings=False`` leaves out the input embedding and the
