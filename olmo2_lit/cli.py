@@ -14,10 +14,15 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 
 
 def _tool_verbs() -> dict:
+    from olmo2_lit.eval.generate_cli import generate
     from olmo2_lit.prepare.prepare import prepare
     from olmo2_lit.weights import pretrained
 
-    return {"prepare": prepare, "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf}}
+    return {
+        "prepare": prepare,
+        "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf},
+        "generate": generate,
+    }
 
 
 HELP = """usage: olmo2-lit VERB [options]
@@ -33,6 +38,7 @@ training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
 tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
+  generate    continue prompts with a checkpoint (KV cache, greedy or sampled), streaming
 """
 
 
