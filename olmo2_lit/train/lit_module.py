@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train import metrics as M
@@ -63,6 +63,10 @@ class OLMo2LitModule(LightningModule):
         self.compile_blocks = compile
         self.model: Optional[Transformer] = None
         self.val_ce = MeanMetric()
+        # Bits per byte (olmo2_lit/eval/bits_per_byte.py): summed CE over summed UTF-8 bytes of the
+        # targets; logged when a byte-length table is known (shard sidecars or the BitsPerByte callback).
+        self.token_bytes: Optional[torch.Tensor] = None
+        self.val_nats, self.val_bytes = SumMetric(), SumMetric()
         self._grad_norm: Optional[torch.Tensor] = None
         self._checkpoint_lr: Optional[float] = None
         self._micro_losses: list[tuple[torch.Tensor, Optional[torch.Tensor]]] = []
@@ -96,6 +100,10 @@ class OLMo2LitModule(LightningModule):
         if stage == "fit" and datamodule is not None and hasattr(datamodule, "micro_batches_per_step"):
             # One optimizer step consumes exactly one global batch of the datamodule.
             self.trainer.accumulate_grad_batches = datamodule.micro_batches_per_step(self.trainer.world_size)
+        if self.token_bytes is None and datamodule is not None:
+            from olmo2_lit.eval.bits_per_byte import held_out_token_bytes
+
+            self.token_bytes = held_out_token_bytes(datamodule, self.config.vocab_size)
 
     def forward(self, input_ids: torch.Tensor, doc_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.model(input_ids, doc_lens)
@@ -115,22 +123,34 @@ class OLMo2LitModule(LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))
         ce, _ = lm_loss(logits, batch["labels"], z_loss_multiplier=0)
-        self.val_ce.update(ce, weight=(batch["labels"] != -100).sum())
+        labels = batch["labels"]
+        n_valid = (labels != -100).sum()
+        self.val_ce.update(ce, weight=n_valid)
+        if self.token_bytes is not None:
+            self.token_bytes = self.token_bytes.to(labels.device)
+            self.val_nats.update(ce * n_valid)
+            self.val_bytes.update(self.token_bytes[labels[labels != -100]].sum())
 
     test_step = validation_step
 
     def on_validation_epoch_end(self) -> None:
-        self._log_held_out(M.VAL_CE_LOSS, M.VAL_PERPLEXITY)
+        self._log_held_out(M.VAL_CE_LOSS, M.VAL_PERPLEXITY, M.VAL_BPB)
 
     def on_test_epoch_end(self) -> None:
-        self._log_held_out(M.TEST_CE_LOSS, M.TEST_PERPLEXITY)
+        self._log_held_out(M.TEST_CE_LOSS, M.TEST_PERPLEXITY, M.TEST_BPB)
 
-    def _log_held_out(self, ce_name: str, perplexity_name: str) -> None:
+    def _log_held_out(self, ce_name: str, perplexity_name: str, bpb_name: str) -> None:
         # MeanMetric syncs across ranks itself, token-weighted.
         ce = self.val_ce.compute()
         self.val_ce.reset()
         self.log(ce_name, ce, prog_bar=True)
         self.log(perplexity_name, torch.exp(ce.clamp(max=50)))
+        if self.token_bytes is not None:
+            from olmo2_lit.eval.bits_per_byte import bits_per_byte
+
+            self.log(bpb_name, bits_per_byte(self.val_nats.compute(), self.val_bytes.compute()))
+            self.val_nats.reset()
+            self.val_bytes.reset()
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Greedy next token for every position: (B, T) token ids."""
