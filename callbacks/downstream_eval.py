@@ -106,7 +106,7 @@ class DownstreamEval(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx
     ) -> None:
         step = trainer.global_step
-        if step == self._last_step or step % self.every_n_steps:
+        if step == 0 or step == self._last_step or step % self.every_n_steps:
             return
         self._last_step = step
         self.evaluate(trainer, pl_module)

@@ -41,3 +41,58 @@ def test_fit_logs_val_bpb_with_the_callback(shards, tmp_path, tokenizer):
     ratios = [b / (c / math.log(2)) for (_, b), (_, c) in zip(bpb, ce)]
     assert ratios[0] == pytest.approx(ratios[1], rel=1e-5)
     assert abs(ratios[0] - 1) > 1e-3  # EOS (id 0) counts 0 bytes, merged tokens several
+
+
+def test_downstream_eval_logs_per_task_metrics_in_a_fit(shards, tmp_path, tokenizer):
+    """DownstreamEval inside fit logs downstream/<task>/<metric> to TensorBoard at its steps, and the
+    values equal an offline evaluation of the checkpoint saved at the same step."""
+    import json
+
+    import torch
+    from training_helpers import load_weights
+
+    from olmo2_lit.eval.metrics import task_metrics
+    from olmo2_lit.eval.scoring import score_instances, tokenize_task
+    from olmo2_lit.eval.tasks import load_task
+    from olmo2_lit.model import Transformer
+
+    tok_path = tmp_path / "tok.json"
+    tokenizer.save(str(tok_path))
+    task_file = tmp_path / "mini.jsonl"
+    rows = [
+        {"context": f"def f(x):\n    return x + {i}", "choices": ["\n", " +", " *", "("], "label": i % 4}
+        for i in range(10)
+    ]
+    task_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks = json.dumps([{"path": str(task_file)}])
+    extra = (
+        "--data.vocab_size",
+        "300",
+        "--checkpoint.every_n_train_steps",
+        "2",
+        "--trainer.callbacks+",
+        "olmo2_lit.callbacks.downstream_eval.DownstreamEval",
+        "--trainer.callbacks.tasks",
+        tasks,
+        "--trainer.callbacks.tokenizer",
+        str(tok_path),
+        "--trainer.callbacks.every_n_steps",
+        "2",
+        "--trainer.callbacks.batch_size",
+        "7",
+    )
+    cli = fit(tiny_args(tmp_path, shards, max_steps=4, extra=extra))
+    logged = {
+        m: scalars(tmp_path, M.DOWNSTREAM.format(task="mini", metric=m))
+        for m in ("acc", "len_norm", "pmi_dc", "primary")
+    }
+    assert [s for s, _ in logged["acc"]] == [2, 4]
+    assert [v for _, v in logged["primary"]] == [v for _, v in logged["acc"]]
+    model = Transformer(cli.model.config).eval()
+    sd = load_weights(tmp_path / "ckpt" / "step0000002.ckpt")
+    model.load_state_dict({k.removeprefix("model."): v for k, v in sd.items()})
+    instances = tokenize_task(load_task(str(task_file)), tokenizer, context_length=64)
+    with torch.no_grad():
+        expected = task_metrics(instances, *score_instances(model, instances, batch_size=3))
+    for m in ("acc", "len_norm", "pmi_dc"):
+        assert logged[m][0][1] == pytest.approx(expected[m], abs=1e-6), m
