@@ -96,3 +96,58 @@ def test_downstream_eval_logs_per_task_metrics_in_a_fit(shards, tmp_path, tokeni
         expected = task_metrics(instances, *score_instances(model, instances, batch_size=3))
     for m in ("acc", "len_norm", "pmi_dc"):
         assert logged[m][0][1] == pytest.approx(expected[m], abs=1e-6), m
+
+
+@pytest.mark.slow
+def test_downstream_eval_on_two_ranks_gathers_every_request(shards, tmp_path, tokenizer):
+    """Two DDP ranks (gloo, subprocesses) each score part of the batches (5 batches: one rank runs a
+    padding batch so both do 3 forward passes) and gather; the logged metrics equal an offline
+    evaluation of the step-2 checkpoint over all requests."""
+    import json
+
+    import torch
+    from test_ddp_fit import _run
+
+    from olmo2_lit.eval.metrics import task_metrics
+    from olmo2_lit.eval.scoring import score_instances, tokenize_task
+    from olmo2_lit.eval.tasks import load_task
+    from olmo2_lit.weights.pretrained import load_pretrained
+
+    tok_path = tmp_path / "tok.json"
+    tokenizer.save(str(tok_path))
+    task_file = tmp_path / "mini.jsonl"
+    rows = [
+        {"context": f"x = {i} * y", "choices": ["\n", " +", " *", "("], "label": i % 4} for i in range(10)
+    ]
+    task_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = (
+        "--data.vocab_size",
+        "300",
+        "--checkpoint.every_n_train_steps",
+        "2",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--data.micro_batch_size",
+        "4",
+        "--trainer.callbacks+",
+        "olmo2_lit.callbacks.downstream_eval.DownstreamEval",
+        "--trainer.callbacks.tasks",
+        json.dumps([{"path": str(task_file)}]),
+        "--trainer.callbacks.tokenizer",
+        str(tok_path),
+        "--trainer.callbacks.every_n_steps",
+        "2",
+        "--trainer.callbacks.batch_size",
+        "9",
+    )
+    _run(tiny_args(tmp_path, shards, max_steps=2, extra=extra), tmp_path)
+    logged = {m: scalars(tmp_path, M.DOWNSTREAM.format(task="mini", metric=m)) for m in ("acc", "pmi_dc")}
+    assert [s for s, _ in logged["acc"]] == [2]
+    model = load_pretrained(tmp_path / "ckpt" / "step0000002.ckpt").eval()
+    instances = tokenize_task(load_task(str(task_file)), tokenizer, context_length=64)
+    with torch.no_grad():
+        expected = task_metrics(instances, *score_instances(model, instances, batch_size=4))
+    for m in ("acc", "pmi_dc"):
+        assert logged[m][0][1] == pytest.approx(expected[m], abs=1e-6), m
