@@ -147,3 +147,35 @@ def test_oe_eval_file_errors(tmp_path):
         f.write(json.dumps(ok) + "\n" + json.dumps(broken) + "\n")
     with pytest.raises(ValueError, match=r"requests.jsonl.gz line 2: missing or malformed field 'request'"):
         load_task(str(folder))
+
+
+def test_exported_model_scores_the_same_in_transformers(model, tokenizer, tmp_path):
+    """Export the model to an HF directory, load it with transformers' Olmo2ForCausalLM, and score
+    OLMo's arc_easy 5-shot requests (truncated ones included) with it: every choice's log-likelihood
+    and the accuracies equal ours."""
+    transformers = pytest.importorskip("transformers")
+    from olmo2_lit.weights.pretrained import export_hf
+
+    export_hf(model, model.config, tmp_path / "hf", dtype="float32", eos_token_id=0, pad_token_id=0)
+    hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hf = hf
+
+        def forward(self, ids):
+            return self.hf(input_ids=ids).logits
+
+    task, variant = TASKS["arc_easy_rc_5shot"]
+    t = load_task(str(FIXTURES / "oe_eval_tasks" / task / variant))
+    instances = tokenize_task(t, tokenizer, context_length=MODEL["max_sequence_length"])
+    ours = score_instances(model, instances, batch_size=8)
+    theirs = score_instances(Logits(), instances, batch_size=8)
+    assert ours[0].keys() == theirs[0].keys()
+    for i in ours[0]:
+        assert ours[0][i] == pytest.approx(theirs[0][i], abs=1e-4)
+    for key in ours[1]:
+        assert ours[1][key] == pytest.approx(theirs[1][key], abs=1e-4)
+    for metric in ("acc", "len_norm", "pmi_dc"):
+        assert task_metrics(instances, *ours)[metric] == task_metrics(instances, *theirs)[metric]
