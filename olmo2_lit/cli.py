@@ -33,7 +33,7 @@ Train, prepare data for, and convert OLMo 2 models.
 
 training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
   fit         train: olmo2-lit fit --config experiments/quickstart.yaml
-  validate    validation loss and perplexity of a checkpoint
+  validate    validation loss, perplexity and bits per byte of a checkpoint
   test        the same on the test dataloader
   predict     greedy next-token predictions
 
