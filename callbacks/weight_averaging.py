@@ -107,8 +107,11 @@ class ModelMerger(Callback):
         active = [m for m in self.merge_steps if m not in self._skipped and step in self._window(m)]
         if not active:
             return
-        model = pl_module.model
-        weights = {k: _full(t) for k, t in model.state_dict().items()}
+        state = pl_module.model.state_dict()
+        # Only rank 0 sums; other ranks copy nothing unless the weights are sharded (FSDP2), where
+        # gathering a DTensor is a collective every rank must join.
+        sharded = any(hasattr(t, "full_tensor") for t in state.values())
+        weights = {k: _full(t) for k, t in state.items()} if trainer.is_global_zero or sharded else {}
         if trainer.is_global_zero:
             for m in active:
                 sums = self._sums.setdefault(
