@@ -67,13 +67,23 @@ def tokenizer_from_run(checkpoint: Path) -> Optional[Path]:
 
 
 def check_vocab(tokenizer: Tokenizer, config: ModelConfig, *, source: str) -> None:
-    """The tokenizer must have exactly the model's ``vocab_size`` tokens (special tokens included).
+    """The tokenizer must fit the model's vocabulary.
+
+    When the model records its tokenizer size (``vocab_size`` below its padded size: our checkpoints),
+    the tokenizer must have exactly that many tokens, special tokens included. A released HF checkpoint
+    records only the padded row count (``vocab_size == padded_vocab_size``, e.g. 100,352 for OLMo 2);
+    then the tokenizer must be no larger and pad to the same rows (dolma2's 100,278 does).
 
     Raises:
         ValueError: naming ``source`` and both sizes.
     """
     n = tokenizer.get_vocab_size(with_added_tokens=True)
-    if n != config.vocab_size:
+    multiple = config.vocab_pad_multiple
+    if config.vocab_size != config.padded_vocab_size:
+        ok = n == config.vocab_size
+    else:
+        ok = n <= config.vocab_size and -(-n // multiple) * multiple == config.padded_vocab_size
+    if not ok:
         raise ValueError(
             f"{source}: tokenizer has {n} tokens but the model was trained with vocab_size "
             f"{config.vocab_size}; pass the tokenizer.json the model was trained with"

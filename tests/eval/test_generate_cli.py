@@ -143,3 +143,19 @@ def test_print_samples_callback_prints_cached_greedy_generation(run, capsys):
     out = capsys.readouterr().out
     for p in prompts:
         assert f"--- {p!r}\n{_expected(model, tok, p, 10)}\n" in out
+
+
+def test_vocab_check_accepts_a_released_checkpoints_padded_vocab(run):
+    """A released HF checkpoint records only its padded rows (OLMo 2: 100,352 for dolma2's 100,278):
+    a smaller tokenizer padding to the same rows passes, a larger or much smaller one does not; our
+    own checkpoints (vocab_size below the padded size) need the exact size."""
+    from olmo2_lit.eval.tokenizer_lookup import check_vocab
+
+    _, tok, _ = run
+    n = tok.get_vocab_size()
+    released = ModelConfig.tiny(vocab_size=-(-n // 128) * 128)  # rows only, as import_hf reads them
+    check_vocab(tok, released, source="tok.json")
+    for bad in (ModelConfig.tiny(vocab_size=128 * (-(-n // 128) + 1)), ModelConfig.tiny(vocab_size=n - 1)):
+        with pytest.raises(ValueError, match=f"tokenizer has {n} tokens"):
+            check_vocab(tok, bad, source="tok.json")
+    check_vocab(tok, ModelConfig.tiny(vocab_size=n), source="tok.json")
