@@ -89,6 +89,12 @@ class DownstreamEval(Callback):
                 )
             path = str(found)
         tok = load_tokenizer(path)
+        n, vocab = tok.get_vocab_size(with_added_tokens=True), pl_module.config.vocab_size
+        if n > vocab:
+            raise ValueError(
+                f"DownstreamEval: {path} has {n} tokens, more than the model's vocab_size {vocab}; "
+                "set tokenizer to the one the model is trained with"
+            )
         for spec in self.specs:
             task = load_task(spec.path, name=spec.name, primary_metric=spec.primary_metric)
             if spec.limit is not None:
