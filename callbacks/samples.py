@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 
 from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
 from olmo2_lit.errors import ConfigError
-from olmo2_lit.model.generate import sample
+from olmo2_lit.model.generate import generate
 
 
 class PrintSamples(Callback):
@@ -72,14 +72,15 @@ class PrintSamples(Callback):
             was_training = pl_module.training
             pl_module.eval()
             print("\n=== samples ===")
-            for i, prompt in enumerate(self.prompts):
-                ids = sample(
-                    pl_module.model,
-                    tok.encode(prompt).ids,
-                    max_new_tokens=self.max_new_tokens,
-                    temperature=self.temperature,
-                    seed=i,
-                )
+            # One batch, KV-cache decoding (olmo2_lit.model.generate).
+            outputs = generate(
+                pl_module.model,
+                [tok.encode(p).ids for p in self.prompts],
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                eos_id=tok.token_to_id("<|endoftext|>"),
+            )
+            for prompt, ids in zip(self.prompts, outputs):
                 print(f"--- {prompt!r}\n{prompt}{tok.decode(ids)}")
             pl_module.train(was_training)
         if trainer.logger is not None and trainer.logger.log_dir:

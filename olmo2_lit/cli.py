@@ -1,8 +1,8 @@
 """``olmo2-lit``: the one entry point.
 
 ``fit | validate | test | predict`` go through LightningCLI (YAML recipes, ``--print_config``);
-``prepare``, ``data-paths`` and ``convert`` are plain functions whose docstrings are their ``--help``.
-Heavy imports happen only once a verb is chosen.
+``prepare``, ``data-paths``, ``convert``, ``soup`` and ``generate`` are plain functions whose docstrings
+are their ``--help``. Heavy imports happen only once a verb is chosen.
 """
 
 from __future__ import annotations
@@ -19,13 +19,17 @@ INVOCATION: Optional[list[str]] = None
 
 def _tool_verbs() -> dict:
     from olmo2_lit.data.mirror import data_paths
+    from olmo2_lit.eval.generate_cli import generate
     from olmo2_lit.prepare.prepare import prepare
     from olmo2_lit.weights import pretrained
+    from olmo2_lit.weights.soup import soup
 
     return {
         "prepare": prepare,
         "data-paths": data_paths,
         "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf},
+        "generate": generate,
+        "soup": soup,
     }
 
 
@@ -35,7 +39,7 @@ Train, prepare data for, and convert OLMo 2 models.
 
 training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
   fit         train: olmo2-lit fit --config experiments/quickstart.yaml
-  validate    validation loss and perplexity of a checkpoint
+  validate    validation loss, perplexity and bits per byte of a checkpoint
   test        the same on the test dataloader
   predict     greedy next-token predictions
 
@@ -43,6 +47,8 @@ tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
   data-paths  a published OLMo/OLMo-core config's data URLs -> your mirror's files, in the published order
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
+  soup        average checkpoints of one architecture (uniform or --weights) into a native dir
+  generate    continue prompts with a checkpoint (KV cache, greedy or sampled), streaming
 
 Bad input ends in a short message (exit status 2); add --debug, or set OLMO2_LIT_DEBUG=1, for the
 full traceback (docs/errors.md).
@@ -87,7 +93,15 @@ def _run(args: Optional[list[str]]) -> None:
         return
     from jsonargparse import CLI
 
-    CLI(_tool_verbs(), args=argv, as_positional=False)
+    CLI(_tool_verbs(), args=_soup_positionals(argv), as_positional=False)
+
+
+def _soup_positionals(argv: list[str]) -> list[str]:
+    """``soup A B --out D`` -> ``soup --checkpoints+ A --checkpoints+ B --out D`` (the documented form)."""
+    if argv[0] != "soup":
+        return argv
+    n = next((i for i, a in enumerate(argv[1:], 1) if a.startswith("-")), len(argv))
+    return ["soup", *[x for path in argv[1:n] for x in ("--checkpoints+", path)], *argv[n:]]
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def test_callbacks_import_from_any_directory(tmp_path):
 
 def test_model_package_does_not_import_lightning(tmp_path):
     proc = _python(
-        "import sys, olmo2_lit.model; "
+        "import sys, olmo2_lit.model, olmo2_lit.model.generate; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))",
         tmp_path,
     )
@@ -35,7 +35,7 @@ def test_console_script_lists_every_verb(tmp_path):
     exe = shutil.which("olmo2-lit")
     assert exe, "the olmo2-lit console script is not installed"
     out = subprocess.run([exe, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout
-    for verb in ("fit", "validate", "test", "predict", "prepare", "convert"):
+    for verb in ("fit", "validate", "test", "predict", "prepare", "convert", "soup", "generate"):
         assert f"  {verb} " in out
     conv = subprocess.run(
         [exe, "convert", "to-hf", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120

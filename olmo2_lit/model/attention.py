@@ -17,6 +17,7 @@ from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.flops import linear_flops
+from olmo2_lit.model.kv_cache import _LayerKV
 from olmo2_lit.model.registry import ATTENTION, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -138,8 +139,23 @@ class Attention(nn.Module):
         self.backend = ATTENTION.get(config.attention)()
 
     def forward(
-        self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]
+        self,
+        x: torch.Tensor,
+        rope: RotaryEmbedding,
+        doc_lens: Optional[torch.Tensor],
+        cache: Optional[_LayerKV] = None,
     ) -> torch.Tensor:
+        """(B, T, d_model) -> (B, T, d_model).
+
+        Args:
+            x: the (normalized) residual stream.
+            rope: the model's rotary embedding.
+            doc_lens: optional document lengths for document masking (training only).
+            cache: this layer's view of a :class:`~olmo2_lit.model.kv_cache.KVCache` when decoding
+                incrementally: x holds only the new tokens; their keys and values are appended to the
+                cache and attention runs over everything cached, with the cache's padding mask (SDPA,
+                whatever the configured backend, whose interface is causal-only).
+        """
         B, T, _ = x.shape  # (B, T, d_model)
         q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)
         if self.clip_qkv is not None:
@@ -149,8 +165,14 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = rope(q, k)
-        out = self.backend(q, k, v, doc_lens)  # (B, H, T, D)
+        if cache is None:
+            q, k = rope(q, k)
+            out = self.backend(q, k, v, doc_lens)  # (B, H, T, D)
+        else:
+            q, k = rope(q, k, positions=cache.positions)
+            k, v = cache.update(k, v)  # (B, Hkv, S, D), S = slots so far
+            gqa = self.n_heads != self.n_kv_heads
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=cache.mask, enable_gqa=gqa)
         return self.w_out(out.transpose(1, 2).reshape(B, T, -1))
 
     def flops_per_token(self, seq_len: int) -> int:

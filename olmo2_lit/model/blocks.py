@@ -16,6 +16,7 @@ from olmo2_lit.model.attention import Attention
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.feed_forward import FeedForward
 from olmo2_lit.model.flops import linear_flops
+from olmo2_lit.model.kv_cache import _LayerKV
 from olmo2_lit.model.registry import BLOCKS, MLPS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -42,8 +43,18 @@ class Block(nn.Module):
         self.feed_forward_norm = norm(config.d_model, eps=config.norm_eps)
 
     def forward(
-        self, x: torch.Tensor, rope: RotaryEmbedding, doc_lens: Optional[torch.Tensor]
+        self,
+        x: torch.Tensor,
+        rope: RotaryEmbedding,
+        doc_lens: Optional[torch.Tensor],
+        cache: Optional[_LayerKV] = None,
     ) -> torch.Tensor:
+        """(B, T, d_model) -> (B, T, d_model).
+
+        A subclass passes ``cache`` on to ``self.attention`` to support KV-cache generation. A block
+        whose ``forward`` has no ``cache`` parameter still works everywhere: generation then
+        recomputes the whole prefix at each token (``Transformer.supports_kv_cache`` is False).
+        """
         raise NotImplementedError
 
     def flops_per_token(self, seq_len: int) -> int:
@@ -88,8 +99,8 @@ class ReorderedNormBlock(Block):
     OLMo 2 paper §3 ("reordered norm"); OLMo-core ``ReorderedNormTransformerBlock``; OLMO2.md §1.1.
     """
 
-    def forward(self, x, rope, doc_lens):
-        h = x + self.attention_norm(self.attention(x, rope, doc_lens))  # (B, T, d_model)
+    def forward(self, x, rope, doc_lens, cache=None):
+        h = x + self.attention_norm(self.attention(x, rope, doc_lens, cache))  # (B, T, d_model)
         return h + self.feed_forward_norm(self.feed_forward(h))
 
 
@@ -103,8 +114,8 @@ class PreNormBlock(Block):
             └─► attention_norm ─► attn ─┘    └─► feed_forward_norm ─► mlp ─┘
     """
 
-    def forward(self, x, rope, doc_lens):
-        h = x + self.attention(self.attention_norm(x), rope, doc_lens)  # (B, T, d_model)
+    def forward(self, x, rope, doc_lens, cache=None):
+        h = x + self.attention(self.attention_norm(x), rope, doc_lens, cache)  # (B, T, d_model)
         return h + self.feed_forward(self.feed_forward_norm(h))
 
 

@@ -6,6 +6,8 @@ so imported HF weights need no permutation.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -38,14 +40,30 @@ class RotaryEmbedding(nn.Module):
         self.cos, self.sin = emb.cos(), emb.sin()
         self._cache_len = length
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotate q (B, H, T, D) and k (B, Hkv, T, D); returns tensors of the input dtype."""
-        seq_len = q.shape[-2]
-        if self._cache_len < seq_len or self.cos.device != q.device or self.cos.is_meta:
-            self._build(max(seq_len, self._max_sequence_length), q.device)
-        cos, sin = self.cos[:seq_len], self.sin[:seq_len]
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, positions: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate q (B, H, T, D) and k (B, Hkv, T, D); returns tensors of the input dtype.
+
+        Args:
+            q: queries.
+            k: keys.
+            positions: optional (B, T) position of each token (incremental decoding, left padding);
+                None means 0..T-1 for every row. Positions must be below the table length (see
+                :meth:`ensure`).
+        """
+        if positions is None:
+            self.ensure(q.shape[-2], q.device)
+            cos, sin = self.cos[: q.shape[-2]], self.sin[: q.shape[-2]]
+        else:
+            cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # (B, 1, T, D)
         with torch.autocast(device_type=q.device.type, enabled=False):
             return _rotate(q, cos, sin), _rotate(k, cos, sin)
+
+    def ensure(self, length: int, device: torch.device) -> None:
+        """Make sure the tables cover positions ``0 .. length - 1`` on ``device``."""
+        if self._cache_len < length or self.cos.device != device or self.cos.is_meta:
+            self._build(max(length, self._max_sequence_length), device)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

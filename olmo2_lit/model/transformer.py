@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.fused_loss import fused_lm_loss_sums
+from olmo2_lit.model.kv_cache import KVCache
 from olmo2_lit.model.registry import BLOCKS, INITS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -44,6 +46,11 @@ class Transformer(nn.Module):
             return
         INITS.get(self.config.init)()(self)
 
+    @property
+    def supports_kv_cache(self) -> bool:
+        """Whether the block class accepts a ``cache`` argument (all built-in blocks do)."""
+        return "cache" in inspect.signature(BLOCKS.get(self.config.block).forward).parameters
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -51,6 +58,9 @@ class Transformer(nn.Module):
         *,
         labels: Optional[torch.Tensor] = None,
         z_loss_multiplier: float = 0.0,
+        cache: Optional[KVCache] = None,
+        valid: Optional[torch.Tensor] = None,
+        last_only: bool = False,
     ):
         """Token ids (B, T) -> logits (B, T, padded_vocab_size), or with ``labels`` the summed loss.
 
@@ -62,14 +72,34 @@ class Transformer(nn.Module):
                 fused with the loss (:mod:`olmo2_lit.model.fused_loss`) and ``(ce_sum, z_sum)`` is
                 returned instead of the logits, which are never materialized whole.
             z_loss_multiplier: weight of the z-loss, with ``labels``.
+            cache: a :class:`KVCache` for incremental decoding: ``input_ids`` are the tokens that
+                follow those already cached (the whole prompt at prefill, one token per step after).
+            valid: with ``cache``, optional (B, T) bool, False on left padding (default all True).
+            last_only: return the logits of the last position only, (B, 1, padded_vocab_size).
         """
         x = self.embeddings(input_ids)  # (B, T, d_model)
-        for block in self.blocks:
-            x = block(x, self.rope, doc_lens)
-        x = self.norm(x)
-        if labels is not None:
-            return fused_lm_loss_sums(x, self.lm_head.weight, labels, z_loss_multiplier=z_loss_multiplier)
-        return self.lm_head(x)  # (B, T, padded_vocab)
+        if cache is None:
+            for block in self.blocks:
+                x = block(x, self.rope, doc_lens)
+            x = self.norm(x[:, -1:] if last_only else x)
+            if labels is not None:
+                return fused_lm_loss_sums(x, self.lm_head.weight, labels, z_loss_multiplier=z_loss_multiplier)
+            return self.lm_head(x)  # (B, T, padded_vocab)
+        if doc_lens is not None or labels is not None:
+            raise ValueError(
+                "doc_lens and labels cannot be combined with cache: decoding runs one document per row"
+            )
+        if not self.supports_kv_cache:
+            raise ValueError(
+                f"block {self.config.block} has no `cache` argument in forward; "
+                "generate without a cache (use_cache=False) or pass `cache` on to self.attention"
+            )
+        self.rope.ensure(cache.max_length, input_ids.device)
+        cache.begin(valid if valid is not None else torch.ones_like(input_ids, dtype=torch.bool))
+        for i, block in enumerate(self.blocks):
+            x = block(x, self.rope, None, cache=cache.layer(i))
+        cache.commit()
+        return self.lm_head(self.norm(x[:, -1:] if last_only else x))
 
     def flops_per_token(self, seq_len: int, *, training: bool = True) -> int:
         """Matmul FLOPs to process one token of a ``seq_len`` sequence (OLMo-core's count, OLMO2.md §5).

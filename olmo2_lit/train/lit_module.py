@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -85,6 +85,10 @@ class OLMo2LitModule(LightningModule):
         self._sums = StepSums()
         self._micro_index: list[torch.Tensor] = []
         self._step_lr: Optional[float] = None  # the LR the last optimizer step ran at
+        # Bits per byte (olmo2_lit/eval/bits_per_byte.py): summed CE over summed UTF-8 bytes of the
+        # targets; logged when a byte-length table is known (shard sidecars or the BitsPerByte callback).
+        self.token_bytes: Optional[torch.Tensor] = None
+        self.val_nats, self.val_bytes = SumMetric(), SumMetric()
 
     # --- model construction -------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -98,9 +102,13 @@ class OLMo2LitModule(LightningModule):
         parallelize(self.model, self.parallelize_config, mesh=self.device_mesh)
 
     def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        if self.token_bytes is None and datamodule is not None:
+            from olmo2_lit.eval.bits_per_byte import held_out_token_bytes
+
+            self.token_bytes = held_out_token_bytes(datamodule, self.config.vocab_size)
         if stage != "fit":
             return
-        datamodule = self.trainer.datamodule
         if not isinstance(datamodule, TokenShardDataModule):
             raise TypeError("OLMo2LitModule trains from a TokenShardDataModule (the `data:` section)")
         self.batch_plan = datamodule.batch_plan
@@ -138,22 +146,34 @@ class OLMo2LitModule(LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))
         ce, _ = lm_loss(logits, batch["labels"], z_loss_multiplier=0)
-        self.val_ce.update(ce, weight=(batch["labels"] != -100).sum())
+        labels = batch["labels"]
+        n_valid = (labels != -100).sum()
+        self.val_ce.update(ce, weight=n_valid)
+        if self.token_bytes is not None:
+            self.token_bytes = self.token_bytes.to(labels.device)
+            self.val_nats.update(ce * n_valid)
+            self.val_bytes.update(self.token_bytes[labels[labels != -100]].sum())
 
     test_step = validation_step
 
     def on_validation_epoch_end(self) -> None:
-        self._log_held_out(M.VAL_CE_LOSS, M.VAL_PERPLEXITY)
+        self._log_held_out(M.VAL_CE_LOSS, M.VAL_PERPLEXITY, M.VAL_BPB)
 
     def on_test_epoch_end(self) -> None:
-        self._log_held_out(M.TEST_CE_LOSS, M.TEST_PERPLEXITY)
+        self._log_held_out(M.TEST_CE_LOSS, M.TEST_PERPLEXITY, M.TEST_BPB)
 
-    def _log_held_out(self, ce_name: str, perplexity_name: str) -> None:
+    def _log_held_out(self, ce_name: str, perplexity_name: str, bpb_name: str) -> None:
         # MeanMetric syncs across ranks itself, token-weighted.
         ce = self.val_ce.compute()
         self.val_ce.reset()
         self.log(ce_name, ce, prog_bar=True)
         self.log(perplexity_name, torch.exp(ce.clamp(max=50)))
+        if self.token_bytes is not None:
+            from olmo2_lit.eval.bits_per_byte import bits_per_byte
+
+            self.log(bpb_name, bits_per_byte(self.val_nats.compute(), self.val_bytes.compute()))
+            self.val_nats.reset()
+            self.val_bytes.reset()
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Greedy next token for every position: (B, T) token ids."""

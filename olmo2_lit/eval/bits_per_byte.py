@@ -1,0 +1,92 @@
+"""Bits per byte of held-out text: a loss that compares models with different tokenizers.
+
+``bpb = sum over held-out target tokens of CE (nats) / (ln 2 * UTF-8 bytes of those tokens)``.
+
+The byte length of a token comes from the tokenizer. For a byte-level BPE (dolma2, GPT-2, the BPE
+``olmo2-lit prepare`` trains) every character of a token's string stands for exactly one byte (the
+GPT-2 byte-to-unicode table), so a token's byte length is the length of its string, exact even for
+tokens that hold part of a multi-byte character. For other tokenizers it is the UTF-8 length of the
+token decoded on its own (a ``<0xNN>`` byte-fallback token counts 1). Special tokens (EOS, padding)
+count 0 bytes: their loss is in the numerator, as it is in the training loss, but they are not text.
+So over a shard, the byte count is the UTF-8 size of the decoded documents.
+
+The tokenizer is the one recorded in the held-out shards' sidecars (``olmo2-lit prepare`` writes
+them; the file's sha256 must match), or the one given to the
+:class:`~olmo2_lit.callbacks.bits_per_byte.BitsPerByte` callback (needed for OLMo's own raw shards).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from tokenizers import Tokenizer
+
+from olmo2_lit.data.shards import find_shards, read_meta
+from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+
+_BYTE_FALLBACK = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+
+
+def _is_byte_level(tokenizer: Tokenizer) -> bool:
+    decoder = tokenizer.decoder
+    return decoder is not None and "ByteLevel" in type(decoder).__name__ + repr(decoder)
+
+
+def token_byte_lengths(tokenizer: Tokenizer, *, size: Optional[int] = None) -> torch.Tensor:
+    """(size,) int64: UTF-8 bytes of each token id (0 for special tokens and ids past the vocab).
+
+    Args:
+        tokenizer: a ``tokenizers`` tokenizer.
+        size: length of the table (the model's vocab_size); default the tokenizer's vocab size.
+    """
+    n = tokenizer.get_vocab_size(with_added_tokens=True)
+    table = torch.zeros(size or n, dtype=torch.long)
+    special = {tok.content for tok in tokenizer.get_added_tokens_decoder().values() if tok.special}
+    byte_level = _is_byte_level(tokenizer)
+    for token, idx in tokenizer.get_vocab(with_added_tokens=True).items():
+        if idx >= table.numel() or token in special:
+            continue
+        if byte_level:
+            table[idx] = len(token)
+        elif _BYTE_FALLBACK.match(token):
+            table[idx] = 1
+        else:
+            table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False).encode("utf-8"))
+    return table
+
+
+def tokenizer_of_shards(paths: list[str]) -> Optional[Path]:
+    """The tokenizer.json named by the first shard sidecar under ``paths`` (beside the shard or in its
+    parent, as ``olmo2-lit prepare`` lays it out) when its sha256 matches the sidecar; else None."""
+    try:
+        shards = find_shards(list(paths))
+    except (FileNotFoundError, ValueError):
+        return None
+    for shard in shards[:1]:
+        meta = read_meta(shard)
+        if meta is None:
+            return None
+        for candidate in (shard.parent / meta.tokenizer, shard.parent.parent / meta.tokenizer):
+            if (
+                candidate.is_file()
+                and tokenizer_sha256(load_tokenizer(str(candidate))) == meta.tokenizer_sha256
+            ):
+                return candidate
+    return None
+
+
+def held_out_token_bytes(datamodule: Any, vocab_size: int) -> Optional[torch.Tensor]:
+    """The byte-length table for the datamodule's held-out shards, if their tokenizer is recorded."""
+    paths = list(getattr(datamodule, "val_paths", None) or []) + list(
+        getattr(datamodule, "test_paths", None) or []
+    )
+    found = tokenizer_of_shards(paths) if paths else None
+    return None if found is None else token_byte_lengths(load_tokenizer(str(found)), size=vocab_size)
+
+
+def bits_per_byte(nats: torch.Tensor, n_bytes: torch.Tensor) -> torch.Tensor:
+    """Summed CE in nats over summed bytes -> bits per byte."""
+    return nats / (n_bytes.clamp(min=1) * torch.log(torch.tensor(2.0, device=nats.device)))

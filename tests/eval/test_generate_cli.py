@@ -1,0 +1,161 @@
+"""``olmo2-lit generate`` end to end on a native dir and a Lightning .ckpt, and its bad-input errors."""
+
+import json
+
+import pytest
+import torch
+
+from olmo2_lit.cli import main
+from olmo2_lit.data.tokenizer import load_tokenizer
+from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.model.generate import generate
+from olmo2_lit.prepare.prepare import prepare
+from olmo2_lit.weights.pretrained import save_native
+
+TEXT = "\n".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Prepared shards with a trained BPE, and a model whose vocab matches it."""
+    root = tmp_path_factory.mktemp("gen")
+    (root / "corpus.txt").write_text(TEXT)
+    prepare(inputs=[str(root / "corpus.txt")], output_dir=str(root / "data"), vocab_size=300, progress=False)
+    tok = load_tokenizer(str(root / "data" / "tokenizer.json"))
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny(vocab_size=tok.get_vocab_size(), max_sequence_length=32)
+    model = Transformer(cfg).eval()
+    return root, tok, model
+
+
+def _expected(model, tok, prompt: str, n: int) -> str:
+    eos = tok.token_to_id("<|endoftext|>")
+    return prompt + tok.decode(generate(model, [tok.encode(prompt).ids], max_new_tokens=n, eos_id=eos)[0])
+
+
+def test_generate_native_dir_prints_the_greedy_continuation(run, capsys):
+    """The verb loads the weights and the directory's tokenizer.json and prints exactly what greedy
+    generation on the in-memory model decodes to, for each prompt (flag and file)."""
+    root, tok, model = run
+    save_native(model, root / "native")
+    (root / "native" / "tokenizer.json").write_text(tok.to_str())
+    (root / "prompts.txt").write_text("class A:\n\nreturn x\n")
+    main(
+        [
+            "generate",
+            "--checkpoint",
+            str(root / "native"),
+            "--prompt+",
+            "def f",
+            "--prompt+",
+            "import ",
+            "--prompt_file",
+            str(root / "prompts.txt"),
+            "--max_new_tokens",
+            "12",
+        ]
+    )
+    out = capsys.readouterr().out
+    blocks = [b.removeprefix("\n") for b in out.split("=== ")[1:]]
+    expected = [_expected(model, tok, p, 12) for p in ("def f", "import ", "class A:", "return x")]
+    assert [b.split("\n", 1)[1].rstrip("\n") for b in blocks] == expected
+
+
+def test_checkpoint_finds_the_tokenizer_of_its_run(run, capsys):
+    """For a .ckpt the tokenizer comes from the run's config.yaml -> shard sidecar -> tokenizer.json;
+    without a config.yaml the error asks for --tokenizer."""
+    root, tok, model = run
+    version = root / "runs" / "olmo2" / "version_0"
+    (version / "checkpoints").mkdir(parents=True)
+    ckpt = version / "checkpoints" / "last.ckpt"
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "olmo2_lit": {"model_config": model.config.to_dict()}}, ckpt)
+    with pytest.raises(ValueError, match="cannot tell which tokenizer.*pass --tokenizer"):
+        main(["generate", "--checkpoint", str(ckpt), "--prompt+", "def "])
+    config = {
+        "data": {
+            "vocab_size": model.config.vocab_size,
+            "train_sources": [{"paths": [str(root / "data" / "train")]}],
+        }
+    }
+    (version / "config.yaml").write_text(json.dumps(config))  # YAML is a superset of JSON
+    main(["generate", "--checkpoint", str(ckpt), "--prompt+", "def ", "--max_new_tokens", "6"])
+    assert capsys.readouterr().out.split("\n", 1)[1].rstrip("\n") == _expected(model, tok, "def ", 6)
+
+
+def test_bad_input_errors_name_the_cause(run, tmp_path):
+    """Vocab mismatch names the tokenizer and both sizes; an over-long prompt names its file line."""
+    root, tok, model = run
+    small = Transformer(ModelConfig.tiny(vocab_size=tok.get_vocab_size() + 1, max_sequence_length=32))
+    save_native(small, tmp_path / "other")
+    with pytest.raises(
+        ValueError,
+        match=rf"tokenizer has {tok.get_vocab_size()} tokens but the model was "
+        rf"trained with vocab_size {tok.get_vocab_size() + 1}",
+    ):
+        main(
+            [
+                "generate",
+                "--checkpoint",
+                str(tmp_path / "other"),
+                "--prompt+",
+                "x",
+                "--tokenizer",
+                str(root / "data" / "tokenizer.json"),
+            ]
+        )
+    save_native(model, tmp_path / "m")
+    (tmp_path / "p.txt").write_text("short\n\n" + "zq " * 40 + "\n")
+    with pytest.raises(
+        ValueError,
+        match=r"p.txt line 3: the prompt has \d+ tokens, longer than the model's "
+        r"context of 32",
+    ):
+        main(
+            [
+                "generate",
+                "--checkpoint",
+                str(tmp_path / "m"),
+                "--prompt_file",
+                str(tmp_path / "p.txt"),
+                "--tokenizer",
+                str(root / "data" / "tokenizer.json"),
+            ]
+        )
+
+
+def test_print_samples_callback_prints_cached_greedy_generation(run, capsys):
+    """The quickstart's PrintSamples prints, per prompt, the prompt plus the batched KV-cache greedy
+    continuation (reference: generate() one prompt at a time)."""
+    from types import SimpleNamespace
+
+    from olmo2_lit.callbacks.samples import PrintSamples
+
+    root, tok, model = run
+    holder = torch.nn.Module()
+    holder.model = model
+    trainer = SimpleNamespace(datamodule=None, logger=None, checkpoint_callback=None)
+    prompts = ["def f", "import os\n"]
+    cb = PrintSamples(
+        prompts=prompts, max_new_tokens=10, temperature=0.0, tokenizer=str(root / "data" / "tokenizer.json")
+    )
+    cb.on_fit_end(trainer, holder)
+    out = capsys.readouterr().out
+    for p in prompts:
+        assert f"--- {p!r}\n{_expected(model, tok, p, 10)}\n" in out
+
+
+def test_vocab_check_accepts_a_released_checkpoints_padded_vocab(run):
+    """A released HF checkpoint records only its padded rows (OLMo 2: 100,352 for dolma2's 100,278):
+    a smaller tokenizer padding to the same rows passes, a larger or much smaller one does not; our
+    own checkpoints (vocab_size below the padded size) need the exact size."""
+    from olmo2_lit.eval.tokenizer_lookup import check_vocab
+
+    _, tok, _ = run
+    n = tok.get_vocab_size()
+    released = ModelConfig.tiny(vocab_size=-(-n // 128) * 128)  # rows only, as import_hf reads them
+    check_vocab(tok, released, source="tok.json")
+    for bad in (ModelConfig.tiny(vocab_size=128 * (-(-n // 128) + 1)), ModelConfig.tiny(vocab_size=n - 1)):
+        with pytest.raises(ValueError, match=f"tokenizer has {n} tokens"):
+            check_vocab(tok, bad, source="tok.json")
+    check_vocab(tok, ModelConfig.tiny(vocab_size=n), source="tok.json")

@@ -1,0 +1,176 @@
+"""KV-cache generation against transformers' ``Olmo2ForCausalLM.generate`` and hand references."""
+
+import pytest
+import torch
+
+from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.model.generate import filter_logits, generate
+from olmo2_lit.weights import convert_hf as C
+from olmo2_lit.weights import pretrained as P
+
+transformers = pytest.importorskip("transformers")
+
+CONFIGS = {
+    "mha": ModelConfig.tiny(max_sequence_length=128),
+    "gqa": ModelConfig.tiny(
+        d_model=64,
+        n_heads=4,
+        n_kv_heads=2,
+        n_layers=3,
+        mlp_hidden=96,
+        vocab_size=300,
+        max_sequence_length=128,
+    ),
+}
+PROMPT_LENGTHS = (5, 17, 1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Decoding runs many tiny ops: on the shared 2-core CI box a second OpenMP thread only spins."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _randomize_(model: torch.nn.Module, seed: int) -> None:
+    """O(1) logits and norm weights away from 1, so greedy paths branch on real differences."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            noise = torch.randn(p.shape, generator=gen)
+            p.copy_(1.0 + 0.2 * noise if "norm" in name else 0.1 * noise)
+
+
+def _prompts(cfg: ModelConfig, lengths=PROMPT_LENGTHS) -> list[list[int]]:
+    gen = torch.Generator().manual_seed(sum(lengths))
+    return [torch.randint(2, cfg.vocab_size, (n,), generator=gen).tolist() for n in lengths]
+
+
+@pytest.fixture(params=list(CONFIGS), scope="module")
+def models(request, tmp_path_factory):
+    """(ours, hf, cfg): transformers' model and ours converted from its saved directory."""
+    cfg = CONFIGS[request.param]
+    hf_config = transformers.Olmo2Config(
+        **C.model_config_to_hf_config(cfg, eos_token_id=1, pad_token_id=0, dtype="float32")
+    )
+    hf = transformers.Olmo2ForCausalLM(hf_config).eval()
+    _randomize_(hf, seed=0)
+    path = tmp_path_factory.mktemp(request.param)
+    hf.save_pretrained(path)
+    return P.import_hf(path).eval(), hf, cfg
+
+
+def _hf_greedy(hf, cfg: ModelConfig, prompts: list[list[int]], n: int) -> list[list[int]]:
+    """Left-padded batch through transformers' cached generate; padded vocab rows suppressed, as ours."""
+    longest = max(map(len, prompts))
+    ids = torch.zeros(len(prompts), longest, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, longest - len(p) :], mask[i, longest - len(p) :] = torch.tensor(p), 1
+    padded = list(range(cfg.vocab_size, cfg.padded_vocab_size)) or None
+    out = hf.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=n,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=0,
+        suppress_tokens=padded,
+    )
+    return out[:, longest:].tolist()
+
+
+def test_greedy_matches_transformers_generate(models):
+    """Guards the cache, per-row RoPE positions under left padding, the padding mask and GQA: any
+    of them wrong changes the argmax within 64 tokens on these O(1)-logit random weights."""
+    ours, hf, cfg = models
+    prompts = _prompts(cfg)
+    expected = _hf_greedy(hf, cfg, prompts, 64)
+    got = generate(ours, prompts, max_new_tokens=64)
+    assert [len(r) for r in got] == [64, 64, 64]
+    assert got == expected
+    assert len({tuple(r) for r in got}) == 3  # the rows really differ
+
+
+def test_cache_equals_recomputing_the_prefix(models):
+    """The cached and the recompute paths give identical greedy tokens, one prompt or a batch."""
+    ours, _, cfg = models
+    prompts = _prompts(cfg)
+    assert generate(ours, prompts, max_new_tokens=32, use_cache=False) == generate(
+        ours, prompts, max_new_tokens=32
+    )
+    assert generate(ours, prompts[1:2], max_new_tokens=32) == generate(ours, prompts, max_new_tokens=32)[1:2]
+
+
+def test_eos_ends_each_row_at_its_first_eos(models):
+    """A row stops at its own first eos (not included); other rows go on; reference: the no-eos run
+    truncated by hand."""
+    ours, _, cfg = models
+    prompts = _prompts(cfg)
+    free = generate(ours, prompts, max_new_tokens=40)
+    eos = free[0][10]
+    got = generate(ours, prompts, max_new_tokens=40, eos_id=eos)
+    expected = [r[: r.index(eos)] if eos in r else r for r in free]
+    assert got == expected
+    assert len(got[0]) <= 10
+
+
+def test_user_block_without_cache_falls_back_to_recompute():
+    """A block whose forward(x, rope, doc_lens) takes no cache still generates: the output equals a
+    hand-written argmax loop over full forwards."""
+    cfg = ModelConfig.tiny(block="my_blocks.ParallelBlock")
+    model = Transformer(cfg).eval()
+    _randomize_(model, seed=3)
+    assert not model.supports_kv_cache
+    prompt = _prompts(cfg, (6,))[0]
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(12):
+            ids.append(int(model(torch.tensor([ids]))[0, -1, : cfg.vocab_size].argmax()))
+    assert generate(model, [prompt], max_new_tokens=12) == [ids[len(prompt) :]]
+    with pytest.raises(ValueError, match="ParallelBlock has no `cache`"):
+        generate(model, [prompt], max_new_tokens=2, use_cache=True)
+
+
+@pytest.mark.parametrize("top_k,top_p,temperature", [(5, None, 0.7), (None, 0.8, 1.3), (20, 0.5, 1.0)])
+def test_filter_logits_matches_transformers_warpers(top_k, top_p, temperature):
+    """Temperature, then top-k, then top-p keep exactly the tokens transformers' warpers keep."""
+    from transformers.generation import logits_process as lp
+
+    logits = torch.randn(4, 300, generator=torch.Generator().manual_seed(0)) * 3
+    expected = lp.TemperatureLogitsWarper(temperature)(None, logits.clone())
+    if top_k:
+        expected = lp.TopKLogitsWarper(top_k)(None, expected)
+    if top_p:
+        expected = lp.TopPLogitsWarper(top_p)(None, expected)
+    got = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+    assert torch.equal(got.isinf(), expected.isinf())
+    assert 0 < int((~got.isinf()).sum(-1).min()) < 300
+    torch.testing.assert_close(got[~got.isinf()], expected[~expected.isinf()])
+
+
+def test_sampling_is_seeded_and_top_k_1_is_greedy(models):
+    """Sampling depends on the seed only; top_k=1 or a tiny top_p leaves only the argmax."""
+    ours, _, cfg = models
+    prompts = _prompts(cfg)
+    greedy = generate(ours, prompts, max_new_tokens=16)
+    a = generate(ours, prompts, max_new_tokens=16, temperature=1.0, seed=1)
+    assert a == generate(ours, prompts, max_new_tokens=16, temperature=1.0, seed=1)
+    assert a != generate(ours, prompts, max_new_tokens=16, temperature=1.0, seed=2)
+    assert a != greedy
+    assert generate(ours, prompts, max_new_tokens=16, temperature=1.0, top_k=1, seed=1) == greedy
+    assert generate(ours, prompts, max_new_tokens=16, temperature=1.0, top_p=1e-6, seed=1) == greedy
+
+
+def test_generation_stops_at_the_context_and_rejects_longer_prompts(models):
+    """The cache never grows past the context: a 125-token prompt in a 128-token context gets 4 new
+    tokens (the last needs no slot); a 129-token prompt is an error naming the prompt."""
+    ours, _, cfg = models
+    long = _prompts(cfg, (125,))[0]
+    assert len(generate(ours, [long, [5]], max_new_tokens=64)[0]) == 4
+    with pytest.raises(ValueError, match="prompt 1 has 129 tokens, longer than the model's context of 128"):
+        generate(ours, [[5], long + [1, 2, 3, 4]], max_new_tokens=4)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        generate(ours, [[5]], top_p=0.0, temperature=1.0)
