@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -22,40 +21,17 @@ from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
 from olmo2_lit.data.instances import InstanceIndex, chunk_size
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.order_file import EpochOrders
+from olmo2_lit.data.prepare_spec import PrepareSpec, prepare_if_missing
+from olmo2_lit.data.resume import check_saved_data, saved_position, saved_seed
 from olmo2_lit.data.sampler import epoch_end
-from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
-from olmo2_lit.errors import CheckpointError, ConfigError, DataError
+from olmo2_lit.data.sources import TrainingSet, open_shards
+from olmo2_lit.errors import ConfigError, DataError
 
 _STATE_VERSION = 1
 
 # Lightning warns that an IterableDataset's __len__ may be wrong with several workers. Ours is exact: each
 # worker builds only its own share of the micro-batches (datasets.py).
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
-
-
-@dataclass
-class PrepareSpec:
-    """Shards that ``prepare_data()`` builds when ``output_dir`` has no ``manifest.json`` yet.
-
-    A byte-level BPE of the datamodule's ``vocab_size`` is trained on the inputs unless
-    ``tokenizer`` is given. Point ``train_sources`` at ``<output_dir>/train`` and ``val_paths`` at
-    ``<output_dir>/val``.
-
-    Attributes:
-        output_dir: where ``prepare`` writes.
-        inputs: what to tokenize; None: the embedded corpus, Python's standard library source.
-        tokenizer: a tokenizer.json to use instead of training a BPE.
-        max_input_bytes: a seeded sample of whole input files of about this many bytes.
-        val_fraction: share of documents held out for validation.
-        seed: seed of the sample and the split.
-    """
-
-    output_dir: str
-    inputs: Optional[list[str]] = None
-    tokenizer: Optional[str] = None
-    max_input_bytes: Optional[int] = 6_000_000
-    val_fraction: float = 0.05
-    seed: int = 0
 
 
 class TokenShardDataModule(L.LightningDataModule):
@@ -127,8 +103,9 @@ class TokenShardDataModule(L.LightningDataModule):
         if sequence_length < 2:
             raise ConfigError(f"sequence_length must be >= 2, got {sequence_length}")
         # world size 1 until setup("fit") knows the real one; validates global % micro now
-        self._plan = BatchPlan(sequence_length=sequence_length, global_batch=global_batch_size,
-                               micro_batch=micro_batch_size)
+        self._plan = BatchPlan(
+            sequence_length=sequence_length, global_batch=global_batch_size, micro_batch=micro_batch_size
+        )
         self._vocab_size = vocab_size
         self._sequence_length = sequence_length
         self.train_sources = list(train_sources or [])
@@ -136,11 +113,17 @@ class TokenShardDataModule(L.LightningDataModule):
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
         self.val_batch_size = val_batch_size or micro_batch_size
         self.seed = seed
-        self.order, self.max_target_sequence_length, self.order_dir = order, max_target_sequence_length, order_dir
+        self.order, self.max_target_sequence_length, self.order_dir = (
+            order,
+            max_target_sequence_length,
+            order_dir,
+        )
         self._chunk_size = chunk_size(sequence_length, max_target_sequence_length)  # raises naming both
         if order != "olmo_core" and max_target_sequence_length is not None:
-            raise ValueError(f"max_target_sequence_length {max_target_sequence_length} is OLMo-core's and order "
-                             f"{order!r} has none: set order: olmo_core or max_target_sequence_length: null")
+            raise ValueError(
+                f"max_target_sequence_length {max_target_sequence_length} is OLMo-core's and order "
+                f"{order!r} has none: set order: olmo_core or max_target_sequence_length: null"
+            )
         self.num_workers = num_workers
         self.dtype = dtype
         self.eos_token_id = eos_token_id
@@ -187,7 +170,8 @@ class TokenShardDataModule(L.LightningDataModule):
         return self._tokens_seen
 
     def instance_location(self, index: int) -> tuple[str, int]:
-        """Where training instance ``index`` (a value of ``batch["index"]``) lives: shard path, first token."""
+        """Where training instance ``index`` (a value of ``batch["index"]``) lives: shard path, first
+        token."""
         if self._train is None:
             self.setup("fit")
         shard, start = self._train.index.locate(index)
@@ -198,36 +182,28 @@ class TokenShardDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Run ``prepare`` once per node when ``prepare_if_missing`` is set, its manifest is absent, and
         some training source reads its ``output_dir``."""
-        spec = self.prepare_if_missing
-        if spec is None:
-            return
-        # The only place the reader side calls the writer side.
-        from olmo2_lit.prepare.corpus import STDLIB_CORPUS
-        from olmo2_lit.prepare.prepare import MANIFEST, prepare
-
-        if (Path(spec.output_dir) / MANIFEST).exists():
-            return
-        if not _uses_dir(self.train_sources, spec.output_dir):
-            # e.g. quickstart.yaml with your own train_sources: its corpus is not wanted
-            rank_zero_info(f"prepare_if_missing: train_sources do not read {spec.output_dir}; not preparing it")
-            return
-        inputs = spec.inputs or [STDLIB_CORPUS]
-        rank_zero_info(f"{spec.output_dir}: no {MANIFEST}; preparing shards from {inputs}")
-        prepare(inputs=inputs, output_dir=spec.output_dir, tokenizer=spec.tokenizer, vocab_size=self._vocab_size,
-                val_fraction=spec.val_fraction, max_input_bytes=spec.max_input_bytes, seed=spec.seed, num_workers=1)
+        if self.prepare_if_missing is not None:
+            prepare_if_missing(self.prepare_if_missing, self.train_sources, vocab_size=self._vocab_size)
 
     def setup(self, stage: str) -> None:
         """Open and validate the shards (every rank); applies a checkpoint's state loaded before."""
         if stage == "fit" and self._train is None:
             if not self.train_sources:
                 raise ConfigError("train_sources is empty: give at least one source of shard paths")
-            self._train = TrainingSet.open(self.train_sources, sequence_length=self._sequence_length,
-                                        vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id,
-                                        max_target_sequence_length=self.max_target_sequence_length)
+            self._train = TrainingSet.open(
+                self.train_sources,
+                sequence_length=self._sequence_length,
+                vocab_size=self._vocab_size,
+                dtype=self.dtype,
+                eos_token_id=self.eos_token_id,
+                max_target_sequence_length=self.max_target_sequence_length,
+            )
             self.eos_token_id = self._train.eos_token_id
             if epoch_end(self._train.epoch_size, self._plan.global_batch) == 0:
-                raise DataError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
-                                 f"global batch of {self._plan.global_batch}")
+                raise DataError(
+                    f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
+                    f"global batch of {self._plan.global_batch}"
+                )
             rank_zero_info(self._train.describe())
             self._plan = self._plan.with_world_size(self._world_size())
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
@@ -235,8 +211,10 @@ class TokenShardDataModule(L.LightningDataModule):
         if stage in ("test", "predict") and self._test is None and self.test_paths:
             self._test = self._open_held_out(self.test_paths)
         if self.document_masking and self.eos_token_id is None:
-            raise ConfigError("document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
-                             "(dolma2: 100257)")
+            raise ConfigError(
+                "document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
+                "(dolma2: 100257)"
+            )
         if self._pending_state is not None and self._train is not None:
             self._apply_state(self._pending_state)
             self._pending_state = None
@@ -247,10 +225,19 @@ class TokenShardDataModule(L.LightningDataModule):
             self.setup("fit")
         m = self._train
         dataset = TrainBatches(
-            index=m.index, ranges=m.ranges, counts=m.counts, seed=self.seed, position=self.position,
-            global_batch=self._plan.global_batch, micro_batch=self._plan.micro_batch, rank=self._rank(),
-            world_size=self._world_size(), eos_token_id=self.eos_token_id if self.document_masking else None,
-            instance_filter=self.instance_filter, orders=self._epoch_orders())
+            index=m.index,
+            ranges=m.ranges,
+            counts=m.counts,
+            seed=self.seed,
+            position=self.position,
+            global_batch=self._plan.global_batch,
+            micro_batch=self._plan.micro_batch,
+            rank=self._rank(),
+            world_size=self._world_size(),
+            eos_token_id=self.eos_token_id if self.document_masking else None,
+            instance_filter=self.instance_filter,
+            orders=self._epoch_orders(),
+        )
         return self._loader(dataset)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -272,17 +259,22 @@ class TokenShardDataModule(L.LightningDataModule):
     predict_dataloader = test_dataloader
 
     def _open_held_out(self, paths: list[str]) -> InstanceIndex:
-        shards, self.eos_token_id = open_shards(paths, vocab_size=self._vocab_size, dtype=self.dtype,
-                                                eos_token_id=self.eos_token_id)
+        shards, self.eos_token_id = open_shards(
+            paths, vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id
+        )
         index = InstanceIndex(shards, sequence_length=self._sequence_length)
         if len(index) < self.val_batch_size * self._world_size():
             rank_zero_warn(f"{paths}: {len(index)} held-out instances, fewer than one batch")
         return index
 
     def _held_out_loader(self, index: InstanceIndex) -> DataLoader:
-        dataset = ValBatches(index=index, micro_batch=self.val_batch_size, rank=self._rank(),
-                             world_size=self._world_size(),
-                             eos_token_id=self.eos_token_id if self.document_masking else None)
+        dataset = ValBatches(
+            index=index,
+            micro_batch=self.val_batch_size,
+            rank=self._rank(),
+            world_size=self._world_size(),
+            eos_token_id=self.eos_token_id if self.document_masking else None,
+        )
         return self._loader(dataset)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -322,14 +314,21 @@ class TokenShardDataModule(L.LightningDataModule):
         """Position (epoch, tokens into it), seed and the shard-set fingerprint, for the checkpoint."""
         if self._train is None:
             return {}
-        return {"version": _STATE_VERSION, "epoch": self.position.epoch,
-                "tokens": self.position.instances * self._sequence_length, "total_tokens": self._tokens_seen,
-                "seed": self.seed, "sequence_length": self._sequence_length, "order": self.order,
-                "max_target_sequence_length": self.max_target_sequence_length,
-                "fingerprint": self._train.fingerprint,
-                "shards": self._train.shard_list,
-                # read by `convert to-hf` for the exported EOS/pad ids
-                "eos_token_id": self.eos_token_id, "vocab_size": self._vocab_size}
+        return {
+            "version": _STATE_VERSION,
+            "epoch": self.position.epoch,
+            "tokens": self.position.instances * self._sequence_length,
+            "total_tokens": self._tokens_seen,
+            "seed": self.seed,
+            "sequence_length": self._sequence_length,
+            "order": self.order,
+            "max_target_sequence_length": self.max_target_sequence_length,
+            "fingerprint": self._train.fingerprint,
+            "shards": self._train.shard_list,
+            # read by `convert to-hf` for the exported EOS/pad ids
+            "eos_token_id": self.eos_token_id,
+            "vocab_size": self._vocab_size,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the position (applied at ``setup`` if the shards are not open yet)."""
@@ -341,32 +340,19 @@ class TokenShardDataModule(L.LightningDataModule):
             self._apply_state(state_dict)
 
     def _apply_state(self, state: dict[str, Any]) -> None:
-        if state["fingerprint"] != self._train.fingerprint:
-            message = fingerprint_difference(state["shards"], self._train.shard_list)
-            if not self.ignore_fingerprint_mismatch:
-                raise CheckpointError(f"the checkpoint's data position is for another shard set: {message}. Set "
-                                 "ignore_fingerprint_mismatch=True to resume at the same token position anyway")
-            rank_zero_warn(f"resuming on a different shard set ({message}); ignore_fingerprint_mismatch is set")
-        saved = (state.get("order", "olmo"), state.get("max_target_sequence_length"))
-        if saved != (self.order, self.max_target_sequence_length):
-            raise ValueError(f"the checkpoint's data position is in the order {saved[0]!r} with max_target_sequence_length "
-                             f"{saved[1]}; this run has {self.order!r} and {self.max_target_sequence_length}: "
-                             "set data.order and data.max_target_sequence_length as the checkpoint's run did")
-        if state["seed"] != self.seed:
-            rank_zero_warn(f"the checkpoint's data seed {state['seed']} replaces the configured seed {self.seed}")
-            self.seed = state["seed"]
-        if state["sequence_length"] != self._sequence_length:
-            rank_zero_warn(f"sequence_length changed from {state['sequence_length']} to {self._sequence_length}; "
-                           "resuming at the same token position of a different instance set")
-        step = self._plan.instances_per_micro_step
-        instances = state["tokens"] // self._sequence_length
-        aligned = instances // step * step
-        if aligned != instances:
-            rank_zero_warn(f"the saved position ({instances} instances) is not a multiple of micro_batch_size x world "
-                           f"size = {step}; replaying {instances - aligned} instances")
+        check_saved_data(
+            state,
+            self._train,
+            order=self.order,
+            max_target_sequence_length=self.max_target_sequence_length,
+            ignore_fingerprint_mismatch=self.ignore_fingerprint_mismatch,
+        )
+        self.seed = saved_seed(state, seed=self.seed, sequence_length=self._sequence_length)
+        epoch, instances, self._tokens_seen = saved_position(
+            state, sequence_length=self._sequence_length, step=self._plan.instances_per_micro_step
+        )
         # in place: a train dataset built earlier holds this object
-        self.position.epoch, self.position.instances = state["epoch"], aligned
-        self._tokens_seen = state["total_tokens"] - (instances - aligned) * self._sequence_length
+        self.position.epoch, self.position.instances = epoch, instances
         self._roll_over()
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -375,9 +361,14 @@ class TokenShardDataModule(L.LightningDataModule):
         directory = self.order_dir
         if directory is None and getattr(self.trainer, "default_root_dir", None) is not None:
             directory = str(Path(self.trainer.default_root_dir) / "data_order")
-        return EpochOrders(order=self.order, chunk_size=self._chunk_size, directory=directory,
-                           shards=self._train.fingerprint, sequence_length=self._sequence_length,
-                           max_target_sequence_length=self.max_target_sequence_length)
+        return EpochOrders(
+            order=self.order,
+            chunk_size=self._chunk_size,
+            directory=directory,
+            shards=self._train.fingerprint,
+            sequence_length=self._sequence_length,
+            max_target_sequence_length=self.max_target_sequence_length,
+        )
 
     def _rank(self) -> int:
         return self.trainer.global_rank if self.trainer is not None else 0
@@ -387,16 +378,10 @@ class TokenShardDataModule(L.LightningDataModule):
 
     def _loader(self, dataset) -> DataLoader:
         # persistent_workers stays off: workers must copy the position afresh at every iter().
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=False)
-
-
-def _uses_dir(sources: list[DataSource], directory: str) -> bool:
-    """Whether any path of ``sources`` (file, directory or glob) lies inside ``directory``."""
-    root = Path(directory).resolve()
-    for source in sources:
-        for entry in source.paths:
-            fixed = Path(str(entry).split("*")[0].split("?")[0].split("[")[0] or ".").resolve()
-            if fixed == root or root in fixed.parents:
-                return True
-    return False
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+        )

@@ -8,8 +8,9 @@ for any worker count.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -45,11 +46,29 @@ class TrainBatches(IterableDataset):
     without it, the OLMo trainer's order is built in memory.
     """
 
-    def __init__(self, *, index: InstanceIndex, ranges: list[tuple[int, int]], counts: list[int], seed: int,
-                 position: DataPosition, global_batch: int, micro_batch: int, rank: int, world_size: int,
-                 eos_token_id: Optional[int], instance_filter: bool, orders: Optional[EpochOrders] = None) -> None:
+    def __init__(
+        self,
+        *,
+        index: InstanceIndex,
+        ranges: list[tuple[int, int]],
+        counts: list[int],
+        seed: int,
+        position: DataPosition,
+        global_batch: int,
+        micro_batch: int,
+        rank: int,
+        world_size: int,
+        eos_token_id: Optional[int],
+        instance_filter: bool,
+        orders: Optional[EpochOrders] = None,
+    ) -> None:
         self.index, self.ranges, self.counts, self.seed, self.position = index, ranges, counts, seed, position
-        self.global_batch, self.micro_batch, self.rank, self.world_size = global_batch, micro_batch, rank, world_size
+        self.global_batch, self.micro_batch, self.rank, self.world_size = (
+            global_batch,
+            micro_batch,
+            rank,
+            world_size,
+        )
         self.eos_token_id, self.instance_filter, self.orders = eos_token_id, instance_filter, orders
 
     def __len__(self) -> int:
@@ -58,19 +77,28 @@ class TrainBatches(IterableDataset):
         return epoch_end(size, self.global_batch) // (self.micro_batch * self.world_size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        return self._batches(self.position.epoch, self.position.instances)  # snapshot now, not at first next()
+        return self._batches(
+            self.position.epoch, self.position.instances
+        )  # snapshot now, not at first next()
 
     def _batches(self, epoch: int, start: int) -> Iterator[dict[str, torch.Tensor]]:
         if self.orders is None:
             order = epoch_order(self.ranges, self.counts, seed=self.seed, epoch=epoch)
         else:
             order = self.orders.get(ranges=self.ranges, counts=self.counts, seed=self.seed, epoch=epoch)
-        ids = rank_micro_batches(order, start=start, global_batch=self.global_batch, micro_batch=self.micro_batch,
-                                 rank=self.rank, world_size=self.world_size)
+        ids = rank_micro_batches(
+            order,
+            start=start,
+            global_batch=self.global_batch,
+            micro_batch=self.micro_batch,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
         try:
             for micro in _this_workers_share(ids):
-                yield make_batch(self.index, micro, eos_token_id=self.eos_token_id,
-                                 instance_filter=self.instance_filter)
+                yield make_batch(
+                    self.index, micro, eos_token_id=self.eos_token_id, instance_filter=self.instance_filter
+                )
         finally:
             if hasattr(order, "close"):
                 order.close()
@@ -83,8 +111,15 @@ class ValBatches(IterableDataset):
     number of steps.
     """
 
-    def __init__(self, *, index: InstanceIndex, micro_batch: int, rank: int, world_size: int,
-                 eos_token_id: Optional[int]) -> None:
+    def __init__(
+        self,
+        *,
+        index: InstanceIndex,
+        micro_batch: int,
+        rank: int,
+        world_size: int,
+        eos_token_id: Optional[int],
+    ) -> None:
         self.index, self.micro_batch, self.rank, self.world_size = index, micro_batch, rank, world_size
         self.eos_token_id = eos_token_id
 
@@ -93,7 +128,13 @@ class ValBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         order = np.arange(len(self.index), dtype=np.int64)
-        ids = rank_micro_batches(order, start=0, global_batch=self.micro_batch * self.world_size,
-                                 micro_batch=self.micro_batch, rank=self.rank, world_size=self.world_size)
+        ids = rank_micro_batches(
+            order,
+            start=0,
+            global_batch=self.micro_batch * self.world_size,
+            micro_batch=self.micro_batch,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
         for micro in _this_workers_share(ids):
             yield make_batch(self.index, micro, eos_token_id=self.eos_token_id)

@@ -10,7 +10,8 @@ that instead (``NumpyFSLDataset._get_file_size_and_length``), so a shard of N to
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -26,12 +27,16 @@ def chunk_size(sequence_length: int, max_target_sequence_length: Optional[int]) 
     if max_target_sequence_length is None:
         return 1
     if max_target_sequence_length < sequence_length or max_target_sequence_length % sequence_length:
-        raise ValueError(f"max_target_sequence_length {max_target_sequence_length} is not a multiple of "
-                         f"sequence_length {sequence_length}; make it one (OLMo 2 in OLMo-core: 8192 with 4096) or null")
+        raise ValueError(
+            f"max_target_sequence_length {max_target_sequence_length} is not a multiple of "
+            f"sequence_length {sequence_length}; make it one (OLMo 2 in OLMo-core: 8192 with 4096) or null"
+        )
     return max_target_sequence_length // sequence_length
 
 
-def instances_in(num_tokens: int, sequence_length: int, max_target_sequence_length: Optional[int] = None) -> int:
+def instances_in(
+    num_tokens: int, sequence_length: int, max_target_sequence_length: Optional[int] = None
+) -> int:
     """Instances cut from a shard of ``num_tokens``: whole blocks of ``max_target_sequence_length`` (default
     ``sequence_length``), each giving ``max_target // sequence_length`` instances."""
     block = max_target_sequence_length or sequence_length
@@ -48,13 +53,20 @@ class InstanceIndex:
             ``sequence_length``).
     """
 
-    def __init__(self, shards: Sequence[Shard], *, sequence_length: int,
-                 max_target_sequence_length: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        *,
+        sequence_length: int,
+        max_target_sequence_length: Optional[int] = None,
+    ) -> None:
         if sequence_length < 2:
             raise ValueError(f"sequence_length must be >= 2, got {sequence_length}")
         self.shards = list(shards)
         self.sequence_length = sequence_length
-        counts = [instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in self.shards]
+        counts = [
+            instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in self.shards
+        ]
         self.offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])  # first id of each shard
 
     def __len__(self) -> int:
@@ -88,12 +100,17 @@ def document_lengths(tokens: np.ndarray, eos_token_id: int) -> np.ndarray:
         rows.append(np.diff(ends, prepend=0))
     out = np.zeros((batch, max(len(r) for r in rows)), dtype=np.int32)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = row
+        out[i, : len(row)] = row
     return out
 
 
-def make_batch(index: InstanceIndex, ids: np.ndarray, *, eos_token_id: Optional[int] = None,
-               instance_filter: bool = False) -> dict[str, torch.Tensor]:
+def make_batch(
+    index: InstanceIndex,
+    ids: np.ndarray,
+    *,
+    eos_token_id: Optional[int] = None,
+    instance_filter: bool = False,
+) -> dict[str, torch.Tensor]:
     """The batch dict for instance ``ids``.
 
     Keys: ``input_ids`` (B, T) int64; ``labels`` (B, T) int64, the next-token targets already shifted
@@ -106,8 +123,11 @@ def make_batch(index: InstanceIndex, ids: np.ndarray, *, eos_token_id: Optional[
     tokens = np.stack([index.read(int(i)) for i in ids])  # (B, T)
     labels = np.full_like(tokens, IGNORE_INDEX)
     labels[:, :-1] = tokens[:, 1:]
-    batch = {"input_ids": torch.from_numpy(tokens), "labels": torch.from_numpy(labels),
-             "index": torch.from_numpy(np.asarray(ids, dtype=np.int64))}
+    batch = {
+        "input_ids": torch.from_numpy(tokens),
+        "labels": torch.from_numpy(labels),
+        "index": torch.from_numpy(np.asarray(ids, dtype=np.int64)),
+    }
     if instance_filter:
         flagged = np.asarray(flag_repetitive(list(tokens)), dtype=bool)
         labels[flagged] = IGNORE_INDEX

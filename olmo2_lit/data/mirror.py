@@ -105,7 +105,8 @@ def data_paths(
         )
     header = (
         f"# olmo2-lit data-paths --source {source} --mirror {mirror}\n"
-        f"# {len(local)} paths ({len(set(local))} distinct) in the published order: the published instance ids\n"
+        f"# {len(local)} paths ({len(set(local))} distinct) in the published order: "
+        "the published instance ids\n"
     )
     body = yaml.safe_dump({"data": {"train_sources": [{"paths": local}]}}, sort_keys=False, width=1 << 16)
     if output is None:

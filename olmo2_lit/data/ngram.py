@@ -13,8 +13,8 @@ only a few vectorized passes per period.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -46,16 +46,23 @@ def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.flatnonzero(edges == -1) - starts
 
 
-def find_repetitions(tokens: np.ndarray, *, min_period: int = MIN_PERIOD, max_period: int = MAX_PERIOD,
-                     min_repeats: int = MIN_REPEATS) -> list[Repetition]:
+def find_repetitions(
+    tokens: np.ndarray,
+    *,
+    min_period: int = MIN_PERIOD,
+    max_period: int = MAX_PERIOD,
+    min_repeats: int = MIN_REPEATS,
+) -> list[Repetition]:
     """Every maximal span with at least ``min_repeats`` repeats of a period in ``[min_period, max_period]``.
 
     A span is reported once per period that fits it, so 64 equal tokens appear with period 1 (64
     repeats) and with period 2 (32 repeats).
     """
     if min_period < 1 or max_period < min_period or min_repeats < 2:
-        raise ValueError(f"need 1 <= min_period <= max_period and min_repeats >= 2, got "
-                         f"{min_period}, {max_period}, {min_repeats}")
+        raise ValueError(
+            f"need 1 <= min_period <= max_period and min_repeats >= 2, got "
+            f"{min_period}, {max_period}, {min_repeats}"
+        )
     tokens = np.asarray(tokens)
     found = []
     for period in range(min_period, min(max_period, len(tokens) // min_repeats) + 1):
@@ -66,14 +73,26 @@ def find_repetitions(tokens: np.ndarray, *, min_period: int = MIN_PERIOD, max_pe
     return found
 
 
-def is_repetitive(tokens: np.ndarray, *, min_period: int = MIN_PERIOD, max_period: int = MAX_PERIOD,
-                  min_repeats: int = MIN_REPEATS) -> bool:
+def is_repetitive(
+    tokens: np.ndarray,
+    *,
+    min_period: int = MIN_PERIOD,
+    max_period: int = MAX_PERIOD,
+    min_repeats: int = MIN_REPEATS,
+) -> bool:
     """True when ``tokens`` holds a span that OLMo 2's rule removes."""
-    return bool(find_repetitions(tokens, min_period=min_period, max_period=max_period, min_repeats=min_repeats))
+    return bool(
+        find_repetitions(tokens, min_period=min_period, max_period=max_period, min_repeats=min_repeats)
+    )
 
 
-def flag_repetitive(segments: Sequence[np.ndarray], *, min_period: int = MIN_PERIOD,
-                    max_period: int = MAX_PERIOD, min_repeats: int = MIN_REPEATS) -> np.ndarray:
+def flag_repetitive(
+    segments: Sequence[np.ndarray],
+    *,
+    min_period: int = MIN_PERIOD,
+    max_period: int = MAX_PERIOD,
+    min_repeats: int = MIN_REPEATS,
+) -> np.ndarray:
     """``is_repetitive`` for many segments (documents, or the rows of a batch) in one vectorized pass.
 
     The segments are joined with a distinct negative sentinel after each, which equals no token and no

@@ -23,8 +23,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def _read_header(fd: int) -> Optional[dict[str, Any]]:
     if len(raw) < HEADER_BYTES or not raw.startswith(MAGIC):
         return None
     try:
-        return json.loads(raw[len(MAGIC):].rstrip(b"\0"))
+        return json.loads(raw[len(MAGIC) :].rstrip(b"\0"))
     except ValueError:
         return None
 
@@ -91,7 +92,9 @@ def _problem(path: Path, fd: int, fingerprint: dict[str, Any]) -> Optional[str]:
     if header.get("fingerprint") != fingerprint:
         saved = header.get("fingerprint") or {}
         diff = [k for k in sorted(set(saved) | set(fingerprint)) if saved.get(k) != fingerprint.get(k)]
-        return "built for another " + ", ".join(f"{k} ({saved.get(k)!r}, now {fingerprint.get(k)!r})" for k in diff)
+        return "built for another " + ", ".join(
+            f"{k} ({saved.get(k)!r}, now {fingerprint.get(k)!r})" for k in diff
+        )
     expected = HEADER_BYTES + header["length"] * np.dtype(header["dtype"]).itemsize
     size = os.fstat(fd).st_size
     if size != expected:
@@ -127,8 +130,9 @@ def _node_lock(path: Path) -> Iterator[None]:
 
 def write_order(path: Path, order: np.ndarray, fingerprint: dict[str, Any]) -> None:
     """Write ``order`` with its header, atomically (a reader sees the old file or the whole new one)."""
-    header = json.dumps({"version": VERSION, "fingerprint": fingerprint, "length": int(len(order)),
-                         "dtype": order.dtype.name}).encode()
+    header = json.dumps(
+        {"version": VERSION, "fingerprint": fingerprint, "length": int(len(order)), "dtype": order.dtype.name}
+    ).encode()
     if len(MAGIC) + len(header) > HEADER_BYTES:
         raise ValueError(f"{path}: order header of {len(header)} bytes does not fit in {HEADER_BYTES}")
     with atomic_file(path) as f:
@@ -136,7 +140,9 @@ def write_order(path: Path, order: np.ndarray, fingerprint: dict[str, Any]) -> N
         order.tofile(f)
 
 
-def open_order(path: str | os.PathLike, fingerprint: dict[str, Any], build: Callable[[], np.ndarray]) -> OrderFile:
+def open_order(
+    path: str | os.PathLike, fingerprint: dict[str, Any], build: Callable[[], np.ndarray]
+) -> OrderFile:
     """The order file at ``path`` for ``fingerprint``, built with ``build()`` first if absent or invalid.
 
     Safe to call from every process of a node at once: one builds under the lock, the others wait and
@@ -178,26 +184,49 @@ class EpochOrders:
         max_target_sequence_length: OLMo-core's, or None.
     """
 
-    def __init__(self, *, order: str, chunk_size: int, directory: Optional[str], shards: str, sequence_length: int,
-                 max_target_sequence_length: Optional[int]) -> None:
+    def __init__(
+        self,
+        *,
+        order: str,
+        chunk_size: int,
+        directory: Optional[str],
+        shards: str,
+        sequence_length: int,
+        max_target_sequence_length: Optional[int],
+    ) -> None:
         self.order, self.chunk_size, self.directory = order, chunk_size, directory
-        self.shards, self.sequence_length, self.max_target = shards, sequence_length, max_target_sequence_length
+        self.shards, self.sequence_length, self.max_target = (
+            shards,
+            sequence_length,
+            max_target_sequence_length,
+        )
 
     def fingerprint(self, *, ranges: list[tuple[int, int]], counts: list[int], seed: int, epoch: int) -> dict:
         """Everything the epoch's order depends on."""
         # the mixture as a digest, so that any number of sources fits the header
         mixture = json.dumps([[list(map(int, r)) for r in ranges], [int(c) for c in counts]])
-        return {"order": self.order, "seed": seed, "epoch": epoch, "sequence_length": self.sequence_length,
-                "max_target_sequence_length": self.max_target, "shards": self.shards,
-                "mixture": hashlib.sha256(mixture.encode()).hexdigest()[:16]}
+        return {
+            "order": self.order,
+            "seed": seed,
+            "epoch": epoch,
+            "sequence_length": self.sequence_length,
+            "max_target_sequence_length": self.max_target,
+            "shards": self.shards,
+            "mixture": hashlib.sha256(mixture.encode()).hexdigest()[:16],
+        }
 
     def path(self, *, seed: int, epoch: int) -> Path:
         return Path(self.directory) / f"epoch{epoch:04d}-{self.order}-seed{seed}.order"
 
-    def get(self, *, ranges: list[tuple[int, int]], counts: list[int], seed: int, epoch: int) -> OrderFile | np.ndarray:
+    def get(
+        self, *, ranges: list[tuple[int, int]], counts: list[int], seed: int, epoch: int
+    ) -> OrderFile | np.ndarray:
         """The order of ``epoch``: an :class:`OrderFile`, or an array when there is no directory."""
+
         def build() -> np.ndarray:
-            return epoch_order(ranges, counts, seed=seed, epoch=epoch, order=self.order, chunk_size=self.chunk_size)
+            return epoch_order(
+                ranges, counts, seed=seed, epoch=epoch, order=self.order, chunk_size=self.chunk_size
+            )
 
         if self.directory is None:
             return build()

@@ -16,10 +16,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-
 
 from olmo2_lit.data.mixture import epoch_instances
 
@@ -27,8 +26,10 @@ from olmo2_lit.data.mixture import epoch_instances
 def _olmo(ids: np.ndarray, *, seed: int, epoch: int, chunk_size: int) -> np.ndarray:
     """OL ``IterableDataset._build_global_indices``: ``PCG64(seed + epoch)``, epochs from 0, no chunks."""
     if chunk_size != 1:
-        raise ValueError("max_target_sequence_length is OLMo-core's and the OLMo trainer has none: set order: "
-                         "olmo_core or max_target_sequence_length: null")
+        raise ValueError(
+            "max_target_sequence_length is OLMo-core's and the OLMo trainer has none: set order: "
+            "olmo_core or max_target_sequence_length: null"
+        )
     np.random.Generator(np.random.PCG64(seed + epoch)).shuffle(ids)
     return ids
 
@@ -43,7 +44,7 @@ def _olmo_core(ids: np.ndarray, *, seed: int, epoch: int, chunk_size: int) -> np
         return ids
     chunks = np.arange(len(ids) // chunk_size, dtype=ids.dtype)
     rng.shuffle(chunks)  # the permutation depends only on the length, not on the dtype
-    return ids[:len(chunks) * chunk_size].reshape(-1, chunk_size)[chunks].reshape(-1)
+    return ids[: len(chunks) * chunk_size].reshape(-1, chunk_size)[chunks].reshape(-1)
 
 
 ORDERS: dict[str, Callable[..., np.ndarray]] = {"olmo": _olmo, "olmo_core": _olmo_core}
@@ -55,13 +56,21 @@ def order_length(epoch_size: int, chunk_size: int = 1) -> int:
     return epoch_size // chunk_size * chunk_size
 
 
-def epoch_order(ranges: list[tuple[int, int]], counts: list[int], *, seed: int, epoch: int, order: str = "olmo",
-                chunk_size: int = 1) -> np.ndarray:
+def epoch_order(
+    ranges: list[tuple[int, int]],
+    counts: list[int],
+    *,
+    seed: int,
+    epoch: int,
+    order: str = "olmo",
+    chunk_size: int = 1,
+) -> np.ndarray:
     """The shuffled instance ids of one data epoch (``epoch`` counts from 0 for either order)."""
     if order not in ORDERS:
         raise ValueError(f"order {order!r} is not one of {sorted(ORDERS)}")
-    return ORDERS[order](epoch_instances(ranges, counts, seed=seed, epoch=epoch), seed=seed, epoch=epoch,
-                         chunk_size=chunk_size)
+    return ORDERS[order](
+        epoch_instances(ranges, counts, seed=seed, epoch=epoch), seed=seed, epoch=epoch, chunk_size=chunk_size
+    )
 
 
 def epoch_end(epoch_size: int, global_batch: int) -> int:
@@ -69,8 +78,15 @@ def epoch_end(epoch_size: int, global_batch: int) -> int:
     return epoch_size // global_batch * global_batch
 
 
-def rank_micro_batches(order: Sequence[int] | np.ndarray, *, start: int, global_batch: int, micro_batch: int, rank: int,
-                       world_size: int) -> Iterator[np.ndarray]:
+def rank_micro_batches(
+    order: Sequence[int] | np.ndarray,
+    *,
+    start: int,
+    global_batch: int,
+    micro_batch: int,
+    rank: int,
+    world_size: int,
+) -> Iterator[np.ndarray]:
     """Rank ``rank``'s micro-batches of ``order`` from global position ``start`` to the epoch's end.
 
     ``order`` is an array or anything that slices like one (an ``order_file.OrderFile``); only one global
@@ -78,12 +94,14 @@ def rank_micro_batches(order: Sequence[int] | np.ndarray, *, start: int, global_
     the ranks reach together).
     """
     if global_batch % (micro_batch * world_size):  # the batch plan has said what to change before this
-        raise ValueError(f"global batch {global_batch} does not split into micro-batches of {micro_batch} x {world_size}")
+        raise ValueError(
+            f"global batch {global_batch} does not split into micro-batches of {micro_batch} x {world_size}"
+        )
     if start % (micro_batch * world_size):
         raise ValueError(f"start {start} is not a multiple of micro_batch x world_size")
     first, offset = divmod(start, global_batch)
     per_rank = global_batch // world_size
     for b in range(first, len(order) // global_batch):
-        mine = np.asarray(order[b * global_batch:(b + 1) * global_batch])[rank::world_size]
+        mine = np.asarray(order[b * global_batch : (b + 1) * global_batch])[rank::world_size]
         for m in range(offset // world_size if b == first else 0, per_rank, micro_batch):
-            yield mine[m:m + micro_batch]
+            yield mine[m : m + micro_batch]

@@ -94,8 +94,9 @@ class Shard:
     meta: Optional[ShardMeta]
 
 
-def open_shard(path: PathLike, *, vocab_size: int, dtype: Optional[str] = None,
-               eos_token_id: Optional[int] = None) -> Shard:
+def open_shard(
+    path: PathLike, *, vocab_size: int, dtype: Optional[str] = None, eos_token_id: Optional[int] = None
+) -> Shard:
     """Validate one shard and describe it, every id included (one pass per file, then cached).
 
     Args:
@@ -121,11 +122,15 @@ def open_shard(path: PathLike, *, vocab_size: int, dtype: Optional[str] = None,
         raise DataError(f"{path}: empty shard (0 bytes)")
     with open(path, "rb") as f:
         if f.read(len(_NUMPY_MAGIC)) == _NUMPY_MAGIC:
-            raise DataError(f"{path}: has a numpy header (written by np.save); token shards are raw "
-                             "memmaps, write them with array.tofile()")
+            raise DataError(
+                f"{path}: has a numpy header (written by np.save); token shards are raw "
+                "memmaps, write them with array.tofile()"
+            )
     if size % np_dtype.itemsize:
-        raise DataError(f"{path}: size {size} bytes is not a multiple of the {np_dtype.name} item size "
-                         f"({np_dtype.itemsize}); wrong dtype or a truncated file")
+        raise DataError(
+            f"{path}: size {size} bytes is not a multiple of the {np_dtype.name} item size "
+            f"({np_dtype.itemsize}); wrong dtype or a truncated file"
+        )
     meta = read_meta(path)
     if meta is not None:
         _check_meta(path, meta, size=size, dtype=np_dtype, vocab_size=vocab_size, eos_token_id=eos_token_id)
@@ -136,18 +141,23 @@ def open_shard(path: PathLike, *, vocab_size: int, dtype: Optional[str] = None,
     return shard
 
 
-def _check_meta(path: Path, meta: ShardMeta, *, size: int, dtype: np.dtype, vocab_size: int,
-                eos_token_id: Optional[int]) -> None:
+def _check_meta(
+    path: Path, meta: ShardMeta, *, size: int, dtype: np.dtype, vocab_size: int, eos_token_id: Optional[int]
+) -> None:
     where = f"{path} (sidecar {sidecar_path(path).name})"
     if meta.dtype != dtype.name:
         raise DataError(f"{where}: dtype {meta.dtype} disagrees with the configured {dtype.name}")
     if meta.vocab_size != vocab_size:
         raise DataError(f"{where}: vocab_size {meta.vocab_size} disagrees with the configured {vocab_size}")
     if eos_token_id is not None and meta.eos_token_id != eos_token_id:
-        raise DataError(f"{where}: eos_token_id {meta.eos_token_id} disagrees with the configured {eos_token_id}")
+        raise DataError(
+            f"{where}: eos_token_id {meta.eos_token_id} disagrees with the configured {eos_token_id}"
+        )
     if meta.num_tokens * dtype.itemsize != size:
-        raise DataError(f"{where}: holds {size // dtype.itemsize} tokens but the sidecar records "
-                         f"{meta.num_tokens}; the file was truncated or modified")
+        raise DataError(
+            f"{where}: holds {size // dtype.itemsize} tokens but the sidecar records "
+            f"{meta.num_tokens}; the file was truncated or modified"
+        )
     if meta.max_token_id >= vocab_size:
         raise DataError(f"{where}: max token id {meta.max_token_id} >= vocab_size {vocab_size}")
 
@@ -162,8 +172,9 @@ def read_tokens(shard: Shard, start: int, count: int) -> np.ndarray:
         raise IndexError(f"{shard.path}: tokens [{start}, {start + count}) outside [0, {shard.num_tokens})")
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    window = np.memmap(shard.path, dtype=shard.dtype, mode="r", offset=start * shard.dtype.itemsize,
-                       shape=(count,))
+    window = np.memmap(
+        shard.path, dtype=shard.dtype, mode="r", offset=start * shard.dtype.itemsize, shape=(count,)
+    )
     out = window.astype(np.int64)
     del window
     return out

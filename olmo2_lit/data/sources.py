@@ -15,8 +15,9 @@ from olmo2_lit.data.shards import Shard, find_shards, open_shard
 from olmo2_lit.errors import DataError
 
 
-def open_shards(paths: list[str], *, vocab_size: int, dtype: Optional[str],
-                eos_token_id: Optional[int]) -> tuple[list[Shard], Optional[int]]:
+def open_shards(
+    paths: list[str], *, vocab_size: int, dtype: Optional[str], eos_token_id: Optional[int]
+) -> tuple[list[Shard], Optional[int]]:
     """Find and validate shards. Returns them and the EOS id: the configured one, else the first sidecar's,
     which every later sidecar must then match."""
     shards = []
@@ -51,35 +52,64 @@ class TrainingSet:
         return order_length(sum(self.counts), self.chunk_size)
 
     @classmethod
-    def open(cls, sources: list[DataSource], *, sequence_length: int, vocab_size: int, dtype: Optional[str],
-             eos_token_id: Optional[int], max_target_sequence_length: Optional[int] = None) -> TrainingSet:
+    def open(
+        cls,
+        sources: list[DataSource],
+        *,
+        sequence_length: int,
+        vocab_size: int,
+        dtype: Optional[str],
+        eos_token_id: Optional[int],
+        max_target_sequence_length: Optional[int] = None,
+    ) -> TrainingSet:
         shards, ranges, names, shard_list = [], [], [], []
         for i, source in enumerate(sources):
             name = source.name or f"source{i}"
-            opened, eos_token_id = open_shards(source.paths, vocab_size=vocab_size, dtype=dtype,
-                                               eos_token_id=eos_token_id)
-            size = sum(instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in opened)
+            opened, eos_token_id = open_shards(
+                source.paths, vocab_size=vocab_size, dtype=dtype, eos_token_id=eos_token_id
+            )
+            size = sum(
+                instances_in(s.num_tokens, sequence_length, max_target_sequence_length) for s in opened
+            )
             if size == 0:
-                raise DataError(f"{name} ({source.paths}): no shard holds a full instance of "
-                                 f"{max_target_sequence_length or sequence_length} tokens")
+                raise DataError(
+                    f"{name} ({source.paths}): no shard holds a full instance of "
+                    f"{max_target_sequence_length or sequence_length} tokens"
+                )
             start = ranges[-1][1] if ranges else 0
             ranges.append((start, start + size))
             names.append(name)
             shards += opened
-            shard_list += [[i, Path(s.path).name, s.num_tokens, s.meta.checksum if s.meta else None] for s in opened]
+            shard_list += [
+                [i, Path(s.path).name, s.num_tokens, s.meta.checksum if s.meta else None] for s in opened
+            ]
         counts = mixture_counts([b - a for a, b in ranges], [s.weight for s in sources])
-        fingerprint = hashlib.sha256(json.dumps([shard_list, [s.weight for s in sources]]).encode()).hexdigest()
-        index = InstanceIndex(shards, sequence_length=sequence_length,
-                              max_target_sequence_length=max_target_sequence_length)
-        return cls(index=index, names=names, ranges=ranges, counts=counts, eos_token_id=eos_token_id,
-                   shard_list=shard_list, fingerprint=fingerprint,
-                   chunk_size=chunk_size(sequence_length, max_target_sequence_length))
+        fingerprint = hashlib.sha256(
+            json.dumps([shard_list, [s.weight for s in sources]]).encode()
+        ).hexdigest()
+        index = InstanceIndex(
+            shards, sequence_length=sequence_length, max_target_sequence_length=max_target_sequence_length
+        )
+        return cls(
+            index=index,
+            names=names,
+            ranges=ranges,
+            counts=counts,
+            eos_token_id=eos_token_id,
+            shard_list=shard_list,
+            fingerprint=fingerprint,
+            chunk_size=chunk_size(sequence_length, max_target_sequence_length),
+        )
 
     def describe(self) -> str:
-        parts = [f"{n}: {b - a:,} instances, {c / max(b - a, 1):.2f}x per epoch"
-                 for n, (a, b), c in zip(self.names, self.ranges, self.counts)]
-        return (f"training data: {len(self.index.shards)} shards, {self.epoch_size:,} instances per epoch "
-                f"({'; '.join(parts)})")
+        parts = [
+            f"{n}: {b - a:,} instances, {c / max(b - a, 1):.2f}x per epoch"
+            for n, (a, b), c in zip(self.names, self.ranges, self.counts)
+        ]
+        return (
+            f"training data: {len(self.index.shards)} shards, {self.epoch_size:,} instances per epoch "
+            f"({'; '.join(parts)})"
+        )
 
 
 def fingerprint_difference(saved: list[list], current: list[list]) -> str:
@@ -92,13 +122,20 @@ def fingerprint_difference(saved: list[list], current: list[list]) -> str:
             continue
         where = f"source {new[0]} shard {new[1]}"
         if old[1] != new[1] or old[0] != new[0]:
-            return f"{where} ({new[2]:,} tokens) is where the checkpoint had source {old[0]} shard {old[1]} ({old[2]:,} tokens)"
+            return (
+                f"{where} ({new[2]:,} tokens) is where the checkpoint had source {old[0]} shard {old[1]} "
+                f"({old[2]:,} tokens)"
+            )
         if old[2] != new[2]:
             return f"{where} holds {new[2]:,} tokens, {old[2]:,} in the checkpoint"
-        return (f"{where} has the same name and size but other content (sidecar checksum {old[3]} in the "
-                f"checkpoint, {new[3]} now)")
+        return (
+            f"{where} has the same name and size but other content (sidecar checksum {old[3]} in the "
+            f"checkpoint, {new[3]} now)"
+        )
     if len(saved) != len(current):
         longer, which = (saved, "the checkpoint") if len(saved) > len(current) else (current, "now")
         extra = longer[min(len(saved), len(current))]
-        return f"{len(saved)} shards in the checkpoint, {len(current)} now; first extra in {which}: {extra[1]}"
+        return (
+            f"{len(saved)} shards in the checkpoint, {len(current)} now; first extra in {which}: {extra[1]}"
+        )
     return "the source weights changed"

@@ -121,6 +121,7 @@ def check_dtype_plausible(path: Path, dtype: np.dtype, *, num_tokens: int) -> No
     if not high.any() and low.any():
         wider = np.dtype(f"uint{dtype.itemsize * 16}")
         raise DataError(
-            f"{path}: every other {dtype.name} id in the first {count:,} is 0; these look like {wider.name} ids "
+            f"{path}: every other {dtype.name} id in the first {count:,} is 0; "
+            f"these look like {wider.name} ids "
             f"read as {dtype.name}. Set data.dtype: {wider.name} (OLMo's own shards are uint32)"
         )

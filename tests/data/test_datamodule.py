@@ -19,8 +19,15 @@ def _write_shards(directory, n_tokens, *, seed=0, shard_size=300):
     rng = np.random.default_rng(seed)
     tokens = rng.integers(1, VOCAB, n_tokens)
     tokens[rng.random(n_tokens) < 0.05] = 0  # EOS
-    w = RollingShardWriter(directory, prefix="part", shard_size_tokens=shard_size, vocab_size=VOCAB, eos_token_id=0,
-                           tokenizer="t.json", tokenizer_sha256="0" * 64)
+    w = RollingShardWriter(
+        directory,
+        prefix="part",
+        shard_size_tokens=shard_size,
+        vocab_size=VOCAB,
+        eos_token_id=0,
+        tokenizer="t.json",
+        tokenizer_sha256="0" * 64,
+    )
     w.write(tokens)
     w.close()
     return str(directory)
@@ -29,12 +36,22 @@ def _write_shards(directory, n_tokens, *, seed=0, shard_size=300):
 @pytest.fixture
 def shards(tmp_path):
     """~40 instances of T=16 over a few shards, plus a val set."""
-    return {"train": _write_shards(tmp_path / "train", 680), "val": _write_shards(tmp_path / "val", 100, seed=1)}
+    return {
+        "train": _write_shards(tmp_path / "train", 680),
+        "val": _write_shards(tmp_path / "val", 100, seed=1),
+    }
 
 
 def _dm(shards, cls=TokenShardDataModule, **kw):
-    args = dict(vocab_size=VOCAB, train_sources=[DataSource(paths=[shards["train"]])], val_paths=[shards["val"]],
-                sequence_length=T, global_batch_size=8, micro_batch_size=2, seed=3)
+    args = dict(
+        vocab_size=VOCAB,
+        train_sources=[DataSource(paths=[shards["train"]])],
+        val_paths=[shards["val"]],
+        sequence_length=T,
+        global_batch_size=8,
+        micro_batch_size=2,
+        seed=3,
+    )
     return cls(**{**args, **kw})
 
 
@@ -60,10 +77,19 @@ class Recorder(L.LightningModule):
 def _fit(dm, *, max_steps, root, ckpt_path=None, every=None):
     module = Recorder()
     callbacks = [ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1)] if every else []
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps,
-                        accumulate_grad_batches=dm.batch_plan.accumulation, logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
-                        enable_checkpointing=bool(every), val_check_interval=4, default_root_dir=root)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        accumulate_grad_batches=dm.batch_plan.accumulation,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        enable_checkpointing=bool(every),
+        val_check_interval=4,
+        default_root_dir=root,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
@@ -94,16 +120,24 @@ def test_resume_mid_epoch_gives_the_identical_continuation(shards, tmp_path, num
     first = _fit(first_dm, max_steps=3, root=tmp_path / "b", every=3)
     assert first_dm.state_dict()["tokens"] == 3 * 8 * T  # consumed, not what the workers prefetched
     EventLog.events = []
-    resumed = _fit(_dm(shards, EventLog, num_workers=num_workers), max_steps=8, root=tmp_path / "c",
-                   ckpt_path=str(tmp_path / "b" / "epoch=0-step=3.ckpt"))
+    resumed = _fit(
+        _dm(shards, EventLog, num_workers=num_workers),
+        max_steps=8,
+        root=tmp_path / "c",
+        ckpt_path=str(tmp_path / "b" / "epoch=0-step=3.ckpt"),
+    )
     assert first + resumed == uninterrupted
     assert EventLog.events.index("load_state_dict") < EventLog.events.index("train_dataloader")
 
 
 def test_changed_global_batch_size_on_resume_continues_at_the_same_token(shards, tmp_path):
     first = _fit(_dm(shards), max_steps=3, root=tmp_path / "b", every=3)  # 24 of 40 instances
-    resumed = _fit(_dm(shards, global_batch_size=16), max_steps=5, root=tmp_path / "c",
-                   ckpt_path=str(tmp_path / "b" / "epoch=0-step=3.ckpt"))
+    resumed = _fit(
+        _dm(shards, global_batch_size=16),
+        max_steps=5,
+        root=tmp_path / "c",
+        ckpt_path=str(tmp_path / "b" / "epoch=0-step=3.ckpt"),
+    )
     order0 = epoch_order([(0, 40)], [40], seed=3, epoch=0)
     order1 = epoch_order([(0, 40)], [40], seed=3, epoch=1)
     assert sum(first, []) == order0[:24].tolist()
@@ -126,8 +160,8 @@ def test_two_ranks_read_disjoint_halves_of_every_global_batch(shards):
     ranks = [_indices(_stub_trainer(_dm(shards), r, 2).train_dataloader()) for r in (0, 1)]
     assert len(single) == 20 and all(len(r) == 10 for r in ranks)
     for step in range(5):  # 4 micro-batches per step on one rank, 2 per rank on two
-        whole = sum(single[4 * step:4 * step + 4], [])
-        halves = [sum(r[2 * step:2 * step + 2], []) for r in ranks]
+        whole = sum(single[4 * step : 4 * step + 4], [])
+        halves = [sum(r[2 * step : 2 * step + 2], []) for r in ranks]
         assert sorted(halves[0] + halves[1]) == sorted(whole) and not set(halves[0]) & set(halves[1])
     val = [_indices(_stub_trainer(_dm(shards), r, 2).val_dataloader()) for r in (0, 1)]
     flat = sum(val[0], []) + sum(val[1], [])
@@ -139,7 +173,7 @@ def test_batch_index_leads_back_to_the_tokens_on_disk(shards):
     batch = next(iter(dm.train_dataloader()))
     for row, index in enumerate(batch["index"].tolist()):
         path, start = dm.instance_location(index)
-        on_disk = np.fromfile(path, dtype=np.uint16)[start:start + T]
+        on_disk = np.fromfile(path, dtype=np.uint16)[start : start + T]
         np.testing.assert_array_equal(batch["input_ids"][row].numpy(), on_disk)
 
 
@@ -173,8 +207,11 @@ def test_fingerprint_mismatch_names_the_shard_unless_ignored(shards, tmp_path):
     other = _write_shards(tmp_path / "other", 680, seed=9, shard_size=250)
     changed = _dm(shards, train_sources=[DataSource(paths=[other])])
     changed.setup("fit")
-    with pytest.raises(ValueError, match=r"another shard set: source 0 shard part-00000\.npy holds \d+ tokens, "
-                                         r"\d+ in the checkpoint.*ignore_fingerprint_mismatch"):
+    with pytest.raises(
+        ValueError,
+        match=r"another shard set: source 0 shard part-00000\.npy holds \d+ tokens, "
+        r"\d+ in the checkpoint.*ignore_fingerprint_mismatch",
+    ):
         changed.load_state_dict(state)
     tolerant = _dm(shards, train_sources=[DataSource(paths=[other])], ignore_fingerprint_mismatch=True)
     with pytest.warns(UserWarning, match="different shard set"):
@@ -184,8 +221,11 @@ def test_fingerprint_mismatch_names_the_shard_unless_ignored(shards, tmp_path):
 
 
 def test_metadata_disagreeing_with_the_config_names_the_file(shards):
-    with pytest.raises(ValueError, match=r"part-00000\.npy \(sidecar part-00000\.meta\.json\): vocab_size 512 "
-                                         r"disagrees with the configured 600"):
+    with pytest.raises(
+        ValueError,
+        match=r"part-00000\.npy \(sidecar part-00000\.meta\.json\): vocab_size 512 "
+        r"disagrees with the configured 600",
+    ):
         _dm(shards, vocab_size=600).setup("fit")
     with pytest.raises(ValueError, match=r"dtype uint16 disagrees with the configured uint32"):
         _dm(shards, dtype="uint32").setup("fit")
@@ -195,8 +235,14 @@ def test_metadata_disagreeing_with_the_config_names_the_file(shards):
 
 def test_foreign_shards_need_the_eos_id_for_document_masking(tmp_path):
     np.random.default_rng(0).integers(0, 100278, 4096).astype(np.uint32).tofile(tmp_path / "part-0-00000.npy")
-    kwargs = dict(vocab_size=100278, train_sources=[DataSource(paths=[str(tmp_path / "part-0-00000.npy")])],
-                  sequence_length=512, global_batch_size=2, micro_batch_size=1, document_masking=True)
+    kwargs = dict(
+        vocab_size=100278,
+        train_sources=[DataSource(paths=[str(tmp_path / "part-0-00000.npy")])],
+        sequence_length=512,
+        global_batch_size=2,
+        micro_batch_size=1,
+        document_masking=True,
+    )
     with pytest.raises(ValueError, match="document_masking needs the EOS id .* set eos_token_id"):
         TokenShardDataModule(**kwargs).setup("fit")
     dm = TokenShardDataModule(eos_token_id=100257, **kwargs)
@@ -207,9 +253,15 @@ def test_foreign_shards_need_the_eos_id_for_document_masking(tmp_path):
 
 def test_prepare_if_missing_builds_shards_once(tmp_path):
     out = tmp_path / "quick"
-    dm = TokenShardDataModule(vocab_size=VOCAB, train_sources=[DataSource(paths=[str(out / "train")])],
-                              val_paths=[str(out / "val")], sequence_length=64, global_batch_size=4, micro_batch_size=2,
-                              prepare_if_missing=PrepareSpec(output_dir=str(out), max_input_bytes=200_000))
+    dm = TokenShardDataModule(
+        vocab_size=VOCAB,
+        train_sources=[DataSource(paths=[str(out / "train")])],
+        val_paths=[str(out / "val")],
+        sequence_length=64,
+        global_batch_size=4,
+        micro_batch_size=2,
+        prepare_if_missing=PrepareSpec(output_dir=str(out), max_input_bytes=200_000),
+    )
     dm.prepare_data()
     manifest = (out / "manifest.json").stat().st_mtime_ns
     dm.prepare_data()

@@ -23,7 +23,10 @@ def test_jsonl_plain_gzip_and_zstd_read_the_same_documents(tmp_path):
     (tmp_path / "c.json.zst").write_bytes(zstandard.ZstdCompressor().compress(_jsonl(docs)))
     sources = resolve_inputs([str(tmp_path)])
     assert [(s.key, s.kind, s.compression) for s in sources] == [
-        ("a.jsonl", "jsonl", None), ("b.jsonl.gz", "jsonl", "gzip"), ("c.json.zst", "jsonl", "zstd")]
+        ("a.jsonl", "jsonl", None),
+        ("b.jsonl.gz", "jsonl", "gzip"),
+        ("c.json.zst", "jsonl", "zstd"),
+    ]
     for source in sources:
         assert _texts(source) == docs
 

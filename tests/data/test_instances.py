@@ -27,7 +27,7 @@ def test_instances_are_cut_per_shard_and_each_remainder_is_dropped(tmp_path):
 
 
 def test_labels_are_shifted_targets_and_doc_lens_split_after_each_eos(tmp_path):
-    tokens = np.array([5, 6, 0, 7, 8, 9, 0, 4,   0, 1, 2, 3, 4, 5, 6, 0])
+    tokens = np.array([5, 6, 0, 7, 8, 9, 0, 4, 0, 1, 2, 3, 4, 5, 6, 0])
     index = InstanceIndex(_shards(tmp_path, [tokens]), sequence_length=8)
     batch = make_batch(index, np.array([1, 0]), eos_token_id=0)
     np.testing.assert_array_equal(batch["input_ids"].numpy(), [tokens[8:], tokens[:8]])
@@ -54,7 +54,9 @@ def test_instance_filter_masks_all_labels_of_repetitive_instances(tmp_path):
     repetitive = np.concatenate([np.arange(1, 17), np.tile([7, 8, 9], 16)])  # 16 + 48 = 64 tokens, 16 repeats
     very = np.concatenate([np.arange(1, 5), np.tile([7, 8], 30)])  # 30 repeats: still below 32
     worst = np.full(64, 3)
-    index = InstanceIndex(_shards(tmp_path, [np.concatenate([clean, repetitive, very, worst])]), sequence_length=64)
+    index = InstanceIndex(
+        _shards(tmp_path, [np.concatenate([clean, repetitive, very, worst])]), sequence_length=64
+    )
     labels = make_batch(index, np.arange(4), instance_filter=True)["labels"].numpy()
     assert (labels[3] == -100).all()
     for row in range(3):

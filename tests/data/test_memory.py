@@ -34,7 +34,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_rss_stays_flat_while_reading_a_3_gib_shard_set(tmp_path):
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     assert stats["epoch_instances"] == 3 * (1 << 30) // 4 // 4096

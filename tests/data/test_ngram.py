@@ -7,7 +7,9 @@ from olmo2_lit.data.ngram import find_repetitions, flag_repetitive, is_repetitiv
 def _planted(ngram, repeats, *, before=50, after=50, seed=0):
     """Random ids 100..999 (never 1-13-periodic by chance at this length) around `repeats` copies."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([rng.integers(100, 1000, before), np.tile(ngram, repeats), rng.integers(100, 1000, after)])
+    return np.concatenate(
+        [rng.integers(100, 1000, before), np.tile(ngram, repeats), rng.integers(100, 1000, after)]
+    )
 
 
 @pytest.mark.parametrize("ngram", [[7], [1, 2], [5, 6, 7, 8, 9], list(range(20, 33))])  # periods 1, 2, 5, 13
@@ -38,8 +40,13 @@ def test_matches_a_brute_force_count_on_random_inputs():
     for trial in range(200):
         period, repeats = int(rng.integers(1, 14)), int(rng.integers(25, 40))
         ngram = rng.integers(0, 4, period)  # a small alphabet also makes accidental runs
-        tokens = np.concatenate([rng.integers(0, 4, rng.integers(0, 60)), np.tile(ngram, repeats),
-                                 rng.integers(0, 4, rng.integers(0, 60))])
+        tokens = np.concatenate(
+            [
+                rng.integers(0, 4, rng.integers(0, 60)),
+                np.tile(ngram, repeats),
+                rng.integers(0, 4, rng.integers(0, 60)),
+            ]
+        )
         assert is_repetitive(tokens) == _brute_force(tokens), trial
 
 

@@ -22,8 +22,14 @@ RANGES, COUNTS = [(0, 700), (700, 1000)], [700, 300]
 
 
 def _orders(directory, **kw):
-    args = dict(order="olmo_core", chunk_size=2, directory=str(directory), shards="abc", sequence_length=16,
-                max_target_sequence_length=32)
+    args = dict(
+        order="olmo_core",
+        chunk_size=2,
+        directory=str(directory),
+        shards="abc",
+        sequence_length=16,
+        max_target_sequence_length=32,
+    )
     return EpochOrders(**{**args, **kw})
 
 
@@ -32,7 +38,7 @@ def _get(orders, seed=7, epoch=0):
 
 
 def _read_all(order_file):
-    return np.asarray(order_file[0:len(order_file)])
+    return np.asarray(order_file[0 : len(order_file)])
 
 
 def test_order_file_holds_the_epoch_order_and_is_built_once(tmp_path, caplog):
@@ -63,16 +69,23 @@ def test_truncated_order_file_is_rebuilt_and_logged(tmp_path, caplog):
     assert any("truncated" in r.message and "rebuilding" in r.message for r in caplog.records), caplog.text
 
 
-@pytest.mark.parametrize("change", [dict(shards="another shard set"), dict(sequence_length=8),
-                                    dict(max_target_sequence_length=64, chunk_size=4)])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(shards="another shard set"),
+        dict(sequence_length=8),
+        dict(max_target_sequence_length=64, chunk_size=4),
+    ],
+)
 def test_foreign_order_file_is_rebuilt_naming_what_differs(tmp_path, caplog, change):
     """Guards against reusing an order built for another shard set, sequence length or max_target under the
     same name: the fingerprint catches it, the file is rebuilt, and the log names the field."""
     _get(_orders(tmp_path, **change))  # the foreign file, written under the same name
     with caplog.at_level(logging.WARNING, logger="olmo2_lit.data.order_file"):
         order = _get(_orders(tmp_path))
-    np.testing.assert_array_equal(_read_all(order), epoch_order(RANGES, COUNTS, seed=7, epoch=0,
-                                                                order="olmo_core", chunk_size=2))
+    np.testing.assert_array_equal(
+        _read_all(order), epoch_order(RANGES, COUNTS, seed=7, epoch=0, order="olmo_core", chunk_size=2)
+    )
     field = next(iter(change))
     assert any(f"built for another {field}" in r.message for r in caplog.records), caplog.text
 
@@ -108,8 +121,15 @@ RACE = textwrap.dedent("""
 def test_processes_of_a_node_build_the_order_once(tmp_path):
     """Guards against every rank/worker of a node building (and racing to write) its own copy."""
     log = tmp_path / "builds.txt"
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path / "o" / "epoch.order"), str(log)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path / "o" / "epoch.order"), str(log)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     assert {o[0].strip() for o in outs} == {str(sum(range(5000)))}
@@ -134,14 +154,30 @@ class Recorder(L.LightningModule):
 
 
 def _fit(paths, root, *, max_steps, ckpt_path=None):
-    dm = TokenShardDataModule(vocab_size=512, dtype="uint16", sequence_length=16, train_sources=[DataSource(paths)],
-                              global_batch_size=8, micro_batch_size=2, seed=3, order="olmo_core",
-                              max_target_sequence_length=32)
+    dm = TokenShardDataModule(
+        vocab_size=512,
+        dtype="uint16",
+        sequence_length=16,
+        train_sources=[DataSource(paths)],
+        global_batch_size=8,
+        micro_batch_size=2,
+        seed=3,
+        order="olmo_core",
+        max_target_sequence_length=32,
+    )
     module = Recorder()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, accumulate_grad_batches=4, logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        callbacks=[ModelCheckpoint(dirpath=root / "ckpt", every_n_train_steps=3, save_top_k=-1)],
-                        default_root_dir=root)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        accumulate_grad_batches=4,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[ModelCheckpoint(dirpath=root / "ckpt", every_n_train_steps=3, save_top_k=-1)],
+        default_root_dir=root,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
@@ -163,9 +199,15 @@ def test_olmo_core_order_resumes_exactly_and_reuses_the_order_file(tmp_path):
     assert resumed == straight[12:] and len(straight) == 32
     assert files[0].stat().st_ino == inode
     assert sorted(f.name for f in (tmp_path / "b" / "data_order").glob("*.order")) == [
-        "epoch0000-olmo_core-seed3.order", "epoch0001-olmo_core-seed3.order"]
-    assert json.loads((tmp_path / "b" / "data_order" / files[0].name).read_bytes()[8:HEADER_BYTES].rstrip(b"\0"))[
-        "fingerprint"]["order"] == "olmo_core"
+        "epoch0000-olmo_core-seed3.order",
+        "epoch0001-olmo_core-seed3.order",
+    ]
+    assert (
+        json.loads(
+            (tmp_path / "b" / "data_order" / files[0].name).read_bytes()[8:HEADER_BYTES].rstrip(b"\0")
+        )["fingerprint"]["order"]
+        == "olmo_core"
+    )
 
 
 def test_resuming_in_another_order_is_an_error_naming_both(tmp_path):
@@ -175,14 +217,23 @@ def test_resuming_in_another_order_is_an_error_naming_both(tmp_path):
     np.random.default_rng(0).integers(1, 512, 750, dtype=np.uint16).tofile(path)
 
     def dm(**kw):
-        module = TokenShardDataModule(vocab_size=512, dtype="uint16", sequence_length=16, global_batch_size=8,
-                                      micro_batch_size=2, train_sources=[DataSource([str(path)])], **kw)
+        module = TokenShardDataModule(
+            vocab_size=512,
+            dtype="uint16",
+            sequence_length=16,
+            global_batch_size=8,
+            micro_batch_size=2,
+            train_sources=[DataSource([str(path)])],
+            **kw,
+        )
         module.setup("fit")
         return module
 
     state = dm(order="olmo").state_dict()
     assert (state["order"], state["max_target_sequence_length"]) == ("olmo", None)
-    with pytest.raises(ValueError, match="in the order 'olmo' with max_target_sequence_length None; this run has "
-                                         "'olmo_core' and 32"):
+    with pytest.raises(
+        ValueError,
+        match="in the order 'olmo' with max_target_sequence_length None; this run has 'olmo_core' and 32",
+    ):
         dm(order="olmo_core", max_target_sequence_length=32).load_state_dict(state)
     dm(order="olmo").load_state_dict(state)  # the same order resumes

@@ -1,4 +1,5 @@
-"""Every rank's batches equal OLMo-core's loader (``order: olmo_core``) and the OLMo trainer's (``order: olmo``).
+"""Every rank's batches equal OLMo-core's loader (``order: olmo_core``) and the OLMo trainer's
+(``order: olmo``).
 
 OLMo-core is compared against itself: ai2-olmo-core's ``NumpyFSLDataset`` + ``NumpyFSLDataLoader`` built per
 rank on the same raw uint32 shards. The OLMo trainer (``ai2-olmo``) pins numpy<2 and cannot be installed
@@ -34,20 +35,33 @@ def raw_shards(tmp_path):
 
 def _ours(paths, tmp_path, *, rank, world_size, global_batch, micro_batch, seed, epochs=2, **kw):
     """Our rank's batches as (index, input_ids) per optimizer step, over ``epochs`` data epochs."""
-    dm = TokenShardDataModule(vocab_size=VOCAB, dtype="uint32", eos_token_id=EOS, sequence_length=T,
-                              train_sources=[DataSource(paths=paths)], global_batch_size=global_batch,
-                              micro_batch_size=micro_batch, seed=seed, **kw)
-    dm.trainer = types.SimpleNamespace(global_rank=rank, world_size=world_size, training=True,
-                                       default_root_dir=str(tmp_path / "run"))
+    dm = TokenShardDataModule(
+        vocab_size=VOCAB,
+        dtype="uint32",
+        eos_token_id=EOS,
+        sequence_length=T,
+        train_sources=[DataSource(paths=paths)],
+        global_batch_size=global_batch,
+        micro_batch_size=micro_batch,
+        seed=seed,
+        **kw,
+    )
+    dm.trainer = types.SimpleNamespace(
+        global_rank=rank, world_size=world_size, training=True, default_root_dir=str(tmp_path / "run")
+    )
     dm.setup("fit")
     per_step = global_batch // (micro_batch * world_size)
     steps = []
     for _ in range(epochs):
         micro = list(dm.train_dataloader())
         for s in range(0, len(micro), per_step):
-            group = micro[s:s + per_step]
-            steps.append((np.concatenate([b["index"].numpy() for b in group]),
-                          np.concatenate([b["input_ids"].numpy() for b in group])))
+            group = micro[s : s + per_step]
+            steps.append(
+                (
+                    np.concatenate([b["index"].numpy() for b in group]),
+                    np.concatenate([b["input_ids"].numpy() for b in group]),
+                )
+            )
         dm.skip_tokens(len(micro) * micro_batch * world_size * T)  # to the start of the next epoch
     return steps
 
@@ -58,12 +72,26 @@ def _olmo_core(paths, tmp_path, *, rank, world_size, global_batch, seed, max_tar
 
     work = tmp_path / f"oc-{world_size}-{rank}"
     work.mkdir()
-    dataset = NumpyFSLDataset(*paths, sequence_length=T, pad_token_id=VOCAB - 1, eos_token_id=EOS,
-                              vocab_size=VOCAB, dtype=np.uint32, max_target_sequence_length=max_target)
+    dataset = NumpyFSLDataset(
+        *paths,
+        sequence_length=T,
+        pad_token_id=VOCAB - 1,
+        eos_token_id=EOS,
+        vocab_size=VOCAB,
+        dtype=np.uint32,
+        max_target_sequence_length=max_target,
+    )
     dataset.work_dir = work
     loader = NumpyDataLoaderBase.wrap_numpy_dataset(
-        dataset, global_batch_size=global_batch * T, collator=DataCollator(pad_token_id=VOCAB - 1), work_dir=work,
-        seed=seed, dp_world_size=world_size, dp_rank=rank, fs_local_rank=0)
+        dataset,
+        global_batch_size=global_batch * T,
+        collator=DataCollator(pad_token_id=VOCAB - 1),
+        work_dir=work,
+        seed=seed,
+        dp_world_size=world_size,
+        dp_rank=rank,
+        fs_local_rank=0,
+    )
     steps = []
     for epoch in range(1, epochs + 1):
         loader.reshuffle(epoch=epoch)
@@ -85,17 +113,34 @@ def test_olmo_core_order_equals_olmo_cores_loader_on_every_rank(raw_shards, tmp_
     """Guards against OLMo-core's epoch numbering (from 1), chunked shuffle and max_target instance cut
     drifting from ours: each rank's batches, over two epochs, equal ai2-olmo-core's instance for instance."""
     for rank in range(world_size):
-        ours = _ours(raw_shards, tmp_path / f"ours-{world_size}-{rank}", rank=rank, world_size=world_size,
-                     global_batch=8, micro_batch=2, seed=34521, order="olmo_core",
-                     max_target_sequence_length=max_target)
-        theirs = _olmo_core(raw_shards, tmp_path, rank=rank, world_size=world_size, global_batch=8, seed=34521,
-                            max_target=max_target)
+        ours = _ours(
+            raw_shards,
+            tmp_path / f"ours-{world_size}-{rank}",
+            rank=rank,
+            world_size=world_size,
+            global_batch=8,
+            micro_batch=2,
+            seed=34521,
+            order="olmo_core",
+            max_target_sequence_length=max_target,
+        )
+        theirs = _olmo_core(
+            raw_shards,
+            tmp_path,
+            rank=rank,
+            world_size=world_size,
+            global_batch=8,
+            seed=34521,
+            max_target=max_target,
+        )
         _assert_same(ours, theirs)
 
 
 def test_olmo_order_is_not_olmo_cores(raw_shards, tmp_path):
     """Guards against the two orders silently coinciding (the test above would then prove nothing)."""
-    olmo = _ours(raw_shards, tmp_path / "a", rank=0, world_size=1, global_batch=8, micro_batch=2, seed=5, epochs=1)
+    olmo = _ours(
+        raw_shards, tmp_path / "a", rank=0, world_size=1, global_batch=8, micro_batch=2, seed=5, epochs=1
+    )
     core = _olmo_core(raw_shards, tmp_path, rank=0, world_size=1, global_batch=8, seed=5, epochs=1)
     assert not np.array_equal(olmo[0][0], core[0][0])
 
@@ -119,7 +164,9 @@ def _olmo_memmap_read(paths, index, chunk_size):
     for (lo, hi), path in zip(offsets, paths):
         if lo <= index < hi:
             local = index - lo
-            return np.fromfile(path, dtype=np.uint32)[local * chunk_size:(local + 1) * chunk_size].astype(np.int64)
+            return np.fromfile(path, dtype=np.uint32)[local * chunk_size : (local + 1) * chunk_size].astype(
+                np.int64
+            )
     raise IndexError(index)
 
 
@@ -143,8 +190,10 @@ def _olmo_trainer_rank_batches(n, *, seed, epoch, global_batch, world_size, rank
         indices = indices[start_index:]
     indices = indices[rank:total_size:world_size]  # "Slice indices by rank to avoid duplicates."
     device_batch = global_batch // world_size
-    return [indices[i:i + device_batch].tolist()  # DataLoader(batch_size=device_batch, drop_last=True)
-            for i in range(0, len(indices) - device_batch + 1, device_batch)]
+    return [
+        indices[i : i + device_batch].tolist()  # DataLoader(batch_size=device_batch, drop_last=True)
+        for i in range(0, len(indices) - device_batch + 1, device_batch)
+    ]
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 4])
@@ -154,12 +203,21 @@ def test_olmo_order_equals_the_olmo_trainers_on_every_rank(raw_shards, tmp_path,
     tokens included, over two epochs."""
     n = sum(size // T for size in SIZES)
     for rank in range(world_size):
-        ours = _ours(raw_shards, tmp_path / f"{world_size}-{rank}", rank=rank, world_size=world_size,
-                     global_batch=8, micro_batch=2, seed=6198, order="olmo")
+        ours = _ours(
+            raw_shards,
+            tmp_path / f"{world_size}-{rank}",
+            rank=rank,
+            world_size=world_size,
+            global_batch=8,
+            micro_batch=2,
+            seed=6198,
+            order="olmo",
+        )
         theirs = []
         for epoch in (0, 1):
-            for ids in _olmo_trainer_rank_batches(n, seed=6198, epoch=epoch, global_batch=8, world_size=world_size,
-                                                  rank=rank):
+            for ids in _olmo_trainer_rank_batches(
+                n, seed=6198, epoch=epoch, global_batch=8, world_size=world_size, rank=rank
+            ):
                 theirs.append((np.array(ids), np.stack([_olmo_memmap_read(raw_shards, i, T) for i in ids])))
         _assert_same(ours, theirs)
 
@@ -168,8 +226,9 @@ def test_olmo_trainer_restart_at_start_index_is_our_resume():
     """Guards the transcription itself: OLMo restarts at start_index = examples seen this epoch; its
     remaining batches are the tail of the uninterrupted ones, as our resume is."""
     full = _olmo_trainer_rank_batches(61, seed=6198, epoch=0, global_batch=8, world_size=2, rank=1)
-    resumed = _olmo_trainer_rank_batches(61, seed=6198, epoch=0, global_batch=8, world_size=2, rank=1,
-                                         start_index=3 * 8)
+    resumed = _olmo_trainer_rank_batches(
+        61, seed=6198, epoch=0, global_batch=8, world_size=2, rank=1, start_index=3 * 8
+    )
     assert resumed == full[3:] and len(full) == 61 // 8
 
 
@@ -185,24 +244,43 @@ def test_olmo_order_hand_checked_small_case(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "one.npy"
     rng.integers(0, VOCAB, 10 * T + 5, dtype=np.uint32).tofile(path)  # 10 instances, 5 tokens dropped
-    rank0 = _ours([str(path)], tmp_path / "r0", rank=0, world_size=2, global_batch=4, micro_batch=1, seed=6198,
-                  epochs=1)
-    rank1 = _ours([str(path)], tmp_path / "r1", rank=1, world_size=2, global_batch=4, micro_batch=1, seed=6198,
-                  epochs=1)
+    rank0 = _ours(
+        [str(path)], tmp_path / "r0", rank=0, world_size=2, global_batch=4, micro_batch=1, seed=6198, epochs=1
+    )
+    rank1 = _ours(
+        [str(path)], tmp_path / "r1", rank=1, world_size=2, global_batch=4, micro_batch=1, seed=6198, epochs=1
+    )
     assert [s[0].tolist() for s in rank0] == [[2, 7], [8, 0]]
     assert [s[0].tolist() for s in rank1] == [[4, 3], [9, 6]]
     assert _olmo_trainer_rank_batches(10, seed=6198, epoch=0, global_batch=4, world_size=2, rank=1) == [
-        [4, 3], [9, 6]]
+        [4, 3],
+        [9, 6],
+    ]
     tokens = np.fromfile(path, dtype=np.uint32)
-    np.testing.assert_array_equal(rank1[0][1][1], tokens[3 * T:4 * T])  # instance 3 = tokens 48..63
+    np.testing.assert_array_equal(rank1[0][1][1], tokens[3 * T : 4 * T])  # instance 3 = tokens 48..63
 
 
 def test_max_target_not_a_multiple_names_both(raw_shards):
     """Guards the bad-input message: it names max_target_sequence_length and sequence_length."""
-    with pytest.raises(ValueError, match="max_target_sequence_length 24 is not a multiple of sequence_length 16"):
-        TokenShardDataModule(vocab_size=VOCAB, sequence_length=T, train_sources=[DataSource(paths=raw_shards)],
-                             global_batch_size=8, micro_batch_size=2, order="olmo_core",
-                             max_target_sequence_length=24)
+    with pytest.raises(
+        ValueError, match="max_target_sequence_length 24 is not a multiple of sequence_length 16"
+    ):
+        TokenShardDataModule(
+            vocab_size=VOCAB,
+            sequence_length=T,
+            train_sources=[DataSource(paths=raw_shards)],
+            global_batch_size=8,
+            micro_batch_size=2,
+            order="olmo_core",
+            max_target_sequence_length=24,
+        )
     with pytest.raises(ValueError, match="max_target_sequence_length 32 is OLMo-core's"):
-        TokenShardDataModule(vocab_size=VOCAB, sequence_length=T, train_sources=[DataSource(paths=raw_shards)],
-                             global_batch_size=8, micro_batch_size=2, order="olmo", max_target_sequence_length=32)
+        TokenShardDataModule(
+            vocab_size=VOCAB,
+            sequence_length=T,
+            train_sources=[DataSource(paths=raw_shards)],
+            global_batch_size=8,
+            micro_batch_size=2,
+            order="olmo",
+            max_target_sequence_length=32,
+        )

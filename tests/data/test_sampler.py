@@ -1,14 +1,18 @@
 import numpy as np
 import pytest
 
-from olmo2_lit.data.mixture import epoch_instances, mixture_counts
 from olmo2_lit.data.batch_plan import BatchPlan
+from olmo2_lit.data.mixture import epoch_instances, mixture_counts
 from olmo2_lit.data.sampler import epoch_order, rank_micro_batches
 
 
 def _stream(order, *, start=0, G, M, rank=0, W=1):
-    return [b.tolist() for b in rank_micro_batches(order, start=start, global_batch=G, micro_batch=M, rank=rank,
-                                                    world_size=W)]
+    return [
+        b.tolist()
+        for b in rank_micro_batches(
+            order, start=start, global_batch=G, micro_batch=M, rank=rank, world_size=W
+        )
+    ]
 
 
 def test_single_source_order_is_olmos_pcg64_seed_plus_epoch_permutation():
@@ -30,8 +34,8 @@ def test_ranks_split_every_global_batch_into_a_disjoint_partition(world_size):
     per_step_rank = G // (M * world_size)
     assert len(single) == steps * per_step_single and all(len(r) == steps * per_step_rank for r in ranks)
     for step in range(steps):
-        whole = sum(single[step * per_step_single:(step + 1) * per_step_single], [])
-        parts = [sum(r[step * per_step_rank:(step + 1) * per_step_rank], []) for r in ranks]
+        whole = sum(single[step * per_step_single : (step + 1) * per_step_single], [])
+        parts = [sum(r[step * per_step_rank : (step + 1) * per_step_rank], []) for r in ranks]
         assert sorted(sum(parts, [])) == sorted(whole)  # union equals the single-rank global batch
         assert len(set(sum(parts, []))) == G  # and the ranks overlap nowhere
 
@@ -40,12 +44,14 @@ def test_starting_mid_epoch_continues_the_same_stream():
     order = epoch_order([(0, 100)], [100], seed=1, epoch=0)
     full = _stream(order, G=8, M=2, rank=1, W=2)
     for consumed in (0, 4, 8, 12, 36):  # multiples of M x W, also mid global batch
-        assert _stream(order, start=consumed, G=8, M=2, rank=1, W=2) == full[consumed // 4:]
+        assert _stream(order, start=consumed, G=8, M=2, rank=1, W=2) == full[consumed // 4 :]
 
 
 def test_layout_errors_say_what_to_change():
     assert BatchPlan(sequence_length=8, global_batch=32, micro_batch=4, world_size=2).accumulation == 4
-    with pytest.raises(ValueError, match="global_batch_size 30 is not a multiple of micro_batch_size 4 x world size 2"):
+    with pytest.raises(
+        ValueError, match="global_batch_size 30 is not a multiple of micro_batch_size 4 x world size 2"
+    ):
         BatchPlan(sequence_length=8, global_batch=30, micro_batch=4, world_size=2)
 
 

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from olmo2_lit.data.shards import (
-    dtype_for_vocab, find_shards, open_shard, read_meta, read_tokens, sidecar_path, verify_checksum,
+    dtype_for_vocab,
+    find_shards,
+    open_shard,
+    read_meta,
+    read_tokens,
+    sidecar_path,
+    verify_checksum,
 )
 from olmo2_lit.prepare.writer import RollingShardWriter, ShardWriter
 
@@ -54,8 +60,10 @@ def test_rolling_writer_cuts_after_a_document_end(tmp_path):
     w.write(stream[5:])
     names = [n for n, _ in w.close()]
     assert names == ["part-00000.npy", "part-00001.npy", "part-00002.npy"]
-    pieces = [read_tokens(open_shard(tmp_path / n, vocab_size=1000), 0, read_meta(tmp_path / n).num_tokens)
-              for n in names]
+    pieces = [
+        read_tokens(open_shard(tmp_path / n, vocab_size=1000), 0, read_meta(tmp_path / n).num_tokens)
+        for n in names
+    ]
     np.testing.assert_array_equal(np.concatenate(pieces), stream)
     assert all(p[-1] == 0 for p in pieces)  # whole documents per shard
     assert [len(p) for p in pieces] == [10, 12, 5]
@@ -81,15 +89,25 @@ def _raw(tmp_path, name, data: bytes):
     return path
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing.npy", r"missing\.npy: shard not found"),
-    (lambda p: _raw(p, "empty.npy", b""), r"empty\.npy: empty shard"),
-    (lambda p: _raw(p, "odd.npy", b"\x01\x00\x00\x00\x02\x00"), r"odd\.npy: size 6 bytes is not a multiple"),
-    (lambda p: (np.save(p / "header.npy", np.arange(8, dtype=np.uint32)), p / "header.npy")[1],
-     r"header\.npy: has a numpy header"),
-    (lambda p: _raw(p, "big.npy", np.array([5, 70000, 3], dtype=np.uint32).tobytes()),
-     r"big\.npy: token id 70000 at position 1 \(byte 4\) >= vocab_size 50000"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.npy", r"missing\.npy: shard not found"),
+        (lambda p: _raw(p, "empty.npy", b""), r"empty\.npy: empty shard"),
+        (
+            lambda p: _raw(p, "odd.npy", b"\x01\x00\x00\x00\x02\x00"),
+            r"odd\.npy: size 6 bytes is not a multiple",
+        ),
+        (
+            lambda p: (np.save(p / "header.npy", np.arange(8, dtype=np.uint32)), p / "header.npy")[1],
+            r"header\.npy: has a numpy header",
+        ),
+        (
+            lambda p: _raw(p, "big.npy", np.array([5, 70000, 3], dtype=np.uint32).tobytes()),
+            r"big\.npy: token id 70000 at position 1 \(byte 4\) >= vocab_size 50000",
+        ),
+    ],
+)
 def test_bad_shards_get_an_error_naming_the_file(tmp_path, make, message):
     with pytest.raises((FileNotFoundError, ValueError), match=message):
         open_shard(make(tmp_path), vocab_size=50000, dtype="uint32")
@@ -103,12 +121,20 @@ def test_sampled_check_finds_a_bad_id_far_into_a_large_shard(tmp_path):
         open_shard(tmp_path / "s.npy", vocab_size=50000, dtype="uint32")
 
 
-@pytest.mark.parametrize("field, value, config, message", [
-    ("dtype", "uint32", {}, r"dtype uint32 disagrees with the configured uint16"),
-    ("vocab_size", 999, {}, r"vocab_size 999 disagrees with the configured 1000"),
-    ("eos_token_id", 5, {"eos_token_id": 0}, r"eos_token_id 5 disagrees with the configured 0"),
-    ("num_tokens", 11, {}, r"holds 10 tokens but the sidecar records 11; the file was truncated or modified"),
-])
+@pytest.mark.parametrize(
+    "field, value, config, message",
+    [
+        ("dtype", "uint32", {}, r"dtype uint32 disagrees with the configured uint16"),
+        ("vocab_size", 999, {}, r"vocab_size 999 disagrees with the configured 1000"),
+        ("eos_token_id", 5, {"eos_token_id": 0}, r"eos_token_id 5 disagrees with the configured 0"),
+        (
+            "num_tokens",
+            11,
+            {},
+            r"holds 10 tokens but the sidecar records 11; the file was truncated or modified",
+        ),
+    ],
+)
 def test_sidecar_disagreeing_with_config_or_file_names_the_file(tmp_path, field, value, config, message):
     with ShardWriter(tmp_path / "a.npy", **WRITER) as w:
         w.write(np.arange(10))

@@ -2,8 +2,11 @@ import pytest
 
 from olmo2_lit.data.tokenizer import eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
 
-TEXTS = ["def add(a, b):\n    return a + b\n", "The quick brown fox jumps over the lazy dog. " * 20,
-         "naïve café – ünïcödé ✓ 中文\n"] * 10
+TEXTS = [
+    "def add(a, b):\n    return a + b\n",
+    "The quick brown fox jumps over the lazy dog. " * 20,
+    "naïve café – ünïcödé ✓ 中文\n",
+] * 10
 
 
 def test_byte_level_bpe_round_trips_any_text_and_reserves_eos(tmp_path):

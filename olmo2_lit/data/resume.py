@@ -1,0 +1,62 @@
+"""Reading a checkpoint's data position back: what must match, what may change, and where to start.
+
+``TokenShardDataModule.load_state_dict`` applies these once the shards are open (docs/data.md, "Resume").
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.utilities import rank_zero_warn
+
+from olmo2_lit.data.sources import TrainingSet, fingerprint_difference
+from olmo2_lit.errors import CheckpointError
+
+
+def check_saved_data(
+    state: dict,
+    training_set: TrainingSet,
+    *,
+    order: str,
+    max_target_sequence_length,
+    ignore_fingerprint_mismatch: bool,
+) -> None:
+    """Refuse (or, when told to, warn about) a checkpoint's data position saved on other data or order."""
+    if state["fingerprint"] != training_set.fingerprint:
+        message = fingerprint_difference(state["shards"], training_set.shard_list)
+        if not ignore_fingerprint_mismatch:
+            raise CheckpointError(
+                f"the checkpoint's data position is for another shard set: {message}. Set "
+                "ignore_fingerprint_mismatch=True to resume at the same token position anyway"
+            )
+        rank_zero_warn(f"resuming on a different shard set ({message}); ignore_fingerprint_mismatch is set")
+    saved = (state.get("order", "olmo"), state.get("max_target_sequence_length"))
+    if saved != (order, max_target_sequence_length):
+        raise ValueError(
+            f"the checkpoint's data position is in the order {saved[0]!r} with max_target_sequence_length "
+            f"{saved[1]}; this run has {order!r} and {max_target_sequence_length}: "
+            "set data.order and data.max_target_sequence_length as the checkpoint's run did"
+        )
+
+
+def saved_seed(state: dict, *, seed: int, sequence_length: int) -> int:
+    """The seed to go on with (the checkpoint's, as OLMo-core does), warning about what changed."""
+    if state["seed"] != seed:
+        rank_zero_warn(f"the checkpoint's data seed {state['seed']} replaces the configured seed {seed}")
+    if state["sequence_length"] != sequence_length:
+        rank_zero_warn(
+            f"sequence_length changed from {state['sequence_length']} to {sequence_length}; "
+            "resuming at the same token position of a different instance set"
+        )
+    return state["seed"]
+
+
+def saved_position(state: dict, *, sequence_length: int, step: int) -> tuple[int, int, int]:
+    """``(epoch, instances into it, tokens seen)`` to resume at, rounded down to a position every rank
+    reaches together (``step`` = micro batch x world size); the rounded-off instances are replayed."""
+    instances = state["tokens"] // sequence_length
+    aligned = instances // step * step
+    if aligned != instances:
+        rank_zero_warn(
+            f"the saved position ({instances} instances) is not a multiple of micro_batch_size x world "
+            f"size = {step}; replaying {instances - aligned} instances"
+        )
+    return state["epoch"], aligned, state["total_tokens"] - (instances - aligned) * sequence_length
