@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import yaml
 
 from olmo2_lit.atomic import atomic_file
+from olmo2_lit.errors import DataNotFoundError
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
@@ -99,7 +100,7 @@ def data_paths(
     local = [mirror_path(p, mirror) for p in published]
     missing = [p for p in local if not Path(p).is_file()]
     if missing and not allow_missing:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{len(missing)} of {len(local)} files are not in the mirror {mirror}, e.g. "
             f"{missing[0]}; download them or pass --allow_missing true"
         )

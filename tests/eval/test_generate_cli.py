@@ -133,12 +133,13 @@ def test_print_samples_callback_prints_cached_greedy_generation(run, capsys):
 
     root, tok, model = run
     holder = torch.nn.Module()
-    holder.model = model
+    holder.model, holder.config = model, model.config
     trainer = SimpleNamespace(datamodule=None, logger=None, checkpoint_callback=None)
     prompts = ["def f", "import os\n"]
     cb = PrintSamples(
         prompts=prompts, max_new_tokens=10, temperature=0.0, tokenizer=str(root / "data" / "tokenizer.json")
     )
+    cb.setup(trainer, holder, "fit")  # loads and checks the tokenizer, as in a run
     cb.on_fit_end(trainer, holder)
     out = capsys.readouterr().out
     for p in prompts:
