@@ -15,9 +15,16 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 
 def _tool_verbs() -> dict:
     from olmo2_lit.prepare.prepare import prepare
-    from olmo2_lit.weights import pretrained
+    from olmo2_lit.weights import consolidate, pretrained
 
-    return {"prepare": prepare, "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf}}
+    return {
+        "prepare": prepare,
+        "convert": {
+            "from-hf": pretrained.from_hf,
+            "to-hf": pretrained.to_hf,
+            "consolidate": consolidate.consolidate,
+        },
+    }
 
 
 HELP = """usage: olmo2-lit VERB [options]
@@ -32,7 +39,8 @@ training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
 
 tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
-  convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
+  convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory;
+              consolidate: sharded (FSDP2) checkpoint directory -> one .ckpt file
 """
 
 

@@ -25,6 +25,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None):
         if not Path(path).exists():
             raise FileNotFoundError(f"checkpoint not found: {path}")
+        if Path(path).is_dir():
+            raise ValueError(
+                f"{path} is a sharded checkpoint (a directory); this strategy loads one file: run "
+                f"`olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt` and resume from FILE.ckpt, "
+                "or resume with --config experiments/strategies/fsdp2.yaml"
+            )
         if map_location is None:  # keep Lightning's own default (tensors stay where they were saved)
             return super().load_checkpoint(path, weights_only=weights_only)
         return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
