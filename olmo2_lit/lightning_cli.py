@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
 from olmo2_lit.callbacks.progress import StepProgressBar
+from olmo2_lit.callbacks.slurm import SLURMRequeue
 from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -100,7 +101,8 @@ class OLMo2CLI(LightningCLI):
         ):
             if config.get(switch) is not False and not any(isinstance(c, kind) for c in given):
                 callbacks = [*callbacks, ours()]
-        callbacks = [*callbacks, StrategyRecord()]  # the effective strategy settings, in the log dir
+        # the effective strategy settings in the log dir; SLURM preemption at a step boundary (inert elsewhere)
+        callbacks = [*callbacks, StrategyRecord(), SLURMRequeue()]
         return super()._instantiate_trainer(config, callbacks)
 
     def _subcommand_config(self):
