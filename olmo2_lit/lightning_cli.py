@@ -101,7 +101,7 @@ class OLMo2CLI(LightningCLI):
         ):
             if config.get(switch) is not False and not any(isinstance(c, kind) for c in given):
                 callbacks = [*callbacks, ours()]
-        # the effective strategy settings in the log dir; SLURM preemption at a step boundary (inert elsewhere)
+        # the effective strategy settings in the log dir; SLURM requeue at a step boundary (else inert)
         callbacks = [*callbacks, StrategyRecord(), SLURMRequeue()]
         return super()._instantiate_trainer(config, callbacks)
 

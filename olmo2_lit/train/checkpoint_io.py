@@ -28,7 +28,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if Path(path).is_dir():
             raise ValueError(
                 f"{path} is a sharded checkpoint (a directory); this strategy loads one file: run "
-                f"`olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt` and resume from FILE.ckpt, "
+                f"`olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt` and resume from "
+                "FILE.ckpt, "
                 "or resume with --config experiments/strategies/fsdp2.yaml"
             )
         if map_location is None:  # keep Lightning's own default (tensors stay where they were saved)

@@ -14,9 +14,9 @@ work, a machine it cannot run on:
 from __future__ import annotations
 
 import copy
-from enum import Enum
 import shutil
 from datetime import timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -171,7 +171,9 @@ class DeepSpeedStrategy(_DeepSpeedStrategy):
         self, *, stage: Literal[2, 3] = 2, offload_optimizer: bool = False, offload_parameters: bool = False
     ) -> None:
         require_cuda(f"DeepSpeed ZeRO-{stage}, experiments/strategies/deepspeed_zero{stage}.yaml")
-        super().__init__(stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters)
+        super().__init__(
+            stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters
+        )
 
 
 def describe(strategy) -> dict[str, Any]:

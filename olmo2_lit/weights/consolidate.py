@@ -37,9 +37,13 @@ def load_sharded(path: Union[str, Path], *, with_optimizer: bool = True) -> dict
     """
     path = Path(path)
     if not is_sharded_checkpoint(path):
-        raise FileNotFoundError(f"{path} is not a sharded checkpoint directory (no {DCP_METADATA} file in it)")
+        raise FileNotFoundError(
+            f"{path} is not a sharded checkpoint directory (no {DCP_METADATA} file in it)"
+        )
     shards: dict[str, Any] = {}
-    _load_state_dict(shards, storage_reader=FileSystemReader(path), planner=_EmptyStateDictLoadPlanner(), no_dist=True)
+    _load_state_dict(
+        shards, storage_reader=FileSystemReader(path), planner=_EmptyStateDictLoadPlanner(), no_dist=True
+    )
     meta = path / LIGHTNING_META
     checkpoint = torch.load(meta, map_location="cpu", weights_only=False) if meta.is_file() else {}
     checkpoint["state_dict"] = shards.pop("state_dict")

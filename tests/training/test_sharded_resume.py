@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from training_helpers import fit, load_weights, scalars, tiny_args
 
 from olmo2_lit.weights.consolidate import consolidate, load_sharded
@@ -30,7 +31,11 @@ CE = "train/ce_loss"
 def _run(args, cwd):
     # olmo2-lit via -m: the subprocess launcher re-runs this same command for rank 1.
     proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "olmo2_lit", "fit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -50,18 +55,26 @@ def test_ddp_resume_is_bitwise(shards, tmp_path):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after_consolidation(shards, tmp_path):
+def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after_consolidation(
+    shards, tmp_path
+):
     a = tmp_path / "a"
     _run(tiny_args(a, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2)), tmp_path)
     step2 = a / "ckpt" / "step0000002.ckpt"
     assert sorted(p.name for p in step2.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
     assert not [p for p in (a / "ckpt").iterdir() if p.name.startswith(".")]  # no partial saves left
     reference = scalars(a, CE)
+    record = yaml.safe_load((a / "runs" / "olmo2" / "version_0" / "strategy.yaml").read_text())
+    assert record["strategy"]["class"] == "olmo2_lit.train.strategies.FSDP2Strategy"
+    assert record["strategy"]["data_parallel_size"] == 2 and record["strategy"]["world_size"] == 2
     assert [s for s, _ in reference] == [0, 1, 2, 3]
 
     # same strategy and world size: bitwise, losses and the final sharded state
     b = tmp_path / "b"
-    _run(tiny_args(b, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2, "--ckpt_path", str(step2))), tmp_path)
+    _run(
+        tiny_args(b, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2, "--ckpt_path", str(step2))),
+        tmp_path,
+    )
     assert scalars(b, CE) == reference[2:]
     sa, sb = load_sharded(a / "ckpt" / "last.ckpt"), load_sharded(b / "ckpt" / "last.ckpt")
     assert all(torch.equal(sa["state_dict"][k], sb["state_dict"][k]) for k in sa["state_dict"])
@@ -76,7 +89,9 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after
     one_file = tmp_path / "step2.ckpt"
     consolidate(checkpoint=str(step2), out=str(one_file))
     d = tmp_path / "d"
-    _run(tiny_args(d, shards, max_steps=4, extra=(*DDP, *_devices(2), "--ckpt_path", str(one_file))), tmp_path)
+    _run(
+        tiny_args(d, shards, max_steps=4, extra=(*DDP, *_devices(2), "--ckpt_path", str(one_file))), tmp_path
+    )
     assert [s for s, _ in scalars(d, CE)] == [2, 3]
     assert [v for _, v in scalars(d, CE)] == pytest.approx([v for _, v in reference[2:]], rel=1e-5)
     # its optimizer moments are the sharded ones, in the optimizer's own parameter order

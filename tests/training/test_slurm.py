@@ -46,8 +46,9 @@ def test_preempted_job_resumes_exactly_after_requeue(shards, tmp_path):
     job = tmp_path / "job"
     env = {**os.environ, **_slurm_env(tmp_path)}
     signal_mid_step = ("--trainer.callbacks+=signal_at_step.SignalAtStep", "--trainer.callbacks.step=2")
+    args = tiny_args(job, shards, max_steps=6, extra=signal_mid_step)
     first = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *tiny_args(job, shards, max_steps=6, extra=signal_mid_step)],
+        [sys.executable, "-m", "olmo2_lit", "fit", *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
