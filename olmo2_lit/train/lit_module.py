@@ -128,7 +128,12 @@ class OLMo2LitModule(LightningModule):
 
     def _loss_scale(self) -> float:
         plan = self.batch_plan
-        return plan.accumulation * plan.world_size / target_tokens(plan)
+        scale = plan.accumulation * plan.world_size / target_tokens(plan)
+        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
+            # Lightning divides by the accumulation and DeepSpeedEngine.backward divides again
+            # (scale_wrt_gas); undo the second so the gradients and the clipping threshold are OLMo 2's.
+            scale *= plan.accumulation
+        return scale
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))
