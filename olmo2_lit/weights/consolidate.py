@@ -28,6 +28,21 @@ def is_sharded_checkpoint(path: Union[str, Path]) -> bool:
     return (Path(path) / DCP_METADATA).is_file()
 
 
+def is_deepspeed_checkpoint(path: Union[str, Path]) -> bool:
+    """True for a DeepSpeed checkpoint directory (Lightning's DeepSpeed strategy writes ``latest`` in it)."""
+    return (Path(path) / "latest").is_file()
+
+
+def _consolidate_deepspeed(path: Path, out: Path) -> None:
+    # Lazy: only DeepSpeed checkpoints need Lightning's converter (and the deepspeed package).
+    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+    tmp = out.with_name(f".{out.name}.partial")
+    convert_zero_checkpoint_to_fp32_state_dict(str(path), str(tmp))
+    tmp.replace(out)
+    print(f"consolidate: DeepSpeed checkpoint {path} -> {out} (fp32 weights, no optimizer state)")
+
+
 def load_sharded(path: Union[str, Path], *, with_optimizer: bool = True) -> dict[str, Any]:
     """The checkpoint in ``path`` as one Lightning checkpoint dict, full tensors on the CPU.
 
@@ -46,7 +61,8 @@ def load_sharded(path: Union[str, Path], *, with_optimizer: bool = True) -> dict
     )
     meta = path / LIGHTNING_META
     checkpoint = torch.load(meta, map_location="cpu", weights_only=False) if meta.is_file() else {}
-    checkpoint["state_dict"] = shards.pop("state_dict")
+    # FSDP2 (ModelParallelStrategy) stores the weights under "state_dict", Lightning's FSDP (v1) under "model"
+    checkpoint["state_dict"] = shards.pop("state_dict") if "state_dict" in shards else shards.pop("model")
     if with_optimizer:
         n = sum(1 for k in shards if k.startswith("optimizer_"))
         checkpoint["optimizer_states"] = [_index_keyed(shards[f"optimizer_{i}"]) for i in range(n)]
@@ -65,10 +81,11 @@ def _index_keyed(optim: dict[str, Any]) -> dict[str, Any]:
 
 
 def consolidate(*, checkpoint: str, out: str) -> None:
-    """Turn a sharded training checkpoint (a directory, FSDP2) into one .ckpt file.
+    """Turn a sharded training checkpoint (a directory: FSDP2, FSDP, DeepSpeed) into one .ckpt file.
 
-    The file resumes a run under DDP or on one device (``fit --ckpt_path OUT``), with the optimizer,
-    LR schedule, data position and RNG state, and ``convert to-hf`` exports it.
+    From FSDP2/FSDP the file resumes a run under DDP or on one device (``fit --ckpt_path OUT``), with the
+    optimizer, LR schedule, data position and RNG state, and ``convert to-hf`` exports it. From DeepSpeed
+    it holds fp32 weights and the training state without the optimizer (DeepSpeed's own converter).
 
     Args:
         checkpoint: the sharded checkpoint directory, e.g. runs/ckpt/step0001000.ckpt.
@@ -77,6 +94,9 @@ def consolidate(*, checkpoint: str, out: str) -> None:
     out_path = Path(out)
     if out_path.exists():
         raise FileExistsError(f"{out_path} already exists; pick a new --out")
+    if is_deepspeed_checkpoint(checkpoint):
+        _consolidate_deepspeed(Path(checkpoint), out_path)
+        return
     state = load_sharded(checkpoint)
     with atomic_file(out_path) as f:
         torch.save(state, f)
