@@ -135,8 +135,8 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
         ckpt = load_sharded(path, with_optimizer=False)
     elif path.is_dir():
         raise ValueError(
-            f"{path} is a directory but not a torch distributed checkpoint (no .metadata); "
-            "pass an olmo2_lit .ckpt file or a sharded checkpoint directory"
+            f"{path} is a directory without .metadata, not a complete sharded checkpoint; pass a whole "
+            "sharded checkpoint directory or a .ckpt file (`olmo2-lit convert consolidate` makes one)"
         )
     else:
         ckpt = torch.load(_require_file(path), map_location="cpu", weights_only=False, mmap=True)
