@@ -21,13 +21,17 @@ def _tool_verbs() -> dict:
     from olmo2_lit.data.mirror import data_paths
     from olmo2_lit.eval.generate_cli import generate
     from olmo2_lit.prepare.prepare import prepare
-    from olmo2_lit.weights import pretrained
+    from olmo2_lit.weights import consolidate, pretrained
     from olmo2_lit.weights.soup import soup
 
     return {
         "prepare": prepare,
         "data-paths": data_paths,
-        "convert": {"from-hf": pretrained.from_hf, "to-hf": pretrained.to_hf},
+        "convert": {
+            "from-hf": pretrained.from_hf,
+            "to-hf": pretrained.to_hf,
+            "consolidate": consolidate.consolidate,
+        },
         "generate": generate,
         "soup": soup,
     }
@@ -46,7 +50,8 @@ training (LightningCLI; `olmo2-lit VERB --help`, `--print_config`):
 tools (`olmo2-lit VERB --help`):
   prepare     tokenize text/JSONL(.gz/.zst) into OLMo-format token shards
   data-paths  a published OLMo/OLMo-core config's data URLs -> your mirror's files, in the published order
-  convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory
+  convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory;
+              consolidate: sharded (FSDP2) checkpoint directory -> one .ckpt file
   soup        average checkpoints of one architecture (uniform or --weights) into a native dir
   generate    continue prompts with a checkpoint (KV cache, greedy or sampled), streaming
 

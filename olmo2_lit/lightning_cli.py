@@ -15,10 +15,14 @@ from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
 from olmo2_lit.callbacks.predictions import PredictionWriter
 from olmo2_lit.callbacks.preemption import Preemption
 from olmo2_lit.callbacks.progress import StepProgressBar
+from olmo2_lit.callbacks.slurm import SLURMRequeue
+from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
 from olmo2_lit.train.lit_module import OLMo2LitModule
+from olmo2_lit.train.slurm import check_slurm_layout
+from olmo2_lit.train.strategies import check_strategy_name
 
 # Component names are validated while parsing: an unknown name fails with the list of valid ones.
 for _name_type in (BlockName, AttentionName, NormName, MLPName, InitName):
@@ -79,6 +83,12 @@ class OLMo2CLI(LightningCLI):
                 f"model.config.max_sequence_length ({max_len}) is shorter than data.sequence_length ({seq}); "
                 "raise the first or lower the second"
             )
+        try:  # before any process starts: SLURM's layout, and CUDA-only strategies named by string
+            check_slurm_layout(cfg.trainer.devices, cfg.trainer.num_nodes)
+            if isinstance(cfg.trainer.strategy, str):
+                check_strategy_name(cfg.trainer.strategy)
+        except ValueError as err:
+            parser.error(str(err))
 
     def instantiate_classes(self) -> None:
         """Build the objects once, right after parsing; each validates its own fields on construction,
@@ -97,6 +107,8 @@ class OLMo2CLI(LightningCLI):
         ):
             if config.get(switch) is not False and not any(isinstance(c, kind) for c in given):
                 callbacks = [*callbacks, ours()]
+        # the effective strategy settings in the log dir; SLURM requeue at a step boundary (else inert)
+        callbacks = [*callbacks, StrategyRecord(), SLURMRequeue()]
         return super()._instantiate_trainer(config, callbacks)
 
     def _subcommand_config(self):

@@ -28,7 +28,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise CheckpointError(f"checkpoint not found: {path}")
         if Path(path).is_dir():
             raise CheckpointError(
-                f"{path}: is a directory; --ckpt_path takes a .ckpt file saved by olmo2-lit fit"
+                f"{path} is a sharded checkpoint (a directory); this strategy loads one file: run "
+                f"`olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt` and resume from "
+                "FILE.ckpt, or resume with --config experiments/strategies/fsdp2.yaml"
             )
         kwargs = {} if map_location is None else {"map_location": map_location}  # None: Lightning's default
         try:

@@ -5,21 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from lightning.pytorch.strategies import FSDPStrategy
 from torch.distributed.tensor.experimental import implicit_replication
 
 
-def global_grad_norm(params: Iterable[torch.nn.Parameter]) -> torch.Tensor:
+def global_grad_norm(params: Iterable[torch.nn.Parameter], *, strategy=None) -> torch.Tensor:
     """L2 norm over all gradients, as one scalar tensor identical on every rank.
 
     DDP gradients are already all-reduced, so the local norm is the global one. FSDP2 gradients are
     DTensor shards: ``get_total_norm`` reduces them and ``full_tensor()`` makes the result a plain
-    tensor on every rank (LIGHTNING.md §4: Lightning's ``grad_norm`` crashes there).
+    tensor on every rank (LIGHTNING.md §4: Lightning's ``grad_norm`` crashes there). FSDP (v1) gradients
+    are plain tensors holding this rank's shard: pass the ``strategy`` and the squares are summed over
+    ranks.
     """
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
-    return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+    norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0) if grads else torch.zeros(())
+    if hasattr(norm, "full_tensor"):
+        return norm.full_tensor()
+    if isinstance(strategy, FSDPStrategy):
+        return strategy.reduce(norm.float() ** 2, reduce_op="sum").sqrt()
+    return norm
 
 
 def clip_grads_(params: Iterable[torch.nn.Parameter], max_norm: float, total_norm: torch.Tensor) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.strategies import DeepSpeedStrategy
 from torchmetrics import MeanMetric, SumMetric
 
 from olmo2_lit.data.batch_plan import BatchPlan
@@ -141,7 +142,12 @@ class OLMo2LitModule(LightningModule):
 
     def _loss_scale(self) -> float:
         plan = self.batch_plan
-        return plan.accumulation * plan.world_size / target_tokens(plan)
+        scale = plan.accumulation * plan.world_size / target_tokens(plan)
+        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
+            # Lightning divides by the accumulation and DeepSpeedEngine.backward divides again
+            # (scale_wrt_gas); undo the second so the gradients and the clipping threshold are OLMo 2's.
+            scale *= plan.accumulation
+        return scale
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))
@@ -208,12 +214,16 @@ class OLMo2LitModule(LightningModule):
             # T tokens each (OLMo-core), known only now: rescale the gradients to the true divisor.
             rescale_grads_(self.model.parameters(), target_tokens(self.batch_plan) / divisor)
         self.step_loss, self.step_z_loss = ce, z
-        self.step_grad_norm = global_grad_norm(self.model.parameters())
+        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
+            self.step_grad_norm = None  # the engine holds the gradients, norms and clips them itself
+        else:
+            self.step_grad_norm = global_grad_norm(self.model.parameters(), strategy=self.trainer.strategy)
         self._stop_on_nonfinite()
         self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
         self.log(M.TRAIN_Z_LOSS, z)
         self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.clamp(max=50)))
-        self.log(M.GRAD_NORM, self.step_grad_norm)
+        if self.step_grad_norm is not None:
+            self.log(M.GRAD_NORM, self.step_grad_norm)
         self._step_lr = optimizer.param_groups[0]["lr"]
         self.log(M.LEARNING_RATE, self._step_lr)
 
@@ -235,7 +245,7 @@ class OLMo2LitModule(LightningModule):
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
     ) -> None:
         """Clip by the global norm computed above, so DDP and FSDP2 ranks agree (OLMo 2: 1.0)."""
-        if not gradient_clip_val:
+        if not gradient_clip_val or self.step_grad_norm is None:  # None: DeepSpeed clips itself
             return
         if gradient_clip_algorithm not in (None, "norm"):
             raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")

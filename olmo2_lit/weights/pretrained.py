@@ -30,6 +30,7 @@ from olmo2_lit.atomic import atomic_dir
 from olmo2_lit.errors import CheckpointError, ConfigError, WeightsError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.model.config import DOLMA2_VOCAB_SIZE
+from olmo2_lit.weights.consolidate import is_sharded_checkpoint, load_sharded
 from olmo2_lit.weights.convert_hf import (
     DOLMA2_EOS_TOKEN_ID,
     DOLMA2_PAD_TOKEN_ID,
@@ -176,12 +177,15 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
     stores ``ModelConfig.to_dict()`` at ``checkpoint["olmo2_lit"]["model_config"]``.
     """
     path = Path(path)
-    if path.is_dir():
+    if is_sharded_checkpoint(path):  # FSDP2's directory: gather the weights (not the optimizer)
+        ckpt = load_sharded(path, with_optimizer=False)
+    elif path.is_dir():
         raise CheckpointError(
-            f"{path} is a directory (a sharded FSDP/DeepSpeed checkpoint?); consolidate it into one "
-            "file first: python -m lightning.pytorch.utilities.consolidate_checkpoint " + str(path)
+            f"{path} is a directory without .metadata, not a complete sharded checkpoint; pass a whole "
+            "sharded checkpoint directory or a .ckpt file (`olmo2-lit convert consolidate` makes one)"
         )
-    ckpt = load_lightning_checkpoint(path)
+    else:
+        ckpt = load_lightning_checkpoint(path)
     try:
         cfg = ModelConfig.from_dict(ckpt["olmo2_lit"]["model_config"])
     except (KeyError, TypeError):
@@ -205,7 +209,7 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
 def read_checkpoint(path: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
     """(config, our state dict) from a native dir, an HF OLMo 2 dir, or a Lightning ``.ckpt`` file."""
     path = Path(path)
-    if path.is_file():
+    if path.is_file() or is_sharded_checkpoint(path):
         return state_dict_from_lightning_checkpoint(path)
     if (path / NATIVE_CONFIG).is_file():
         return read_native(path)
@@ -440,7 +444,8 @@ def to_hf(
     """Convert a training checkpoint into a Hugging Face Olmo2ForCausalLM directory.
 
     Args:
-        checkpoint: a Lightning .ckpt saved by olmo2_lit training, or a native weights directory (an HF
+        checkpoint: a Lightning .ckpt saved by olmo2_lit training, a sharded (FSDP2) checkpoint directory,
+            or a native weights directory (an HF
             OLMo 2 directory also works, e.g. to re-save it in another dtype).
         out_dir: directory to create; must not exist or be empty.
         dtype: dtype of the written weights: float32 | bfloat16 | float16.

@@ -102,3 +102,24 @@ def test_olmo0424_fragment_switches_the_architecture(capsys):
     )
     assert cfg["model"]["z_loss_multiplier"] == 0.0 and cfg["model"]["param_groups"] == []
     assert cfg["model"]["optimizer"]["init_args"]["lr"] == 3e-3  # the base's lr survives the layering
+
+
+@pytest.mark.parametrize("name", ["olmo2_7b_stage1.yaml", "olmo2_13b_stage1.yaml", "olmo2_32b_stage1.yaml"])
+def test_large_recipes_default_to_a_strategy_that_fits_80gb(name, capsys):
+    """7B and up cannot hold fp32 weights + grads + Adam (16 B/param) on one 80 GB GPU; their recipes shard
+    (FSDP2, OLMo 2's bf16/fp32 mixed precision) over the recipe's GPUs, leaving room for activations."""
+    import torch
+
+    from olmo2_lit.model import Transformer
+
+    cfg = _print_config(_layers(EXPERIMENTS / name), capsys)
+    assert cfg["trainer"]["strategy"]["class_path"] == "olmo2_lit.train.strategies.FSDP2Strategy"
+    parallelize = cfg["model"]["parallelize"]
+    assert (parallelize["fsdp_param_dtype"], parallelize["fsdp_reduce_dtype"]) == ("bfloat16", "float32")
+    assert parallelize["activation_checkpointing"] is True
+    config = ModelConfig(preset=cfg["model"]["config"]["preset"], vocab_size=cfg["data"]["vocab_size"])
+    with torch.device("meta"):
+        params = Transformer(config.resolved(), init_weights=False).num_params()
+    state_gb = params * 16 / 1e9
+    gpus = cfg["trainer"]["num_nodes"] * cfg["trainer"]["devices"]
+    assert state_gb > 80 and state_gb / gpus < 8  # unsharded does not fit; sharded is a small share

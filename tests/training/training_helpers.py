@@ -71,8 +71,9 @@ def fit(args: list[str]) -> OLMo2CLI:
 def scalars(root: Path, tag: str) -> list[tuple[int, float]]:
     """(step, value) of a TensorBoard scalar, read with tensorboard's own reader, over all versions."""
     out = []
-    for events in sorted((root / "runs").rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events.parent))
+    # one reader per run directory (it reads all of that directory's event files)
+    for run_dir in sorted({events.parent for events in (root / "runs").rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(run_dir))
         acc.Reload()
         if tag in acc.Tags()["scalars"]:
             out += [(e.step, e.value) for e in acc.Scalars(tag)]

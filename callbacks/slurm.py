@@ -1,0 +1,54 @@
+"""SLURM preemption: save and requeue at a step boundary when SLURM signals the job (``--signal=SIGUSR1@90``).
+
+Lightning's ``SLURMEnvironment`` (auto-requeue on) saves ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` and runs
+``scontrol requeue $SLURM_JOB_ID`` from inside the signal handler, i.e. wherever the signal lands: between
+two micro-batches of a step, the accumulated gradients are not in the checkpoint and the resumed run
+differs. This callback keeps Lightning's mechanism (same checkpoint name, same requeue command, same
+automatic resume of the newest ``hpc_ckpt_*`` when the requeued job starts with the same
+``default_root_dir``) but defers it: the handler only records the signal; after the next completed
+optimizer step, every rank agrees (one all-reduce), Lightning's own requeue routine saves and requeues,
+and training stops. The requeued job then continues with no step lost or repeated.
+
+Inert unless the run is under ``SLURMEnvironment`` with ``auto_requeue`` (the default when SLURM is
+detected). SIGTERM keeps Lightning's handling; single-machine signal handling is another callback's job.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch import Callback
+
+
+class SLURMRequeue(Callback):
+    """Defers Lightning's SLURM save-and-requeue on the requeue signal to the next step boundary."""
+
+    def __init__(self) -> None:
+        self._signalled = False
+        self._signum = None
+        self._active = False
+        self._last_step = -1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        env = trainer._accelerator_connector.cluster_environment
+        self._active = isinstance(env, SLURMEnvironment) and env.auto_requeue
+        if not self._active:
+            return
+        # Lightning registered its immediate handler just before training; record the signal instead.
+        self._signum = env.requeue_signal or signal.SIGUSR1
+        signal.signal(self._signum, self._record)
+        self._last_step = trainer.global_step
+
+    def _record(self, signum, frame) -> None:
+        self._signalled = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self._active or trainer.global_step == self._last_step:
+            return  # not SLURM, or mid-step (accumulating): wait for the step to complete
+        self._last_step = trainer.global_step
+        if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):
+            return
+        # Lightning's own routine: finalize loggers, save hpc_ckpt_<n>.ckpt, rank 0 runs scontrol requeue.
+        trainer._signal_connector._slurm_sigusr_handler_fn(self._signum, None)
+        trainer.should_stop = True

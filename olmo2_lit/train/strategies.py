@@ -1,0 +1,208 @@
+"""Distributed strategies selected by one flag: ``--config experiments/strategies/<name>.yaml``.
+
+Thin subclasses of Lightning's own strategies; each sets OLMo 2's defaults and refuses, before any
+work, a machine it cannot run on:
+
+* :class:`FSDP2Strategy` - ``ModelParallelStrategy`` with data-parallel size = world size, so
+  ``olmo2_lit.train.parallelize`` shards each block with ``fully_shard``; sharded checkpoints are torch
+  distributed checkpoint directories, written atomically. Runs on CPU (gloo) and GPU.
+* :class:`FSDPStrategy` - Lightning's FSDP (v1) wrapping each block the registry built
+  (:class:`BlockWrapPolicy`), with OLMo 2's mixed precision (bf16 parameters, fp32 reduction). CUDA only.
+* :class:`DeepSpeedStrategy` - ZeRO stage 2 or 3 around our own AdamW and param groups. CUDA only.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from datetime import timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy as _DeepSpeedStrategy
+from lightning.pytorch.strategies import FSDPStrategy as _FSDPStrategy
+from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.distributed.fsdp import MixedPrecision
+from torch.distributed.fsdp.wrap import _Policy
+
+from olmo2_lit.model import Transformer
+
+#: Registered Lightning strategy names that need CUDA, and the fragment that replaces them on CPU.
+CUDA_ONLY_PREFIXES = ("fsdp", "deepspeed")
+CPU_ALTERNATIVES = "experiments/strategies/fsdp2.yaml (sharded) or experiments/strategies/ddp.yaml"
+DTypeName = Literal["float32", "bfloat16"]
+
+
+def require_cuda(strategy: str) -> None:
+    """Raise a one-line ``ValueError`` naming the CPU-capable fragments if no CUDA GPU is visible."""
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"trainer.strategy: {strategy} runs only on CUDA GPUs and none is visible here; "
+            f"use --config {CPU_ALTERNATIVES} instead"
+        )
+
+
+def check_strategy_name(name: str) -> None:
+    """The same check for a strategy given as a registered string (``fsdp``, ``deepspeed_stage_2``...)."""
+    if name.startswith(CUDA_ONLY_PREFIXES):
+        require_cuda(name)
+
+
+class BlockWrapPolicy(_Policy):
+    """FSDP (v1) auto-wrap policy: one FSDP unit per entry of every :class:`Transformer`'s ``blocks``.
+
+    Whatever block class the registry built, and whether or not ``parallelize`` wrapped it for
+    activation checkpointing (the unit is then the checkpoint wrapper, as torchtitan/OLMo-core order it).
+    The root (embeddings, final norm, LM head) is the outer unit.
+    """
+
+    def _run_policy(self, root_module, ignored_modules, root_kwargs) -> dict:
+        targets = {}
+        for module in root_module.modules():
+            if isinstance(module, Transformer):
+                for block in module.blocks:
+                    if block not in ignored_modules:
+                        targets[block] = copy.copy(root_kwargs)
+        return targets
+
+
+class FSDP2Strategy(ModelParallelStrategy):
+    """FSDP2 (``fully_shard``) over all ranks, through Lightning's ``ModelParallelStrategy``.
+
+    Parameter and reduction dtypes and activation checkpointing live in ``model.parallelize``.
+
+    Args:
+        save_distributed_checkpoint: true writes each checkpoint as a torch distributed checkpoint
+            directory (each rank its shard; resumable on another world size; ``olmo2-lit convert
+            consolidate`` makes one file of it); false gathers one ``.ckpt`` file on rank 0.
+        process_group_backend: ``nccl`` / ``gloo``; None picks by device.
+        timeout_minutes: collective timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        save_distributed_checkpoint: bool = True,
+        process_group_backend: Optional[str] = None,
+        timeout_minutes: int = 30,
+    ) -> None:
+        super().__init__(
+            data_parallel_size="auto",
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=save_distributed_checkpoint,
+            process_group_backend=process_group_backend,
+            timeout=timedelta(minutes=timeout_minutes),
+        )
+
+    def setup_environment(self) -> None:
+        self._data_parallel_size = self.num_nodes * self.num_processes  # pure data parallel
+        super().setup_environment()
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
+        """A sharded save goes to a hidden sibling directory that is renamed into place once every rank
+        has written, so a run killed mid-save still has its previous checkpoint intact."""
+        if not self._save_distributed_checkpoint:
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        path = Path(self.broadcast(str(filepath)))
+        tmp, old = path.with_name(f".{path.name}.partial"), path.with_name(f".{path.name}.old")
+        if self.global_rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)  # a partial save of ours from a killed run
+        self.barrier("olmo2_save_start")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        self.barrier("olmo2_save_written")
+        if self.global_rank == 0:
+            if path.exists():  # e.g. last.ckpt from an earlier save of this run
+                path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        self.barrier("olmo2_save_done")
+
+
+class FSDPStrategy(_FSDPStrategy):
+    """Lightning's FSDP (v1), one unit per block, OLMo 2's mixed precision. Needs CUDA.
+
+    Activation checkpointing is ``model.parallelize.activation_checkpointing`` (applied per block
+    before wrapping). Gradient clipping by the global norm is done by the module (all ranks agree).
+
+    Args:
+        sharding_strategy: FULL_SHARD (ZeRO-3 like), SHARD_GRAD_OP (ZeRO-2 like), NO_SHARD, HYBRID_SHARD.
+        state_dict_type: ``sharded`` (a directory per checkpoint) or ``full`` (one file, rank 0).
+        param_dtype: dtype parameters are gathered and computed in (OLMo 2: bfloat16).
+        reduce_dtype: dtype gradients are reduced in (OLMo 2: float32).
+        cpu_offload: keep parameters and gradients on the CPU between uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        sharding_strategy: Literal["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD"] = "FULL_SHARD",
+        state_dict_type: Literal["sharded", "full"] = "sharded",
+        param_dtype: DTypeName = "bfloat16",
+        reduce_dtype: DTypeName = "float32",
+        cpu_offload: bool = False,
+    ) -> None:
+        require_cuda("FSDP (v1), experiments/strategies/fsdp.yaml")
+        super().__init__(
+            auto_wrap_policy=BlockWrapPolicy(),
+            sharding_strategy=sharding_strategy,
+            state_dict_type=state_dict_type,
+            mixed_precision=MixedPrecision(
+                param_dtype=getattr(torch, param_dtype), reduce_dtype=getattr(torch, reduce_dtype)
+            ),
+            cpu_offload=cpu_offload,
+        )
+
+
+class DeepSpeedStrategy(_DeepSpeedStrategy):
+    """DeepSpeed ZeRO around the module's own optimizer (our AdamW and param groups). Needs CUDA.
+
+    DeepSpeed clips by the global norm itself, from ``trainer.gradient_clip_val``; the z-loss is part of
+    the module's loss and is unaffected.
+
+    Args:
+        stage: ZeRO stage: 2 shards optimizer state and gradients, 3 also the parameters.
+        offload_optimizer: keep optimizer state in CPU memory.
+        offload_parameters: keep parameters in CPU memory (stage 3).
+    """
+
+    def __init__(
+        self, *, stage: Literal[2, 3] = 2, offload_optimizer: bool = False, offload_parameters: bool = False
+    ) -> None:
+        require_cuda(f"DeepSpeed ZeRO-{stage}, experiments/strategies/deepspeed_zero{stage}.yaml")
+        super().__init__(
+            stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters
+        )
+
+
+def describe(strategy) -> dict[str, Any]:
+    """The effective settings of a set-up strategy, as plain values for the run's ``strategy.yaml``."""
+    out: dict[str, Any] = {
+        "class": f"{type(strategy).__module__}.{type(strategy).__qualname__}",
+        "world_size": strategy.world_size,
+        "num_nodes": getattr(strategy, "num_nodes", 1),
+        "cluster_environment": type(strategy.cluster_environment).__name__
+        if getattr(strategy, "cluster_environment", None)
+        else None,
+        "precision": getattr(strategy.precision_plugin, "precision", None),
+        "process_group_backend": getattr(strategy, "process_group_backend", None),
+    }
+    for attr in ("_data_parallel_size", "_tensor_parallel_size", "_save_distributed_checkpoint",
+                 "sharding_strategy", "_state_dict_type", "mixed_precision", "cpu_offload", "_ddp_kwargs",
+                 "kwargs", "config"):  # fmt: skip
+        if hasattr(strategy, attr):
+            out[attr.lstrip("_")] = _plain(getattr(strategy, attr))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
