@@ -29,9 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mutations import MUTATIONS, Mutation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-IGNORE = shutil.ignore_patterns(
-    ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache", "runs", "data", "lightning_logs"
-)
+_SKIP_ANYWHERE = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
+_SKIP_AT_TOP = {"runs", "data", "lightning_logs", "export", "ckpt"}  # run outputs, not source
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    skipped = _SKIP_ANYWHERE(directory, names)
+    if Path(directory).resolve() == ROOT:
+        skipped |= _SKIP_AT_TOP & set(names)
+    return skipped
 
 
 def check_snippets(mutations: list[Mutation]) -> list[str]:
@@ -54,8 +60,8 @@ def check_snippets(mutations: list[Mutation]) -> list[str]:
 
 def make_copy(dest: Path) -> Path:
     """A copy of the repository in which ``olmo2_lit.callbacks`` resolves as the editable install maps it."""
-    shutil.copytree(ROOT, dest, ignore=IGNORE)
-    shutil.copytree(ROOT / "callbacks", dest / "olmo2_lit" / "callbacks", ignore=IGNORE)
+    shutil.copytree(ROOT, dest, ignore=_ignore)
+    shutil.copytree(ROOT / "callbacks", dest / "olmo2_lit" / "callbacks", ignore=_SKIP_ANYWHERE)
     return dest
 
 
