@@ -175,13 +175,6 @@ MUTATIONS = [
         replacement="return plan.global_batch * plan.sequence_length",
         tests=(TRAINING_STEP,),
     ),
-    Mutation(
-        name="masked instances not counted as T tokens",
-        file="olmo2_lit/train/loss.py",
-        original="masked.to(ce_sum.dtype) * labels.shape[1],",
-        replacement="masked.to(ce_sum.dtype) * 0,",
-        tests=("tests/training/test_loss_normalization.py",),
-    ),
     # --- optimizer --------------------------------------------------------------------------------
     Mutation(
         name="AdamW beta2 0.999",

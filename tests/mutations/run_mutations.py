@@ -6,11 +6,12 @@ Usage (from the repository root; CI runs it after the test suite)::
     python tests/mutations/run_mutations.py -k clip    # only those whose name contains "clip"
     python tests/mutations/run_mutations.py --check    # only check that every snippet is still there
 
-For each mutation, one worker's copy gets the replacement, runs ``pytest -x -q`` on the named tests
-with ``PYTHONPATH`` at the copy (so ``olmo2_lit`` is the mutated code), and restores the file. A
-mutation whose tests all pass *survived*: the suite cannot see that bug. The script exits non-zero
-naming every survivor, and every mutation whose original snippet is not found exactly once (the code
-moved; update the entry).
+First the named tests run once on the unmutated copy: they must pass (``--no_baseline`` skips this
+where the suite has just passed). Then, for each mutation, one worker's copy gets the replacement,
+runs ``pytest -x -q`` on the named tests with ``PYTHONPATH`` at the copy (so ``olmo2_lit`` is the
+mutated code), and restores the file. A mutation whose tests all pass *survived*: the suite cannot see
+that bug. The script exits non-zero naming every survivor, and every mutation whose original snippet
+is not found exactly once (the code moved; update the entry).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mutations import MUTATIONS, Mutation  # noqa: E402
@@ -90,6 +92,25 @@ def _target(copy: Path, m: Mutation) -> Path:
     return copy / m.file
 
 
+def _pytest(copy: Path, tests: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=copy,
+        env=_env(copy),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_baseline(copy: Path, mutations: list[Mutation], timeout: float) -> Optional[str]:
+    """None if every named test passes on the unmutated copy, else pytest's output (a test that
+    fails anyway would report every mutation as caught)."""
+    tests = sorted({t for m in mutations for t in m.tests})
+    proc = _pytest(copy, tests, timeout)
+    return None if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:]
+
+
 def run_one(copy: Path, m: Mutation, timeout: float) -> tuple[str, float, str]:
     """('caught' | 'survived' | 'timeout', seconds, tail of pytest's output)."""
     target = _target(copy, m)
@@ -97,14 +118,7 @@ def run_one(copy: Path, m: Mutation, timeout: float) -> tuple[str, float, str]:
     target.write_text(original.replace(m.original, m.replacement, 1))
     start = time.perf_counter()
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests],
-            cwd=copy,
-            env=_env(copy),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        proc = _pytest(copy, list(m.tests), timeout)
         # 1: a test failed; 2: collection failed (the mutated code does not import); 4/5: bad test ids
         verdict = {0: "survived", 1: "caught", 2: "caught"}.get(proc.returncode, "error")
         tail = (proc.stdout + proc.stderr)[-1500:]
@@ -121,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="scratch copies run side by side")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per mutation before it fails")
     parser.add_argument("--check", action="store_true", help="only check that every snippet is found")
+    parser.add_argument(
+        "--no_baseline",
+        action="store_true",
+        help="skip running the named tests on the unmutated code first (CI: the suite just passed)",
+    )
     args = parser.parse_args(argv)
 
     selected = [m for m in MUTATIONS if args.k.lower() in m.name.lower()]
@@ -134,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         workers = max(1, min(args.workers, len(selected)))
         copies = [make_copy(Path(tmp) / f"copy{i}") for i in range(workers)]
         check_copy_imports_itself(copies[0])
+        if not args.no_baseline:
+            failed = run_baseline(copies[0], selected, args.timeout * 4)
+            if failed:
+                print(f"the named tests fail without any mutation; fix them first:\n{failed}")
+                return 1
+            print(
+                f"baseline: the named tests pass unmutated ({time.perf_counter() - start:.0f}s)", flush=True
+            )
         free = list(copies)
 
         def job(m: Mutation):
