@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from olmo2_lit.data.mixture import epoch_instances, mixture_counts
-from olmo2_lit.data.sampler import check_layout, epoch_order, rank_micro_batches
+from olmo2_lit.data.sampler import check_layout, epoch_end, epoch_order, rank_micro_batches
 
 
 def _stream(order, *, start=0, G, M, rank=0, W=1):
@@ -80,3 +80,13 @@ def test_after_j_micro_batches_the_ranks_hold_a_prefix_of_the_order():
     for j in range(1, len(ranks[0]) + 1):
         consumed = sorted(i for stream in ranks for batch in stream[:j] for i in batch)
         assert consumed == order[: j * M * W].tolist(), j
+
+
+def test_epoch_ends_where_the_stream_ends_on_whole_global_batches():
+    """Guards the epoch tail (OLMo drops the instances that do not fill a global batch): the position
+    where the datamodule starts the next epoch (``epoch_end``) must be where one epoch's stream of
+    micro-batches ends, 192 of 203 instances at global batch 16; keeping the tail would leave the
+    position short of the rollover forever."""
+    order = epoch_order([(0, 203)], [203], seed=0, epoch=0)
+    streamed = sum(len(batch) for batch in _stream(order, G=16, M=2))
+    assert epoch_end(203, 16) == streamed == 192

@@ -242,7 +242,7 @@ MUTATIONS = [
         file="olmo2_lit/data/sampler.py",
         original="return epoch_size // global_batch * global_batch",
         replacement="return epoch_size",
-        tests=("tests/data/test_datamodule.py::test_resume_mid_epoch_gives_the_identical_continuation",),
+        tests=("tests/data/test_sampler.py",),
     ),
     # --- checkpoints ------------------------------------------------------------------------------
     Mutation(
