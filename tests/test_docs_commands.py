@@ -198,3 +198,14 @@ def test_files_the_docs_name_exist():
         if not (ROOT / path).exists()
     ]
     assert not missing, missing
+
+
+def test_parameter_counts_printed_in_docs_hf_are_the_1b_models():
+    """Guards the conversion examples of docs/hf.md: the parameter count they show for OLMo 2 1B is
+    what our model of the ``olmo2_1b`` preset has (built on the meta device, no memory)."""
+    from olmo2_lit.model import ModelConfig, Transformer
+
+    with torch.device("meta"):
+        n = Transformer(ModelConfig.olmo2_1b()).num_params()
+    counts = re.findall(r"# (?:from|to)_hf: ([\d,]+) params", (ROOT / "docs" / "hf.md").read_text())
+    assert counts and {int(c.replace(",", "")) for c in counts} == {n}
