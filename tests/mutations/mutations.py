@@ -293,11 +293,18 @@ MUTATIONS = [
     ),
     # --- callbacks and metrics --------------------------------------------------------------------
     Mutation(
-        name="throughput rate from the total count, not the window",
-        file="callbacks/throughput.py",
-        original="rate = (n1 - n0) / max(t1 - t0, 1e-9)",
-        replacement="rate = n1 / max(t1 - t0, 1e-9)",
-        tests=("tests/training/test_fit.py::test_tensorboard_event_files_hold_every_metric",),
+        name="model summary FLOPs at twice the sequence length",
+        file="callbacks/model_summary.py",
+        original="fpt = flops_per_token(pl_module.config, seq)",
+        replacement="fpt = flops_per_token(pl_module.config, 2 * seq)",
+        tests=("tests/callbacks/test_progress_and_summary.py",),
+    ),
+    Mutation(
+        name="progress bar counts micro-batches",
+        file="callbacks/progress.py",
+        original="        bar.n = trainer.global_step\n",
+        replacement="        bar.n = trainer.global_step * trainer.accumulate_grad_batches\n",
+        tests=("tests/callbacks/test_progress_and_summary.py",),
     ),
     Mutation(
         name="MFU without the peak",
