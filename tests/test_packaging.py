@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _python(code, cwd):
@@ -31,9 +32,18 @@ def test_model_package_does_not_import_lightning(tmp_path):
     assert proc.stdout.strip() == "[]"
 
 
+def _console_script() -> str:
+    """The olmo2-lit script installed beside this interpreter (a venv's bin need not be on PATH)."""
+    beside = Path(sys.executable).parent / "olmo2-lit"
+    return str(beside) if beside.is_file() else shutil.which("olmo2-lit") or ""
+
+
 def test_console_script_lists_every_verb(tmp_path):
-    exe = shutil.which("olmo2-lit")
-    assert exe, "the olmo2-lit console script is not installed"
+    """Guards the installed entry point: ``olmo2-lit --help`` lists every verb, ``convert to-hf --help``
+    works. The script is looked up beside the running interpreter, so a venv used without activation
+    is tested too."""
+    exe = _console_script()
+    assert exe, f"the olmo2-lit console script is not installed beside {sys.executable} nor on PATH"
     out = subprocess.run([exe, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout
     for verb in ("fit", "validate", "test", "predict", "prepare", "convert", "soup", "generate"):
         assert f"  {verb} " in out

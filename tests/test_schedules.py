@@ -37,21 +37,30 @@ def test_invalid_schedules_raise(make):
 
 
 def test_scheduled_lr_counts_tokens_and_survives_batch_change():
+    """Guards token-unit schedules: step k runs at the factor of the tokens seen once its batch is in
+    (OLMo-core's indexing; hand values of a linear decay over 1000 tokens), the count is the data
+    position, not kept in the scheduler's state, so a resume with a doubled global batch continues
+    from the same token."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)
-    sched = ScheduledLR(opt, schedule=LinearDecay(t_max=1000, units="tokens"), tokens_per_step=100)
+    seen = {"tokens": 0}
+    schedule = LinearDecay(t_max=1000, units="tokens")
+    sched = ScheduledLR(opt, schedule=schedule, tokens_per_step=100, tokens_seen=lambda: seen["tokens"])
     lrs = []
     for _ in range(4):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
+        seen["tokens"] += 100
         sched.step()
-    assert lrs == pytest.approx([1.0, 0.9, 0.8, 0.7])
+    assert lrs == pytest.approx([0.9, 0.8, 0.7, 0.6])  # 1 - (tokens seen + this step's 100) / 1000
     state = sched.state_dict()
-    assert "schedule" not in state and state["tokens"] == 400
-    # resume with a doubled global batch: the token count carries over
+    assert not {"schedule", "tokens_per_step", "tokens_seen"} & set(state)
+    # resume at 400 tokens with a doubled global batch: the next step runs at 1 - 600/1000
     opt2 = torch.optim.SGD([p], lr=1.0)
-    sched2 = ScheduledLR(opt2, schedule=LinearDecay(t_max=1000, units="tokens"), tokens_per_step=200)
+    sched2 = ScheduledLR(opt2, schedule=schedule, tokens_per_step=200, tokens_seen=lambda: seen["tokens"])
     sched2.load_state_dict(state)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.4)
     opt2.step()
+    seen["tokens"] += 200
     sched2.step()
-    assert sched2.tokens == 600 and opt2.param_groups[0]["lr"] == pytest.approx(0.4)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.2)

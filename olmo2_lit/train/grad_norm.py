@@ -29,9 +29,11 @@ def global_grad_norm(params: Iterable[torch.nn.Parameter], *, strategy=None) -> 
 
 def clip_grads_(params: Iterable[torch.nn.Parameter], max_norm: float, total_norm: torch.Tensor) -> None:
     """Scale gradients so their global norm is at most ``max_norm`` (no host sync)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        torch.nn.utils.clip_grads_with_norm_(grads, max_norm, total_norm)
+    # clip_grads_with_norm_ takes the *parameters* (it reads .grad itself); handed the gradients, it
+    # finds no .grad on them and silently does nothing.
+    with_grads = [p for p in params if p.grad is not None]
+    if with_grads:
+        torch.nn.utils.clip_grads_with_norm_(with_grads, max_norm, total_norm)
 
 
 def rescale_grads_(params: Iterable[torch.nn.Parameter], factor: torch.Tensor) -> None:

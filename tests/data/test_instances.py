@@ -61,3 +61,21 @@ def test_instance_filter_masks_all_labels_of_repetitive_instances(tmp_path):
     assert (labels[3] == -100).all()
     for row in range(3):
         assert (labels[row, :-1] != -100).all()
+
+
+def test_instance_filter_threshold_is_exactly_32_repeats_inside_make_batch(tmp_path):
+    """Guards OLMo 2's threshold as make_batch applies it (OLMO2.md §3.2: >= 32 repeats of a 1-13 token
+    n-gram): 31 repeats keep their labels and 32 lose them, for periods 1 and 2. A batch filter that
+    passes its own threshold (31, or 33) instead of the rule's fails here even if ``ngram.py`` is right."""
+    rows = [
+        np.concatenate([[1, 2], np.tile([7, 8], 31)]),  # period 2, 31 repeats: kept
+        np.tile([7, 8], 32),  # period 2, 32 repeats: masked
+        np.concatenate([np.full(31, 3), np.arange(100, 133)]),  # period 1, 31 repeats: kept
+        np.concatenate([np.full(32, 3), np.arange(100, 132)]),  # period 1, 32 repeats: masked
+    ]
+    index = InstanceIndex(_shards(tmp_path, [np.concatenate(rows)]), sequence_length=64)
+    batch = make_batch(index, np.arange(4), instance_filter=True)
+    np.testing.assert_array_equal(batch["instance_mask"].numpy(), [True, False, True, False])
+    labels = batch["labels"].numpy()
+    assert (labels[[1, 3]] == -100).all()
+    assert (labels[[0, 2], :-1] != -100).all()

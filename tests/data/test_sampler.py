@@ -3,7 +3,7 @@ import pytest
 
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.mixture import epoch_instances, mixture_counts
-from olmo2_lit.data.sampler import epoch_order, rank_micro_batches
+from olmo2_lit.data.sampler import epoch_end, epoch_order, rank_micro_batches
 
 
 def _stream(order, *, start=0, G, M, rank=0, W=1):
@@ -73,3 +73,27 @@ def test_epoch_instances_repeat_small_sources_and_subsample_large_ones():
     assert np.bincount(small - 90).tolist() == [5] * 10  # every small instance 5x
     other = epoch_instances(ranges, counts, seed=0, epoch=1)
     assert set(other[other < 90].tolist()) != set(big.tolist())  # a different subset next epoch
+
+
+def test_after_j_micro_batches_the_ranks_hold_a_prefix_of_the_order():
+    """Guards the resume invariant of the sampler's docstring: rank r takes instances r, r + W, ... of
+    each global batch, so after j micro-batches on every rank the ranks together have consumed exactly
+    the first j * M * W instances of the order, and a position counted in instances names a prefix
+    (resume on another world size relies on it). Contiguous per-rank slices fail this."""
+    order = np.arange(100, 164)
+    G, M, W = 16, 2, 2
+    ranks = [_stream(order, G=G, M=M, rank=r, W=W) for r in range(W)]
+    assert ranks[0][0] == [100, 102] and ranks[1][0] == [101, 103]
+    for j in range(1, len(ranks[0]) + 1):
+        consumed = sorted(i for stream in ranks for batch in stream[:j] for i in batch)
+        assert consumed == order[: j * M * W].tolist(), j
+
+
+def test_epoch_ends_where_the_stream_ends_on_whole_global_batches():
+    """Guards the epoch tail (OLMo drops the instances that do not fill a global batch): the position
+    where the datamodule starts the next epoch (``epoch_end``) must be where one epoch's stream of
+    micro-batches ends, 192 of 203 instances at global batch 16; keeping the tail would leave the
+    position short of the rollover forever."""
+    order = epoch_order([(0, 203)], [203], seed=0, epoch=0)
+    streamed = sum(len(batch) for batch in _stream(order, G=16, M=2))
+    assert epoch_end(203, 16) == streamed == 192

@@ -1,0 +1,323 @@
+"""Small deliberate bugs that the test suite must catch, one at a time (run by ``run_mutations.py``).
+
+Each entry names a bug, the file, the exact source snippet it replaces (it must occur exactly once, so a
+refactor that moves the code makes the check fail until the entry is updated) and the tests that must
+fail with it. Tests are pytest node ids relative to the repository root; pick fast, focused ones.
+The first fifteen are the bugs of issue 14's table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mutation:
+    name: str
+    file: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+TRAINING_STEP = "tests/training/test_training_step.py"
+
+MUTATIONS = [
+    # --- issue 14's table ------------------------------------------------------------------------
+    Mutation(
+        name="gradient clipping removed",
+        file="olmo2_lit/train/lit_module.py",
+        original="clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)",
+        replacement="pass",
+        tests=(TRAINING_STEP,),
+    ),
+    Mutation(
+        name="clipping threshold hard-coded to 1.0",
+        file="olmo2_lit/train/lit_module.py",
+        original="clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)",
+        replacement="clip_grads_(self.model.parameters(), 1.0, self.step_grad_norm)",
+        tests=(TRAINING_STEP,),
+    ),
+    Mutation(
+        name="clip_qkv ignored in attention",
+        file="olmo2_lit/model/attention.py",
+        original="if self.clip_qkv is not None:",
+        replacement="if False:",
+        tests=("tests/model/test_blocks.py::test_clip_qkv_clamps_projections",),
+    ),
+    Mutation(
+        name="z-loss multiplier applied twice in training_step",
+        file="olmo2_lit/train/lit_module.py",
+        original="        self._sums.add(ce_sum, z_sum,",
+        replacement="        z_sum = z_sum * self.z_loss_multiplier\n        self._sums.add(ce_sum, z_sum,",
+        tests=(TRAINING_STEP,),
+    ),
+    Mutation(
+        name="z-loss multiplier applied twice in the returned loss only",
+        file="olmo2_lit/train/lit_module.py",
+        original="return (ce_sum + z_sum) * self._loss_scale()",
+        replacement="return (ce_sum + z_sum * self.z_loss_multiplier) * self._loss_scale()",
+        tests=(TRAINING_STEP,),
+    ),
+    Mutation(
+        name="instance filter threshold 31 inside make_batch",
+        file="olmo2_lit/data/instances.py",
+        original="flag_repetitive(list(tokens))",
+        replacement="flag_repetitive(list(tokens), min_repeats=31)",
+        tests=("tests/data/test_instances.py",),
+    ),
+    Mutation(
+        name="scaled init without its factor 2",
+        file="olmo2_lit/model/init.py",
+        original="std = 1 / math.sqrt(2 * fan_in * (block.layer_idx + 1))",
+        replacement="std = 1 / math.sqrt(fan_in * (block.layer_idx + 1))",
+        tests=("tests/model/test_init.py",),
+    ),
+    Mutation(
+        name="RMSNorm eps dropped",
+        file="olmo2_lit/model/norms.py",
+        original="h.pow(2).mean(-1, keepdim=True) + self.eps",
+        replacement="h.pow(2).mean(-1, keepdim=True)",
+        tests=("tests/model/test_norms_rope.py",),
+    ),
+    Mutation(
+        name="RoPE theta x1.1",
+        file="olmo2_lit/model/rope.py",
+        original="inv_freq = 1.0 / (self.theta**exponent)",
+        replacement="inv_freq = 1.0 / ((self.theta * 1.1) ** exponent)",
+        tests=("tests/model/test_norms_rope.py",),
+    ),
+    Mutation(
+        name="weight decay on the embedding",
+        file="olmo2_lit/train/optim.py",
+        original='ParamGroup(patterns=["embeddings.weight"], weight_decay=0.0)',
+        replacement='ParamGroup(patterns=["embeddings.weight"], weight_decay=0.1)',
+        tests=("tests/test_optim.py",),
+    ),
+    Mutation(
+        name="shuffle seed + 1",
+        file="olmo2_lit/data/sampler.py",
+        original="np.random.PCG64(seed + epoch)",
+        replacement="np.random.PCG64(seed + epoch + 1)",
+        tests=("tests/data/test_sampler.py",),
+    ),
+    Mutation(
+        name="last partial instance of a shard kept",
+        file="olmo2_lit/data/instances.py",
+        original="counts = [s.num_tokens // sequence_length for s in self.shards]",
+        replacement="counts = [-(-s.num_tokens // sequence_length) for s in self.shards]",
+        tests=("tests/data/test_instances.py",),
+    ),
+    Mutation(
+        name="warmup one step longer",
+        file="olmo2_lit/train/schedules.py",
+        original="warmup: float) -> float:\n        return t / warmup",
+        replacement="warmup: float) -> float:\n        return t / (warmup + 1)",
+        tests=("tests/test_schedules.py",),
+    ),
+    Mutation(
+        name="resume position off by one micro-batch",
+        file="olmo2_lit/data/datamodule.py",
+        original='self.position.epoch, self.position.instances = state["epoch"], aligned',
+        replacement='self.position.epoch, self.position.instances = state["epoch"], aligned + step',
+        tests=(
+            "tests/data/test_datamodule.py::test_changed_global_batch_size_on_resume_continues_at_the_same_token",
+        ),
+    ),
+    Mutation(
+        name="n-gram threshold 31 in ngram.py",
+        file="olmo2_lit/data/ngram.py",
+        original="MIN_REPEATS = 32",
+        replacement="MIN_REPEATS = 31",
+        tests=("tests/data/test_ngram.py",),
+    ),
+    # --- model ------------------------------------------------------------------------------------
+    Mutation(
+        name="reordered-norm block normalizes the residual stream",
+        file="olmo2_lit/model/blocks.py",
+        original="return h + self.feed_forward_norm(self.feed_forward(h))",
+        replacement="return self.feed_forward_norm(h + self.feed_forward(h))",
+        tests=("tests/model/test_blocks.py::test_reordered_norm_block_normalizes_sublayer_outputs",),
+    ),
+    Mutation(
+        name="SwiGLU gate on the up projection",
+        file="olmo2_lit/model/feed_forward.py",
+        original="return self.w2(F.silu(self.w1(x)) * self.w3(x))",
+        replacement="return self.w2(self.w1(x) * F.silu(self.w3(x)))",
+        tests=("tests/test_hf_parity.py::test_loss_matches_transformers",),
+    ),
+    Mutation(
+        name="RoPE rotates the wrong half",
+        file="olmo2_lit/model/rope.py",
+        original="rotated = torch.cat((-x2, x1), dim=-1)",
+        replacement="rotated = torch.cat((x2, -x1), dim=-1)",
+        tests=("tests/model/test_norms_rope.py",),
+    ),
+    Mutation(
+        name="OLMo 2 init ignores the truncation",
+        file="olmo2_lit/model/init.py",
+        original="a=-cutoff_factor * std, b=cutoff_factor * std",
+        replacement="a=-10 * std, b=10 * std",
+        tests=("tests/model/test_init.py",),
+    ),
+    # --- loss -------------------------------------------------------------------------------------
+    Mutation(
+        name="z-loss without the square",
+        file="olmo2_lit/train/loss.py",
+        original="(lse.pow(2) * (labels != IGNORE_INDEX)).sum()",
+        replacement="(lse.abs() * (labels != IGNORE_INDEX)).sum()",
+        tests=("tests/test_loss.py",),
+    ),
+    Mutation(
+        name="loss divided by every position, not the target tokens",
+        file="olmo2_lit/train/loss.py",
+        original="return plan.global_batch * (plan.sequence_length - 1)",
+        replacement="return plan.global_batch * plan.sequence_length",
+        tests=(TRAINING_STEP,),
+    ),
+    # --- optimizer --------------------------------------------------------------------------------
+    Mutation(
+        name="AdamW beta2 0.999",
+        file="olmo2_lit/train/optim.py",
+        original="betas: tuple[float, float] = (0.9, 0.95),",
+        replacement="betas: tuple[float, float] = (0.9, 0.999),",
+        tests=("tests/test_optim.py",),
+    ),
+    Mutation(
+        name="per-group LR scale ignored",
+        file="olmo2_lit/train/optim.py",
+        original='group["lr"] = group["lr"] * group.get("lr_scale", 1.0)',
+        replacement='group["lr"] = group["lr"]',
+        tests=("tests/test_optim.py",),
+    ),
+    # --- schedules --------------------------------------------------------------------------------
+    Mutation(
+        name="cosine ignores its final LR fraction",
+        file="olmo2_lit/train/schedules.py",
+        original="return self.alpha_f + (1 - self.alpha_f) * self._decay(progress)",
+        replacement="return self._decay(progress)",
+        tests=("tests/test_schedules.py",),
+    ),
+    Mutation(
+        name="LR of step k taken at k - 1",
+        file="olmo2_lit/train/schedules.py",
+        original="return float(self.last_epoch + 1)",
+        replacement="return float(self.last_epoch)",
+        tests=("tests/test_schedules_olmo_core.py",),
+    ),
+    Mutation(
+        name="token schedule leaves out the step being taken",
+        file="olmo2_lit/train/schedules.py",
+        original="return float(self.tokens_seen() + self.tokens_per_step)",
+        replacement="return float(self.tokens_seen())",
+        tests=("tests/test_schedules.py",),
+    ),
+    # --- data -------------------------------------------------------------------------------------
+    Mutation(
+        name="labels not shifted",
+        file="olmo2_lit/data/instances.py",
+        original="labels[:, :-1] = tokens[:, 1:]",
+        replacement="labels[:, :-1] = tokens[:, :-1]",
+        tests=("tests/data/test_instances.py",),
+    ),
+    Mutation(
+        name="document boundary before the EOS instead of after",
+        file="olmo2_lit/data/instances.py",
+        original="ends = np.flatnonzero(row == eos_token_id) + 1",
+        replacement="ends = np.flatnonzero(row == eos_token_id)",
+        tests=("tests/data/test_instances.py",),
+    ),
+    Mutation(
+        name="ranks take contiguous halves of the global batch",
+        file="olmo2_lit/data/sampler.py",
+        original="mine = order[b * global_batch:(b + 1) * global_batch][rank::world_size]",
+        replacement=(
+            "mine = order[b * global_batch:(b + 1) * global_batch]"
+            "[rank * (global_batch // world_size):(rank + 1) * (global_batch // world_size)]"
+        ),
+        tests=("tests/data/test_sampler.py",),
+    ),
+    Mutation(
+        name="epoch keeps its partial last global batch",
+        file="olmo2_lit/data/sampler.py",
+        original="return epoch_size // global_batch * global_batch",
+        replacement="return epoch_size",
+        tests=("tests/data/test_sampler.py",),
+    ),
+    # --- checkpoints ------------------------------------------------------------------------------
+    Mutation(
+        name="checkpoint model-config check skipped",
+        file="olmo2_lit/train/checkpoint_state.py",
+        original="        if saved.get(k) != now.get(k)\n",
+        replacement="        if False\n",
+        tests=("tests/training/test_resume.py::test_resume_with_another_model_config_names_the_field",),
+    ),
+    Mutation(
+        name="checkpoint data position saved in instances, not tokens",
+        file="olmo2_lit/data/datamodule.py",
+        original='"tokens": self.position.instances * self._sequence_length,',
+        replacement='"tokens": self.position.instances,',
+        tests=(
+            "tests/data/test_datamodule.py::test_changed_global_batch_size_on_resume_continues_at_the_same_token",
+        ),
+    ),
+    Mutation(
+        name="stage 2 starts from the LR after the last step",
+        file="olmo2_lit/train/checkpoint_state.py",
+        original='end_lr = ckpt.get("olmo2_lit", {}).get("step_lr") or float(',
+        replacement="end_lr = None or float(",
+        tests=(
+            "tests/training/test_fit.py::test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data",
+        ),
+    ),
+    # --- conversion -------------------------------------------------------------------------------
+    Mutation(
+        name="HF gate and up projections swapped",
+        file="olmo2_lit/weights/convert_hf.py",
+        original=(
+            '("blocks.{i}.feed_forward.w1.weight", "model.layers.{i}.mlp.gate_proj.weight"),\n'
+            '    ("blocks.{i}.feed_forward.w3.weight", "model.layers.{i}.mlp.up_proj.weight"),'
+        ),
+        replacement=(
+            '("blocks.{i}.feed_forward.w1.weight", "model.layers.{i}.mlp.up_proj.weight"),\n'
+            '    ("blocks.{i}.feed_forward.w3.weight", "model.layers.{i}.mlp.gate_proj.weight"),'
+        ),
+        tests=("tests/test_hf_parity.py::test_import_matches_transformers",),
+    ),
+    Mutation(
+        name="HF norm eps not carried over",
+        file="olmo2_lit/weights/convert_hf.py",
+        original='("norm_eps", "rms_norm_eps", 1e-5),',
+        replacement='("init_std", "rms_norm_eps", 1e-5),',
+        tests=("tests/test_convert_hf.py::test_hf_config_of_7b_matches_the_release",),
+    ),
+    # --- callbacks and metrics --------------------------------------------------------------------
+    Mutation(
+        name="model summary FLOPs at twice the sequence length",
+        file="callbacks/model_summary.py",
+        original="fpt = flops_per_token(pl_module.config, seq)",
+        replacement="fpt = flops_per_token(pl_module.config, 2 * seq)",
+        tests=("tests/callbacks/test_progress_and_summary.py",),
+    ),
+    Mutation(
+        name="progress bar counts micro-batches",
+        file="callbacks/progress.py",
+        original="        bar.n = trainer.global_step\n",
+        replacement="        bar.n = trainer.global_step * trainer.accumulate_grad_batches\n",
+        tests=("tests/callbacks/test_progress_and_summary.py",),
+    ),
+    Mutation(
+        name="MFU without the peak",
+        file="callbacks/throughput.py",
+        original="self._flops_per_token * rate / (self._peak * trainer.world_size)",
+        replacement="self._flops_per_token * rate / trainer.world_size",
+        tests=("tests/training/test_fit.py::test_tensorboard_event_files_hold_every_metric",),
+    ),
+    Mutation(
+        name="grad norm logged after clipping",
+        file="olmo2_lit/train/lit_module.py",
+        original="        self.log(M.GRAD_NORM, self.step_grad_norm)\n",
+        replacement="        self.log(M.GRAD_NORM, self.step_grad_norm.clamp(max=0.05))\n",
+        tests=(TRAINING_STEP,),
+    ),
+]
