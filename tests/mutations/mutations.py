@@ -104,8 +104,8 @@ MUTATIONS = [
     Mutation(
         name="last partial instance of a shard kept",
         file="olmo2_lit/data/instances.py",
-        original="counts = [s.num_tokens // sequence_length for s in self.shards]",
-        replacement="counts = [-(-s.num_tokens // sequence_length) for s in self.shards]",
+        original="return num_tokens // block * chunk_size(sequence_length, max_target_sequence_length)",
+        replacement="return -(-num_tokens // block) * chunk_size(sequence_length, max_target_sequence_length)",
         tests=("tests/data/test_instances.py",),
     ),
     Mutation(
@@ -117,9 +117,9 @@ MUTATIONS = [
     ),
     Mutation(
         name="resume position off by one micro-batch",
-        file="olmo2_lit/data/datamodule.py",
-        original='self.position.epoch, self.position.instances = state["epoch"], aligned',
-        replacement='self.position.epoch, self.position.instances = state["epoch"], aligned + step',
+        file="olmo2_lit/data/resume.py",
+        original='return state["epoch"], aligned, state["total_tokens"]',
+        replacement='return state["epoch"], aligned + step, state["total_tokens"]',
         tests=(
             "tests/data/test_datamodule.py::test_changed_global_batch_size_on_resume_continues_at_the_same_token",
         ),
@@ -230,9 +230,9 @@ MUTATIONS = [
     Mutation(
         name="ranks take contiguous halves of the global batch",
         file="olmo2_lit/data/sampler.py",
-        original="mine = order[b * global_batch:(b + 1) * global_batch][rank::world_size]",
+        original="mine = np.asarray(order[b * global_batch : (b + 1) * global_batch])[rank::world_size]",
         replacement=(
-            "mine = order[b * global_batch:(b + 1) * global_batch]"
+            "mine = np.asarray(order[b * global_batch : (b + 1) * global_batch])"
             "[rank * (global_batch // world_size):(rank + 1) * (global_batch // world_size)]"
         ),
         tests=("tests/data/test_sampler.py",),
