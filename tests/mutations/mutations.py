@@ -105,7 +105,9 @@ MUTATIONS = [
         name="last partial instance of a shard kept",
         file="olmo2_lit/data/instances.py",
         original="return num_tokens // block * chunk_size(sequence_length, max_target_sequence_length)",
-        replacement="return -(-num_tokens // block) * chunk_size(sequence_length, max_target_sequence_length)",
+        replacement=(
+            "return -(-num_tokens // block) * chunk_size(sequence_length, max_target_sequence_length)"
+        ),
         tests=("tests/data/test_instances.py",),
     ),
     Mutation(
