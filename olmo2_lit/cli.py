@@ -21,15 +21,15 @@ def _tool_verbs() -> dict:
     from olmo2_lit.data.mirror import data_paths
     from olmo2_lit.eval.generate_cli import generate
     from olmo2_lit.prepare.prepare import prepare
-    from olmo2_lit.weights import consolidate, pretrained
+    from olmo2_lit.weights import consolidate, verbs
     from olmo2_lit.weights.soup import soup
 
     return {
         "prepare": prepare,
         "data-paths": data_paths,
         "convert": {
-            "from-hf": pretrained.from_hf,
-            "to-hf": pretrained.to_hf,
+            "from-hf": verbs.from_hf,
+            "to-hf": verbs.to_hf,
             "consolidate": consolidate.consolidate,
         },
         "generate": generate,

@@ -10,7 +10,9 @@ from safetensors.torch import load_file, save_file
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.weights import convert_hf as C
+from olmo2_lit.weights import export as X
 from olmo2_lit.weights import pretrained as P
+from olmo2_lit.weights import verbs as V
 
 GQA = dict(d_model=64, n_heads=4, n_kv_heads=2, n_layers=3, mlp_hidden=96, vocab_size=300)
 IDS = dict(eos_token_id=1, pad_token_id=0)
@@ -41,7 +43,7 @@ def _assert_same_tensors(a, b):
 def _export(model, path, **overrides):
     args = dict(dtype="float32", **IDS)
     args.update(overrides)
-    return P.export_hf(model, model.config, path, **args)
+    return X.export_hf(model, model.config, path, **args)
 
 
 # --------------------------------------------------------------------------------- tables
@@ -331,7 +333,7 @@ def test_index_listing_a_tensor_no_shard_has(tmp_path):
 
 def test_native_round_trip(cfg, tmp_path):
     model = _model(cfg)
-    P.save_native(model, tmp_path / "native")
+    X.save_native(model, tmp_path / "native")
     assert json.loads((tmp_path / "native" / P.NATIVE_CONFIG).read_text()) == cfg.to_dict()
     back = P.load_native(tmp_path / "native")
     assert back.config == cfg
@@ -339,7 +341,7 @@ def test_native_round_trip(cfg, tmp_path):
 
 
 def test_native_config_mismatch_names_the_tensor(tmp_path):
-    P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
+    X.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     wrong = ModelConfig.tiny(mlp_hidden=32).to_dict()
     (tmp_path / "native" / P.NATIVE_CONFIG).write_text(json.dumps(wrong))
     with pytest.raises(
@@ -349,7 +351,7 @@ def test_native_config_mismatch_names_the_tensor(tmp_path):
 
 
 def test_native_missing_key_and_unknown_config_field(tmp_path):
-    P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
+    X.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     sd = load_file(tmp_path / "native" / P.HF_WEIGHTS)
     del sd["lm_head.weight"]
     save_file(sd, tmp_path / "native" / P.HF_WEIGHTS)
@@ -402,13 +404,13 @@ def test_lightning_checkpoint_without_model_config(tmp_path):
 def test_to_hf_from_ckpt_and_from_hf_cli_verbs(tmp_path, capsys):
     model = _model(ModelConfig.tiny(**GQA))
     ckpt = _lightning_ckpt(model, tmp_path / "last.ckpt")
-    P.to_hf(checkpoint=str(ckpt), out_dir=str(tmp_path / "hf"), dtype="float32", **IDS)
+    V.to_hf(checkpoint=str(ckpt), out_dir=str(tmp_path / "hf"), dtype="float32", **IDS)
     line = capsys.readouterr().out
     assert f"{model.num_params():,} params" in line and str(tmp_path / "hf") in line
-    P.from_hf(hf_dir=str(tmp_path / "hf"), out_dir=str(tmp_path / "native"))
+    V.from_hf(hf_dir=str(tmp_path / "hf"), out_dir=str(tmp_path / "native"))
     assert f"-> {tmp_path / 'native'}" in capsys.readouterr().out
     _assert_same_tensors(model.state_dict(), P.load_native(tmp_path / "native").state_dict())
-    P.to_hf(checkpoint=str(tmp_path / "native"), out_dir=str(tmp_path / "hf2"), **IDS)  # native dir, bf16
+    V.to_hf(checkpoint=str(tmp_path / "native"), out_dir=str(tmp_path / "hf2"), **IDS)  # native dir, bf16
     assert P.import_hf(tmp_path / "hf2").lm_head.weight.dtype == torch.bfloat16
 
 
@@ -416,10 +418,10 @@ def test_cli_verbs_refuse_existing_out_dir_before_reading(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")
     with pytest.raises(FileExistsError):
-        P.to_hf(checkpoint=str(tmp_path / "does-not-exist.ckpt"), out_dir=str(tmp_path / "out"))
+        V.to_hf(checkpoint=str(tmp_path / "does-not-exist.ckpt"), out_dir=str(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("verb", [P.from_hf, P.to_hf])
+@pytest.mark.parametrize("verb", [V.from_hf, V.to_hf])
 def test_cli_verbs_document_every_argument(verb):
     doc = inspect.getdoc(verb)
     for name in inspect.signature(verb).parameters:
@@ -434,7 +436,7 @@ def test_load_pretrained_reads_every_format(tmp_path, kind):
     model = _model(ModelConfig.tiny())
     path = {
         "hf": lambda: _export(model, tmp_path / "w") and tmp_path / "w",
-        "native": lambda: P.save_native(model, tmp_path / "w") or tmp_path / "w",
+        "native": lambda: X.save_native(model, tmp_path / "w") or tmp_path / "w",
         "ckpt": lambda: _lightning_ckpt(model, tmp_path / "w.ckpt"),
     }[kind]()
     _assert_same_tensors(model.state_dict(), P.load_pretrained(path).state_dict())
@@ -460,7 +462,7 @@ def test_load_pretrained_with_a_training_config(tmp_path):
     ],
 )
 def test_load_pretrained_refuses_another_architecture(tmp_path, change, named):
-    P.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
+    X.save_native(_model(ModelConfig.tiny()), tmp_path / "native")
     with pytest.raises(ValueError, match=re.escape(named)):
         P.load_pretrained(tmp_path / "native", config=ModelConfig.tiny(**change))
 

@@ -158,7 +158,7 @@ def workdir(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     from olmo2_lit.model import ModelConfig, Transformer
-    from olmo2_lit.weights.pretrained import export_hf
+    from olmo2_lit.weights.export import export_hf
 
     root = tmp_path_factory.mktemp("docs")
     (root / "experiments").symlink_to(ROOT / "experiments")

@@ -9,6 +9,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from olmo2_lit.model import ModelConfig, Transformer  # noqa: E402
 from olmo2_lit.weights import convert_hf as C  # noqa: E402
+from olmo2_lit.weights import export as X  # noqa: E402
 from olmo2_lit.weights import pretrained as P  # noqa: E402
 
 IDS = dict(eos_token_id=1, pad_token_id=0)
@@ -82,7 +83,7 @@ def test_loss_matches_transformers(cfg, tmp_path):
 def test_export_matches_transformers(cfg, tmp_path):
     ours = Transformer(cfg).eval()
     _randomize_(ours, seed=1)
-    P.export_hf(ours, cfg, tmp_path / "hf", dtype="float32", **IDS)
+    X.export_hf(ours, cfg, tmp_path / "hf", dtype="float32", **IDS)
     hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
     assert hf.config.vocab_size == cfg.padded_vocab_size
     assert hf.config.rope_parameters["rope_theta"] == cfg.rope_theta

@@ -5,7 +5,8 @@ import torch
 
 from olmo2_lit.cli import main
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.weights.pretrained import export_hf, read_native, save_native
+from olmo2_lit.weights.export import export_hf, save_native
+from olmo2_lit.weights.pretrained import read_native
 
 CFG = ModelConfig.tiny(n_kv_heads=2)
 

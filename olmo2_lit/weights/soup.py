@@ -20,15 +20,8 @@ from safetensors.torch import save_file
 
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.weights.convert_hf import DTypeName, StateDict, as_dtype
-from olmo2_lit.weights.pretrained import (
-    HF_WEIGHTS,
-    NATIVE_CONFIG,
-    _atomic_dir,
-    _check_out_dir,
-    _check_same_architecture,
-    _write_json,
-    read_checkpoint,
-)
+from olmo2_lit.weights.export import _atomic_dir, _write_json, check_out_dir
+from olmo2_lit.weights.pretrained import HF_WEIGHTS, NATIVE_CONFIG, _check_same_architecture, read_checkpoint
 
 
 def check_same_tensors(reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor]) -> None:
@@ -122,7 +115,7 @@ def soup(
         dtype: dtype of the written weights (float32, bfloat16, float16); default: the first input's.
     """
     out_dir = Path(out)
-    _check_out_dir(out_dir)
+    check_out_dir(out_dir)
     cfg, total, first_dtype = average_checkpoints(checkpoints, weights=weights)
     tokenizer = Path(checkpoints[0]) / "tokenizer.json"
     write_native(

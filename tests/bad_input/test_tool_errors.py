@@ -9,7 +9,7 @@ import torch
 from conftest import assert_short_error, snapshot
 
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.weights.pretrained import save_native
+from olmo2_lit.weights.export import save_native
 
 
 def _prepare(inputs, out, *extra):

@@ -154,7 +154,7 @@ def test_exported_model_scores_the_same_in_transformers(model, tokenizer, tmp_pa
     OLMo's arc_easy 5-shot requests (truncated ones included) with it: every choice's log-likelihood
     and the accuracies equal ours."""
     transformers = pytest.importorskip("transformers")
-    from olmo2_lit.weights.pretrained import export_hf
+    from olmo2_lit.weights.export import export_hf
 
     export_hf(model, model.config, tmp_path / "hf", dtype="float32", eos_token_id=0, pad_token_id=0)
     hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()

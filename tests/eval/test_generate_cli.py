@@ -10,7 +10,7 @@ from olmo2_lit.data.tokenizer import load_tokenizer
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.model.generate import generate
 from olmo2_lit.prepare.prepare import prepare
-from olmo2_lit.weights.pretrained import save_native
+from olmo2_lit.weights.export import save_native
 
 TEXT = "\n".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))
 

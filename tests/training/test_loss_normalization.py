@@ -20,7 +20,7 @@ from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train.loss import lm_loss_sums
-from olmo2_lit.weights.pretrained import save_native
+from olmo2_lit.weights.export import save_native
 
 T = 64
 Z = 1e-5

@@ -15,7 +15,7 @@ from training_helpers import fit, load_weights, scalars, tiny_args
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.weights.pretrained import save_native
+from olmo2_lit.weights.export import save_native
 
 T, Z, CLIP = 64, 0.5, 0.05
 
