@@ -112,7 +112,7 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = (
-        ModelConfig.preset(args.preset)
+        ModelConfig.preset_config(args.preset)
         if args.preset
         else ModelConfig(d_model=256, n_layers=4, n_heads=4, mlp_hidden=1024, vocab_size=8192)
     )

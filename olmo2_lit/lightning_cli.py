@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Optional
 
 from jsonargparse.typing import register_type
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
+from olmo2_lit.callbacks.progress import StepProgressBar
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
-from olmo2_lit.model import ModelConfig
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
 from olmo2_lit.train.lit_module import OLMo2LitModule
 
@@ -31,8 +32,8 @@ TRAINER_DEFAULTS = {
 
 
 class OLMo2CLI(LightningCLI):
-    """LightningCLI with the datamodule's vocab linked into the model config, checkpointing and
-    throughput always on, and configs validated right after parsing."""
+    """LightningCLI with the datamodule's vocab linked into the model config, checkpointing, throughput,
+    a step progress bar and a model summary on by default, and configs validated right after parsing."""
 
     def __init__(self, args: Optional[list[str]] = None, run: bool = True) -> None:
         super().__init__(
@@ -65,31 +66,40 @@ class OLMo2CLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
-        sub = self.config.get("subcommand")
-        cfg = self.config[sub] if sub else self.config
+        cfg = self._subcommand_config()
+        max_len, seq = cfg.model.config.max_sequence_length, cfg.data.sequence_length
+        if max_len is not None and max_len < seq:
+            parser.error(
+                f"model.config.max_sequence_length ({max_len}) is shorter than data.sequence_length ({seq}); "
+                "raise the first or lower the second"
+            )
+
+    def instantiate_classes(self) -> None:
+        """Build the objects once, right after parsing; each validates its own fields on construction,
+        so a bad value is a one-line error before anything runs."""
         try:
-            ModelConfig(**cfg.model.config.as_dict())
-        except (TypeError, ValueError) as err:
-            parser.error(f"model.config: {err}")
-        schedule = cfg.model.get("schedule")
-        if schedule is not None:
-            try:
-                _build(schedule.as_dict() if hasattr(schedule, "as_dict") else schedule)
-            except (TypeError, ValueError) as err:
-                parser.error(f"model.schedule: {err}")
+            super().instantiate_classes()
+        except ValueError as err:
+            self.parser.error(str(err))
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
+        # Our progress bar and model summary, unless switched off or the user gave their own.
+        given = list(config.get("callbacks") or []) + callbacks
+        if config.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in given):
+            callbacks = [*callbacks, StepProgressBar()]
+        if config.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in given):
+            callbacks = [*callbacks, OLMo2ModelSummary()]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _subcommand_config(self):
+        sub = self.config.get("subcommand")
+        return self.config[sub] if sub else self.config
 
     def _parse_ckpt_path(self) -> None:
         # Workaround: LightningCLI 2.5-2.6 overwrites the config with the checkpoint's
         # hyper_parameters (Lightning-AI/pytorch-lightning#20310, #20801; PR #21455 changes it).
         # We keep the user's config and let OLMo2LitModule.on_load_checkpoint name any mismatch.
         # Remove when the pinned Lightning has PR #21455.
-        sub = self.config.get("subcommand")
-        ckpt = self.config[sub].get("ckpt_path") if sub else None
+        ckpt = self._subcommand_config().get("ckpt_path")
         if ckpt and ckpt not in ("last", "hpc", "best", "registry") and not Path(ckpt).exists():
             self.parser.error(f"ckpt_path: checkpoint not found: {ckpt}")
-
-
-def _build(spec: dict):
-    """Instantiate a ``{class_path, init_args}`` dict (used to validate schedules at parse time)."""
-    module, _, name = spec["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(**spec.get("init_args", {}))

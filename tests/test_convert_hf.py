@@ -59,7 +59,7 @@ def test_weight_keys_round_trip_and_are_distinct(cfg):
 
 @pytest.mark.parametrize("preset", ["tiny", "olmo2_1b", "olmo2_7b", "olmo2_32b"])
 def test_config_round_trip(preset):
-    cfg = ModelConfig.preset(preset)
+    cfg = ModelConfig.preset_config(preset)
     ids = IDS if preset == "tiny" else {}
     assert C.hf_config_to_model_config(C.model_config_to_hf_config(cfg, **ids)) == cfg
 

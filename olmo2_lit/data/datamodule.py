@@ -17,10 +17,11 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
+from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
 from olmo2_lit.data.instances import InstanceIndex
 from olmo2_lit.data.mixture import DataSource
-from olmo2_lit.data.sampler import check_layout, epoch_end
+from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, fingerprint_difference, open_shards
 
 _STATE_VERSION = 1
@@ -111,14 +112,14 @@ class TokenShardDataModule(L.LightningDataModule):
         super().__init__()
         if sequence_length < 2:
             raise ValueError(f"sequence_length must be >= 2, got {sequence_length}")
-        check_layout(global_batch=global_batch_size, micro_batch=micro_batch_size, world_size=1)
+        # world size 1 until setup("fit") knows the real one; validates global % micro now
+        self._plan = BatchPlan(sequence_length=sequence_length, global_batch=global_batch_size,
+                               micro_batch=micro_batch_size)
         self._vocab_size = vocab_size
         self._sequence_length = sequence_length
         self.train_sources = list(train_sources or [])
         self.val_paths = list(val_paths or [])
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
-        self.global_batch_size = global_batch_size
-        self.micro_batch_size = micro_batch_size
         self.val_batch_size = val_batch_size or micro_batch_size
         self.seed = seed
         self.num_workers = num_workers
@@ -130,7 +131,7 @@ class TokenShardDataModule(L.LightningDataModule):
         self.prepare_if_missing = prepare_if_missing
         self.pin_memory = pin_memory
         self.position = DataPosition()
-        self.total_tokens = 0
+        self._tokens_seen = 0
         self._train: Optional[TrainingSet] = None
         self._val: Optional[InstanceIndex] = None
         self._test: Optional[InstanceIndex] = None
@@ -149,14 +150,22 @@ class TokenShardDataModule(L.LightningDataModule):
         return self._sequence_length
 
     @property
-    def global_batch_tokens(self) -> int:
-        """Tokens per optimizer step over all ranks."""
-        return self.global_batch_size * self._sequence_length
+    def batch_plan(self) -> BatchPlan:
+        """Global batch, micro batch, world size, accumulation and tokens per optimizer step.
 
-    def micro_batches_per_step(self, world_size: int) -> int:
-        """Gradient-accumulation steps so that one optimizer step consumes exactly one global batch."""
-        return check_layout(global_batch=self.global_batch_size, micro_batch=self.micro_batch_size,
-                            world_size=world_size)
+        The one owner of these numbers (``olmo2_lit.data.batch_plan``); the world size is right once
+        ``setup("fit")`` has run, which Lightning does before the module's and callbacks' ``setup``.
+        """
+        return self._plan
+
+    @property
+    def tokens_seen(self) -> int:
+        """Training tokens consumed so far by all ranks, over all epochs: the run's one token counter.
+
+        Advanced as the loop takes each micro-batch and saved in checkpoints; the LR schedule and the
+        throughput callback derive their counts from it.
+        """
+        return self._tokens_seen
 
     def instance_location(self, index: int) -> tuple[str, int]:
         """Where training instance ``index`` (a value of ``batch["index"]``) lives: shard path, first token."""
@@ -191,10 +200,11 @@ class TokenShardDataModule(L.LightningDataModule):
             self._train = TrainingSet.open(self.train_sources, sequence_length=self._sequence_length,
                                         vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id)
             self.eos_token_id = self._train.eos_token_id
-            if epoch_end(self._train.epoch_size, self.global_batch_size) == 0:
+            if epoch_end(self._train.epoch_size, self._plan.global_batch) == 0:
                 raise ValueError(f"{self.train_sources}: {self._train.epoch_size} instances per epoch, fewer than one "
-                                 f"global batch of {self.global_batch_size}")
+                                 f"global batch of {self._plan.global_batch}")
             rank_zero_info(self._train.describe())
+            self._plan = self._plan.with_world_size(self._world_size())
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
             self._val = self._open_held_out(self.val_paths)
         if stage in ("test", "predict") and self._test is None and self.test_paths:
@@ -210,11 +220,10 @@ class TokenShardDataModule(L.LightningDataModule):
         """This rank's micro-batches from the current position to the end of the data epoch."""
         if self._train is None:
             self.setup("fit")
-        self.micro_batches_per_step(self._world_size())  # the batch layout must divide evenly
         m = self._train
         dataset = TrainBatches(
             index=m.index, ranges=m.ranges, counts=m.counts, seed=self.seed, position=self.position,
-            global_batch=self.global_batch_size, micro_batch=self.micro_batch_size, rank=self._rank(),
+            global_batch=self._plan.global_batch, micro_batch=self._plan.micro_batch, rank=self._rank(),
             world_size=self._world_size(), eos_token_id=self.eos_token_id if self.document_masking else None,
             instance_filter=self.instance_filter)
         return self._loader(dataset)
@@ -269,17 +278,17 @@ class TokenShardDataModule(L.LightningDataModule):
             raise ValueError(f"skip_tokens needs tokens >= 0, got {tokens}")
         if self._train is None:
             raise RuntimeError("skip_tokens needs the shards open: call setup('fit') first")
-        step = self.micro_batch_size * self._world_size()
+        step = self._plan.instances_per_micro_step
         self._advance(math.ceil(tokens / self._sequence_length / step) * step)
 
     def _advance(self, instances: int) -> None:
-        self.total_tokens += instances * self._sequence_length
+        self._tokens_seen += instances * self._sequence_length
         self.position.instances += instances
         self._roll_over()
 
     def _roll_over(self) -> None:
         """Start the next data epoch once the last whole global batch of this one is consumed."""
-        end = epoch_end(self._train.epoch_size, self.global_batch_size)
+        end = epoch_end(self._train.epoch_size, self._plan.global_batch)
         while self.position.instances >= end:
             self.position.epoch += 1
             self.position.instances -= end
@@ -289,9 +298,9 @@ class TokenShardDataModule(L.LightningDataModule):
         if self._train is None:
             return {}
         return {"version": _STATE_VERSION, "epoch": self.position.epoch,
-                "tokens": self.position.instances * self._sequence_length, "total_tokens": self.total_tokens,
+                "tokens": self.position.instances * self._sequence_length, "total_tokens": self._tokens_seen,
                 "seed": self.seed, "sequence_length": self._sequence_length,
-                "global_batch_size": self.global_batch_size, "fingerprint": self._train.fingerprint,
+                "fingerprint": self._train.fingerprint,
                 "shards": self._train.shard_list}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -316,7 +325,7 @@ class TokenShardDataModule(L.LightningDataModule):
         if state["sequence_length"] != self._sequence_length:
             rank_zero_warn(f"sequence_length changed from {state['sequence_length']} to {self._sequence_length}; "
                            "resuming at the same token position of a different instance set")
-        step = self.micro_batch_size * self._world_size()
+        step = self._plan.instances_per_micro_step
         instances = state["tokens"] // self._sequence_length
         aligned = instances // step * step
         if aligned != instances:
@@ -324,7 +333,7 @@ class TokenShardDataModule(L.LightningDataModule):
                            f"size = {step}; replaying {instances - aligned} instances")
         # in place: a train dataset built earlier holds this object
         self.position.epoch, self.position.instances = state["epoch"], aligned
-        self.total_tokens = state["total_tokens"] - (instances - aligned) * self._sequence_length
+        self._tokens_seen = state["total_tokens"] - (instances - aligned) * self._sequence_length
         self._roll_over()
 
     # ---- helpers --------------------------------------------------------------------------------

@@ -77,15 +77,18 @@ def make_batch(index: InstanceIndex, ids: np.ndarray, *, eos_token_id: Optional[
     (``labels[:, t] = input_ids[:, t+1]``, ``labels[:, -1] = -100``); ``index`` (B,) int64, the instance
     ids; and, when ``eos_token_id`` is given, ``doc_lens`` (B, max_docs) int32 for document masking.
     With ``instance_filter``, rows with OLMo 2's repeated n-gram pattern get all labels -100
-    (OLMO2.md §3.2: masked, not dropped).
+    (OLMO2.md §3.2: masked, not dropped), and ``instance_mask`` (B,) bool is False for them (OLMo-core's
+    key; the loss counts a masked instance as T target tokens of zero loss).
     """
     tokens = np.stack([index.read(int(i)) for i in ids])  # (B, T)
     labels = np.full_like(tokens, IGNORE_INDEX)
     labels[:, :-1] = tokens[:, 1:]
-    if instance_filter:
-        labels[flag_repetitive(list(tokens))] = IGNORE_INDEX
     batch = {"input_ids": torch.from_numpy(tokens), "labels": torch.from_numpy(labels),
              "index": torch.from_numpy(np.asarray(ids, dtype=np.int64))}
+    if instance_filter:
+        flagged = np.asarray(flag_repetitive(list(tokens)), dtype=bool)
+        labels[flagged] = IGNORE_INDEX
+        batch["instance_mask"] = torch.from_numpy(~flagged)
     if eos_token_id is not None:
         batch["doc_lens"] = torch.from_numpy(document_lengths(tokens, eos_token_id))
     return batch

@@ -12,11 +12,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from olmo2_lit.model.registry import (
-    ATTENTION,
-    BLOCKS,
-    INITS,
-    MLPS,
-    NORMS,
     AttentionName,
     BlockName,
     InitName,
@@ -27,25 +22,40 @@ from olmo2_lit.model.registry import (
 #: dolma2 tokenizer size and its padded embedding size (OLMO2.md §6).
 DOLMA2_VOCAB_SIZE = 100_278
 
+#: The published sizes, held here only (OLMO2.md §1.5: OLMo-core ``TransformerConfig.olmo2_*``, the
+#: released HF ``config.json`` files); ``tiny`` is ours, for tests.
+PRESET_SIZES: dict[str, dict[str, Optional[int]]] = {
+    "olmo2_1b": dict(d_model=2048, n_layers=16, n_heads=16, n_kv_heads=None, mlp_hidden=8192),
+    "olmo2_7b": dict(d_model=4096, n_layers=32, n_heads=32, n_kv_heads=None, mlp_hidden=11008),
+    "olmo2_13b": dict(d_model=5120, n_layers=40, n_heads=40, n_kv_heads=None, mlp_hidden=13824),
+    "olmo2_32b": dict(d_model=5120, n_layers=64, n_heads=40, n_kv_heads=8, mlp_hidden=27648),
+    "tiny": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=None, mlp_hidden=64),
+}
+PRESETS = tuple(PRESET_SIZES)
+_SIZE_FIELDS = ("d_model", "n_layers", "n_heads", "n_kv_heads", "mlp_hidden")
+
 
 @dataclass(kw_only=True)
 class ModelConfig:
     """Shape and components of an OLMo-2-style decoder-only transformer.
 
-    The defaults are OLMo 2 1B; use the presets ``ModelConfig.olmo2_1b()`` ... ``olmo2_32b()`` and
-    ``tiny()`` rather than spelling sizes out.
+    Sizes left unset come from ``preset`` (default OLMo 2 1B): in YAML, ``preset: olmo2_7b``; in Python,
+    ``ModelConfig.olmo2_7b()`` ... or ``ModelConfig(preset="olmo2_7b")``.
     """
 
     # --- sizes ---
-    d_model: int = 2048
-    """Width of the residual stream."""
-    n_layers: int = 16
-    """Number of transformer blocks."""
-    n_heads: int = 16
-    """Number of query heads; must divide d_model."""
+    preset: Optional[str] = None
+    """Published size to start from: olmo2_1b | olmo2_7b | olmo2_13b | olmo2_32b | tiny (None: olmo2_1b).
+    Size fields you set win. Resolved on construction (the stored config spells the sizes out)."""
+    d_model: Optional[int] = None
+    """Width of the residual stream (None: the preset's)."""
+    n_layers: Optional[int] = None
+    """Number of transformer blocks (None: the preset's)."""
+    n_heads: Optional[int] = None
+    """Number of query heads; must divide d_model (None: the preset's)."""
     n_kv_heads: Optional[int] = None
-    """Number of key/value heads (GQA when fewer than n_heads); None means n_heads."""
-    mlp_hidden: int = 8192
+    """Number of key/value heads (GQA when fewer than n_heads); None: the preset's, else n_heads."""
+    mlp_hidden: Optional[int] = None
     """Hidden width of the MLP (per gate/up projection for SwiGLU, like HF ``intermediate_size``)."""
     vocab_size: int = DOLMA2_VOCAB_SIZE
     """Tokenizer vocabulary size (linked from the datamodule by the CLI)."""
@@ -83,6 +93,7 @@ class ModelConfig:
     """Truncate the normal at +-init_cutoff_factor * std."""
 
     def __post_init__(self) -> None:
+        self._resolve_preset()
         for name, value in (
             ("d_model", self.d_model),
             ("n_layers", self.n_layers),
@@ -104,17 +115,29 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"head_dim = d_model / n_heads = {self.head_dim} must be even for RoPE")
-        for field, registry in (
-            ("block", BLOCKS),
-            ("attention", ATTENTION),
-            ("norm", NORMS),
-            ("mlp", MLPS),
-            ("init", INITS),
+        for field, name_type in (
+            ("block", BlockName),
+            ("attention", AttentionName),
+            ("norm", NormName),
+            ("mlp", MLPName),
+            ("init", InitName),
         ):
+            value = getattr(self, field)
+            if isinstance(value, name_type):
+                continue  # validated when the CLI parsed it
             try:
-                registry.get(getattr(self, field))
+                setattr(self, field, name_type(value))
             except ValueError as err:
                 raise ValueError(f"ModelConfig.{field}: {err}") from None
+
+    def _resolve_preset(self) -> None:
+        name = self.preset or "olmo2_1b"
+        if name not in PRESET_SIZES:
+            raise ValueError(f"ModelConfig.preset: unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+        for field, value in PRESET_SIZES[name].items():
+            if getattr(self, field) is None:
+                setattr(self, field, value)
+        self.preset = None
 
     # --- derived ---
     @property
@@ -142,6 +165,7 @@ class ModelConfig:
         return {
             f.name: (str(v) if isinstance(v, str) else v)
             for f in dataclasses.fields(self)
+            if f.name != "preset"  # resolved into the sizes on construction
             for v in [getattr(self, f.name)]
         }
 
@@ -158,47 +182,31 @@ class ModelConfig:
     @classmethod
     def olmo2_1b(cls, **overrides) -> ModelConfig:
         """OLMo-2-0425-1B: 2048 wide, 16 layers, 16 heads, MLP 8192 (1.485B params)."""
-        return cls(**{**dict(d_model=2048, n_layers=16, n_heads=16, mlp_hidden=8192), **overrides})
+        return cls(preset="olmo2_1b", **overrides)
 
     @classmethod
     def olmo2_7b(cls, **overrides) -> ModelConfig:
         """OLMo-2-1124-7B: 4096 wide, 32 layers, 32 heads, MLP 11008 (7.30B params)."""
-        return cls.olmo2_1b(**{**dict(d_model=4096, n_layers=32, n_heads=32, mlp_hidden=11008), **overrides})
+        return cls(preset="olmo2_7b", **overrides)
 
     @classmethod
     def olmo2_13b(cls, **overrides) -> ModelConfig:
         """OLMo-2-1124-13B: 5120 wide, 40 layers, 40 heads, MLP 13824 (13.72B params)."""
-        return cls.olmo2_1b(**{**dict(d_model=5120, n_layers=40, n_heads=40, mlp_hidden=13824), **overrides})
+        return cls(preset="olmo2_13b", **overrides)
 
     @classmethod
     def olmo2_32b(cls, **overrides) -> ModelConfig:
         """OLMo-2-0325-32B: 5120 wide, 64 layers, 40 heads, 8 KV heads (GQA), MLP 27648 (32.23B)."""
-        return cls.olmo2_13b(**{**dict(n_layers=64, n_kv_heads=8, mlp_hidden=27648), **overrides})
+        return cls(preset="olmo2_32b", **overrides)
 
     @classmethod
     def tiny(cls, **overrides) -> ModelConfig:
         """2 layers, d_model 32, 4 heads, vocab 256: for tests. Same components as OLMo 2."""
-        return cls(
-            **{
-                **dict(
-                    d_model=32,
-                    n_layers=2,
-                    n_heads=4,
-                    mlp_hidden=64,
-                    vocab_size=256,
-                    vocab_pad_multiple=128,
-                    max_sequence_length=64,
-                ),
-                **overrides,
-            }
-        )
+        return cls(**{**dict(preset="tiny", vocab_size=256, max_sequence_length=64), **overrides})
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> ModelConfig:
+    def preset_config(cls, name: str, **overrides) -> ModelConfig:
         """A preset by name: olmo2_1b | olmo2_7b | olmo2_13b | olmo2_32b | tiny."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
         return getattr(cls, name)(**overrides)
-
-
-PRESETS = ("olmo2_1b", "olmo2_7b", "olmo2_13b", "olmo2_32b", "tiny")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,13 +48,52 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_lr(path: str) -> float:
-    """The learning rate a Lightning checkpoint of this module ended on (its first param group).
+def start_from_checkpoint(
+    optimizer: torch.optim.Optimizer, path: str, *, optimizer_state: bool, lr: bool
+) -> None:
+    """Carry a stage-1 run's optimizer into a new run started with ``init_from`` (OLMo 2 stage 2).
 
-    OLMo 2 stage 2 anneals from exactly this LR (OLMO2.md §2.4: OC ``get_lr_from_checkpoint``).
+    With ``optimizer_state``, the Adam moments and step counts of a Lightning ``.ckpt`` are loaded, as
+    the OLMo trainer and OLMo-core do for the anneal; the new run's hyperparameters (peak LR, betas,
+    decay) stay as configured. With ``lr``, every group starts from the LR the checkpoint ended on
+    (OLMO2.md §2.4: OC ``get_lr_from_checkpoint``, the LR of the last step taken). HF and native weight
+    directories carry neither.
+
+    Args:
+        optimizer: the new run's optimizer, built over the same parameter groups.
+        path: ``model.init_from``.
+        optimizer_state: ``model.init_optimizer_state``.
+        lr: ``model.lr_from_checkpoint``.
     """
+    if not Path(path).is_file():  # an HF or native weights directory
+        if lr:
+            raise ValueError(
+                f"model.lr_from_checkpoint needs model.init_from to be a Lightning .ckpt; {path} is a "
+                "weights directory with no optimizer state"
+            )
+        return
     ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    try:
-        return float(ckpt["optimizer_states"][0]["param_groups"][0]["lr"])
-    except (KeyError, IndexError) as err:
-        raise ValueError(f"{path}: no optimizer state to read the learning rate from ({err})") from None
+    states = ckpt.get("optimizer_states") or []
+    if (optimizer_state or lr) and not states:
+        raise ValueError(
+            f"{path}: the checkpoint has no optimizer state; set model.init_optimizer_state: false "
+            "(and model.lr_from_checkpoint: false) to start the optimizer fresh"
+        )
+    if optimizer_state:
+        configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        try:
+            optimizer.load_state_dict(states[0])
+        except ValueError as err:
+            raise ValueError(
+                f"{path}: its optimizer state does not fit this run's parameter groups ({err}); set "
+                "model.init_optimizer_state: false to start the optimizer fresh"
+            ) from None
+        for group, hparams in zip(optimizer.param_groups, configured):
+            params = group["params"]
+            group.clear()
+            group.update(hparams, params=params)
+    if lr:
+        # The LR the last step ran at; the optimizer state holds the one set for the step after it.
+        end_lr = ckpt.get("olmo2_lit", {}).get("step_lr") or float(states[0]["param_groups"][0]["lr"])
+        for group in optimizer.param_groups:
+            group["lr"] = end_lr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from torch.distributed.tensor.experimental import implicit_replication
 
 
 def global_grad_norm(params: Iterable[torch.nn.Parameter]) -> torch.Tensor:
@@ -26,3 +27,12 @@ def clip_grads_(params: Iterable[torch.nn.Parameter], max_norm: float, total_nor
     grads = [p.grad for p in params if p.grad is not None]
     if grads:
         torch.nn.utils.clip_grads_with_norm_(grads, max_norm, total_norm)
+
+
+def rescale_grads_(params: Iterable[torch.nn.Parameter], factor: torch.Tensor) -> None:
+    """Multiply every gradient by ``factor`` (a 0-dim tensor; no host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        # FSDP2 gradients are DTensor shards; a plain 0-dim factor is a replicated scalar to them.
+        with implicit_replication():
+            torch._foreach_mul_(grads, factor.to(grads[0].dtype))

@@ -9,20 +9,29 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
 from torchmetrics import MeanMetric
 
+from olmo2_lit.data.batch_plan import BatchPlan
+from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train import metrics as M
-from olmo2_lit.train.checkpoint_state import check_model_config, checkpoint_lr, rng_state, set_rng_state
-from olmo2_lit.train.grad_norm import clip_grads_, global_grad_norm
-from olmo2_lit.train.loss import lm_loss
+from olmo2_lit.train.checkpoint_state import (
+    check_model_config,
+    rng_state,
+    set_rng_state,
+    start_from_checkpoint,
+)
+from olmo2_lit.train.grad_norm import clip_grads_, global_grad_norm, rescale_grads_
+from olmo2_lit.train.loss import StepSums, lm_loss, lm_loss_sums, target_tokens
 from olmo2_lit.train.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
+from olmo2_lit.train.parallelize import ParallelizeConfig, parallelize
 from olmo2_lit.train.schedules import Constant, Schedule, ScheduledLR
+from olmo2_lit.weights.pretrained import load_pretrained
 
 
 class OLMo2LitModule(LightningModule):
     """Trains an OLMo-2-style transformer: CE + z-loss, AdamW groups, LR schedule, clipping, logging.
 
     Args:
-        config: the model (sizes and components; select components by short name).
+        config: the model (sizes and components; select components by short name, sizes by ``preset``).
         optimizer: any torch optimizer by ``class_path``; default AdamW with OLMo 2's betas/eps/decay.
         param_groups: per-parameter overrides, first match wins; default: no decay on the embedding.
         schedule: LR schedule by ``class_path`` (CosineWithWarmup, LinearDecay, WarmupStableDecay,
@@ -30,11 +39,13 @@ class OLMo2LitModule(LightningModule):
         z_loss_multiplier: weight of the z-loss (1e-5 in OLMo 2); 0 disables it.
         init_from: start from these weights instead of the init: an HF OLMo 2 directory, a native
             weights directory (``olmo2-lit convert from-hf``) or a Lightning ``.ckpt`` of this module.
-            Only the weights are loaded; use ``fit --ckpt_path`` to *resume* a run.
+            The data position is not restored; use ``fit --ckpt_path`` to *resume* a run.
+        init_optimizer_state: with a ``.ckpt`` in ``init_from``, also load its optimizer state (Adam
+            moments and step count), as OLMo 2's stage 2 does; false starts the optimizer fresh.
         lr_from_checkpoint: with a ``.ckpt`` in ``init_from``, start from the LR that run ended on
             (OLMo 2 stage 2 anneals linearly from there to 0).
-        activation_checkpointing: recompute each block's activations in the backward pass.
-        compile: ``torch.compile`` each block (OLMo-core compiles per block).
+        parallelize: activation checkpointing, per-block compile and FSDP2 dtypes
+            (``olmo2_lit.train.parallelize``).
     """
 
     def __init__(
@@ -46,9 +57,9 @@ class OLMo2LitModule(LightningModule):
         schedule: Optional[Schedule] = None,
         z_loss_multiplier: float = 1e-5,
         init_from: Optional[str] = None,
+        init_optimizer_state: bool = True,
         lr_from_checkpoint: bool = False,
-        activation_checkpointing: bool = False,
-        compile: bool = False,
+        parallelize: ParallelizeConfig = ParallelizeConfig(),
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -58,14 +69,21 @@ class OLMo2LitModule(LightningModule):
         self.schedule = schedule or Constant()
         self.z_loss_multiplier = z_loss_multiplier
         self.init_from = init_from
+        self.init_optimizer_state = init_optimizer_state
         self.lr_from_checkpoint = lr_from_checkpoint
-        self.activation_checkpointing = activation_checkpointing
-        self.compile_blocks = compile
+        self.parallelize_config = parallelize
         self.model: Optional[Transformer] = None
+        self.batch_plan: Optional[BatchPlan] = None
         self.val_ce = MeanMetric()
-        self._grad_norm: Optional[torch.Tensor] = None
-        self._checkpoint_lr: Optional[float] = None
-        self._micro_losses: list[tuple[torch.Tensor, Optional[torch.Tensor]]] = []
+        #: Set once per optimizer step in ``on_before_optimizer_step``: the step's CE and z-loss over the
+        #: whole global batch (all micro-batches and ranks) and the global grad norm before clipping.
+        #: 0-dim tensors, the same on every rank, read without a host sync.
+        self.step_loss: Optional[torch.Tensor] = None
+        self.step_z_loss: Optional[torch.Tensor] = None
+        self.step_grad_norm: Optional[torch.Tensor] = None
+        self._sums = StepSums()
+        self._micro_index: list[torch.Tensor] = []
+        self._step_lr: Optional[float] = None  # the LR the last optimizer step ran at
 
     # --- model construction -------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -73,29 +91,26 @@ class OLMo2LitModule(LightningModule):
         if self.model is not None:
             return
         if self.init_from:
-            from olmo2_lit.weights.pretrained import load_pretrained
-
             self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
-            if self.lr_from_checkpoint:
-                self._checkpoint_lr = checkpoint_lr(self.init_from)
         else:
             self.model = Transformer(self.config)
-        for block in self.model.blocks:
-            if self.activation_checkpointing:
-                block.forward = _checkpointed(block.forward)
-            if self.compile_blocks:
-                block.compile()
-        mesh = self.device_mesh
-        if mesh is not None:  # ModelParallelStrategy: FSDP2, one unit per block
-            from olmo2_lit.train.sharding import shard_fsdp2
-
-            shard_fsdp2(self.model, mesh)
+        parallelize(self.model, self.parallelize_config, mesh=self.device_mesh)
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "micro_batches_per_step"):
-            # One optimizer step consumes exactly one global batch of the datamodule.
-            self.trainer.accumulate_grad_batches = datamodule.micro_batches_per_step(self.trainer.world_size)
+        if stage != "fit":
+            return
+        datamodule = self.trainer.datamodule
+        if not isinstance(datamodule, TokenShardDataModule):
+            raise TypeError("OLMo2LitModule trains from a TokenShardDataModule (the `data:` section)")
+        self.batch_plan = datamodule.batch_plan
+        if self.trainer.accumulate_grad_batches not in (1, self.batch_plan.accumulation):
+            raise ValueError(
+                "trainer.accumulate_grad_batches is derived from the batch plan "
+                f"({self.batch_plan.accumulation}); "
+                "leave it unset and change data.global_batch_size or data.micro_batch_size instead"
+            )
+        # One optimizer step consumes exactly one global batch.
+        self.trainer.accumulate_grad_batches = self.batch_plan.accumulation
 
     def forward(self, input_ids: torch.Tensor, doc_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.model(input_ids, doc_lens)
@@ -103,14 +118,16 @@ class OLMo2LitModule(LightningModule):
     # --- steps --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))  # (B, T, V)
-        ce, z = lm_loss(logits, batch["labels"], z_loss_multiplier=self.z_loss_multiplier)
-        loss = ce + z
-        # Checked once per optimizer step (one host sync), not per micro-batch.
-        self._micro_losses.append((loss.detach(), batch.get("index")))
-        self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
-        self.log(M.TRAIN_Z_LOSS, z)
-        self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.detach().clamp(max=50)))
-        return loss
+        ce_sum, z_sum = lm_loss_sums(logits, batch["labels"], z_loss_multiplier=self.z_loss_multiplier)
+        self._sums.add(ce_sum, z_sum, batch["labels"], batch.get("instance_mask"))
+        self._micro_index.append(batch.get("index"))
+        # Lightning divides by the accumulation and DDP averages over ranks, so this sums to the
+        # global batch's loss over its target-token count (OLMo-core's normalization).
+        return (ce_sum + z_sum) * self._loss_scale()
+
+    def _loss_scale(self) -> float:
+        plan = self.batch_plan
+        return plan.accumulation * plan.world_size / target_tokens(plan)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))
@@ -136,47 +153,57 @@ class OLMo2LitModule(LightningModule):
         """Greedy next token for every position: (B, T) token ids."""
         return self.model(batch["input_ids"], batch.get("doc_lens")).argmax(-1)
 
-    def _stop_on_nonfinite(self) -> None:
-        """Raise, on every rank together, if any micro-batch of this step had a non-finite loss."""
-        micro, self._micro_losses = self._micro_losses, []
-        if not micro:
-            return
-        local_bad = bool((~torch.isfinite(torch.stack([loss for loss, _ in micro]))).any())
-        bad = self.trainer.strategy.reduce_boolean_decision(local_bad, all=False)
-        if not bad or any(getattr(cb, "handles_nonfinite_loss", False) for cb in self.trainer.callbacks):
-            return
-        loss, index = next(((lo, i) for lo, i in micro if not torch.isfinite(lo)), micro[0])
-        where = f" (global instance indices {index.tolist()[:16]})" if index is not None and local_bad else ""
-        raise FloatingPointError(
-            f"non-finite training loss {loss.item()} at step {self.trainer.global_step}{where}; "
-            "add a stability callback to skip such steps, or lower the LR"
-        )
-
     # --- optimizer ----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
         groups = build_param_groups(self.model, self.param_group_overrides)
         optimizer = self.optimizer_factory(groups)
-        if self.lr_from_checkpoint:
-            if self._checkpoint_lr is None:
-                raise ValueError(
-                    "lr_from_checkpoint needs init_from to name a Lightning .ckpt of this module"
-                )
-            for group in optimizer.param_groups:
-                group["lr"] = self._checkpoint_lr
+        if self.init_from and self.trainer.ckpt_path is None:
+            start_from_checkpoint(
+                optimizer,
+                self.init_from,
+                optimizer_state=self.init_optimizer_state,
+                lr=self.lr_from_checkpoint,
+            )
         apply_lr_scales(optimizer)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        tokens_per_step = getattr(datamodule, "global_batch_tokens", 0)
-        if self.schedule.units == "tokens" and not tokens_per_step:
-            raise ValueError("a schedule in tokens needs a datamodule with global_batch_tokens")
-        scheduler = ScheduledLR(optimizer, schedule=self.schedule, tokens_per_step=tokens_per_step)
+        datamodule = self.trainer.datamodule
+        scheduler = ScheduledLR(
+            optimizer,
+            schedule=self.schedule,
+            tokens_per_step=self.batch_plan.tokens_per_step,
+            tokens_seen=lambda: datamodule.tokens_seen,
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # After accumulation and AMP unscale, before clipping: the step's global loss and grad norm.
+        ce, z, divisor, has_mask = self._sums.reduce(self.trainer.strategy)
+        if has_mask:
+            # The micro-batches were scaled by the divisor with no masked instance; masked ones count
+            # T tokens each (OLMo-core), known only now: rescale the gradients to the true divisor.
+            rescale_grads_(self.model.parameters(), target_tokens(self.batch_plan) / divisor)
+        self.step_loss, self.step_z_loss = ce, z
+        self.step_grad_norm = global_grad_norm(self.model.parameters())
         self._stop_on_nonfinite()
-        # After accumulation and AMP unscale, before clipping: log the raw global norm.
-        self._grad_norm = global_grad_norm(self.model.parameters())
-        self.log(M.GRAD_NORM, self._grad_norm)
-        self.log(M.LEARNING_RATE, optimizer.param_groups[0]["lr"])
+        self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
+        self.log(M.TRAIN_Z_LOSS, z)
+        self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.clamp(max=50)))
+        self.log(M.GRAD_NORM, self.step_grad_norm)
+        self._step_lr = optimizer.param_groups[0]["lr"]
+        self.log(M.LEARNING_RATE, self._step_lr)
+
+    def _stop_on_nonfinite(self) -> None:
+        """Raise, on every rank together, if this step's global loss is not finite (one host sync)."""
+        index, self._micro_index = self._micro_index, []
+        if bool(torch.isfinite(self.step_loss)):
+            return
+        if any(getattr(cb, "handles_nonfinite_loss", False) for cb in self.trainer.callbacks):
+            return
+        ids = [i for t in index if t is not None for i in t.tolist()][:16]
+        raise FloatingPointError(
+            f"non-finite training loss {self.step_loss.item()} at step {self.trainer.global_step} "
+            f"(global instance indices {ids}); add a stability callback to skip such "
+            "steps, or lower the LR"
+        )
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
@@ -186,12 +213,15 @@ class OLMo2LitModule(LightningModule):
             return
         if gradient_clip_algorithm not in (None, "norm"):
             raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")
-        norm = self._grad_norm if self._grad_norm is not None else global_grad_norm(self.model.parameters())
-        clip_grads_(self.model.parameters(), gradient_clip_val, norm)
+        clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)
 
     # --- checkpoints --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["olmo2_lit"] = {"model_config": self.config.to_dict(), "rng": rng_state()}
+        checkpoint["olmo2_lit"] = {
+            "model_config": self.config.to_dict(),
+            "rng": rng_state(),
+            "step_lr": self._step_lr,  # stage 2 starts from it (OLMo-core get_lr_from_checkpoint)
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("olmo2_lit")
@@ -199,10 +229,3 @@ class OLMo2LitModule(LightningModule):
             raise ValueError("checkpoint was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
         check_model_config(saved["model_config"], self.config)
         set_rng_state(saved["rng"])
-
-
-def _checkpointed(forward):
-    def run(*args):
-        return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False)
-
-    return run

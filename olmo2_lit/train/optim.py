@@ -10,6 +10,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from olmo2_lit.train.parallelize import parameter_name
+
 
 class AdamW(torch.optim.AdamW):
     """``torch.optim.AdamW`` with OLMo 2's defaults (OLMO2.md §2.2): betas (0.9, 0.95), eps 1e-8,
@@ -69,7 +71,7 @@ def build_param_groups(model: nn.Module, groups: list[ParamGroup]) -> list[dict]
     Raises:
         ValueError: a pattern that matches no parameter (a typo would silently do nothing).
     """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    named = [(parameter_name(n), p) for n, p in model.named_parameters() if p.requires_grad]
     buckets: list[list[nn.Parameter]] = [[] for _ in groups]
     rest: list[nn.Parameter] = []
     hits = [0] * len(groups)

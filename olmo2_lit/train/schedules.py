@@ -1,15 +1,16 @@
 """Learning-rate schedules as multipliers of the peak LR, counted in steps or in tokens.
 
-A schedule is a small object with ``factor(t) -> float``, where ``t`` is the number of optimizer
-steps or tokens done *before* the step being taken. :class:`ScheduledLR` turns one into a torch LR
-scheduler that keeps its own token count, so the schedule survives a change of batch size on resume.
-Schedules validate themselves on construction; the CLI builds them right after parsing, so a bad one
+A schedule is a small object with ``factor(t) -> float``, where ``t`` counts optimizer steps or
+tokens *including* the step being taken, as OLMo and OLMo-core do (step 1 runs at ``factor(1)``).
+:class:`ScheduledLR` turns one into a torch LR scheduler whose token count is the data position.
+Schedules validate themselves on construction, which jsonargparse does while parsing, so a bad one
 (warmup >= t_max) fails before anything runs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from torch.optim import Optimizer
@@ -161,36 +162,42 @@ class WarmupStableDecay(Schedule):
 class ScheduledLR(LRScheduler):
     """A torch LR scheduler driven by a :class:`Schedule`, stepped once per optimizer step.
 
-    It counts tokens itself (``tokens_per_step`` per step), so a token schedule stays right when the
-    global batch changes on resume: the saved count carries over, the new step size applies after.
+    Step ``k`` (counted from 1) runs at the schedule's value at ``k`` steps, or at the tokens seen once
+    step ``k``'s batch is in, as OLMo and OLMo-core index it (the step is incremented before the LR is
+    set). The token count is not kept here: it is the data position (``tokens_seen``), so a token
+    schedule stays right when the global batch changes on resume.
 
     Args:
         optimizer: the optimizer whose groups' ``initial_lr`` are the peak LRs.
         schedule: the shape.
-        tokens_per_step: tokens in one global batch.
+        tokens_per_step: tokens in one global batch (the batch plan's).
+        tokens_seen: the run's token counter, read when the LR of the next step is set.
     """
 
-    def __init__(self, optimizer: Optimizer, *, schedule: Schedule, tokens_per_step: int) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        schedule: Schedule,
+        tokens_per_step: int,
+        tokens_seen: Callable[[], int],
+    ) -> None:
         self.schedule = schedule
         self.tokens_per_step = tokens_per_step
-        self.tokens = 0
-        self._started = False
+        self.tokens_seen = tokens_seen
         super().__init__(optimizer)
 
-    def step(self, epoch=None) -> None:  # noqa: D102  (torch signature)
-        if self._started:
-            self.tokens += self.tokens_per_step
-        self._started = True
-        super().step()
-
     def progress(self) -> float:
-        """Current ``t`` in the schedule's units."""
-        return float(self.tokens if self.schedule.units == "tokens" else self.last_epoch)
+        """``t`` of the step about to run, in the schedule's units."""
+        if self.schedule.units == "tokens":
+            return float(self.tokens_seen() + self.tokens_per_step)
+        return float(self.last_epoch + 1)
 
     def get_lr(self) -> list[float]:
         f = self.schedule.factor(self.progress())
         return [base * f for base in self.base_lrs]
 
     def state_dict(self) -> dict:
-        # The schedule and the step size come from the config of the run that loads the state.
-        return {k: v for k, v in super().state_dict().items() if k not in ("schedule", "tokens_per_step")}
+        # The schedule, the step size and the counter come from the run that loads the state.
+        skip = ("schedule", "tokens_per_step", "tokens_seen")
+        return {k: v for k, v in super().state_dict().items() if k not in skip}

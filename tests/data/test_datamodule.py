@@ -61,7 +61,7 @@ def _fit(dm, *, max_steps, root, ckpt_path=None, every=None):
     module = Recorder()
     callbacks = [ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1)] if every else []
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps,
-                        accumulate_grad_batches=dm.micro_batches_per_step(1), logger=False,
+                        accumulate_grad_batches=dm.batch_plan.accumulation, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
                         enable_checkpointing=bool(every), val_check_interval=4, default_root_dir=root)
     with warnings.catch_warnings():

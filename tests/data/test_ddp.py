@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
                               sequence_length=16, global_batch_size=8, micro_batch_size=2, seed=3, num_workers=1)
     module = Recorder()
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=4, logger=False,
-                        accumulate_grad_batches=dm.micro_batches_per_step(2), enable_progress_bar=False,
+                        accumulate_grad_batches=dm.batch_plan.with_world_size(2).accumulation, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, val_check_interval=2)
     trainer.fit(module, datamodule=dm)
     with open(f"result-{trainer.global_rank}.json", "w") as f:  # ranks share stdout: one file each

@@ -15,7 +15,7 @@ REFERENCE = {
 @pytest.mark.parametrize("preset", sorted(REFERENCE))
 def test_preset_param_counts_match_reference(preset):
     with torch.device("meta"):
-        model = Transformer(ModelConfig.preset(preset))
+        model = Transformer(ModelConfig.preset_config(preset))
     total, non_emb = REFERENCE[preset]
     assert model.num_params() == pytest.approx(total, rel=2e-3)
     assert model.num_params(include_embeddings=False) == pytest.approx(non_emb, rel=2e-3)
@@ -24,7 +24,7 @@ def test_preset_param_counts_match_reference(preset):
 
 @pytest.mark.parametrize("preset", sorted(REFERENCE))
 def test_presets_share_olmo2_constants(preset):
-    cfg = ModelConfig.preset(preset)
+    cfg = ModelConfig.preset_config(preset)
     assert (cfg.vocab_size, cfg.padded_vocab_size) == (100_278, 100_352)
     assert cfg.rope_theta == 500_000 and cfg.norm_eps == 1e-6
     assert cfg.block == "reordered_norm" and cfg.qk_norm and cfg.clip_qkv is None

@@ -49,7 +49,8 @@ def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
     tokens = [v for _, v in scalars(tmp_path, "throughput/tokens_seen")]
     assert tokens[-1] == 8 * 8 * 64
     lrs = [v for _, v in scalars(tmp_path, "optim/lr")]
-    assert lrs[0] == 0 and lrs[2] == pytest.approx(3e-3)  # warmup of 2 steps, then the peak
+    # OLMo/OLMo-core indexing: step k runs at the schedule's value at k (warmup 2: half, then the peak)
+    assert lrs[0] == pytest.approx(1.5e-3) and lrs[1] == pytest.approx(3e-3)
     assert any((tmp_path / "runs").rglob("config.yaml"))  # the resolved config is saved with the logs
     mfu = scalars(tmp_path, "throughput/mfu")
     tps = dict(scalars(tmp_path, "throughput/tokens_per_sec"))
@@ -69,7 +70,7 @@ def test_nan_loss_stops_naming_the_step(shards, tmp_path):
     [
         (("--model.config.bogus", "1"), "bogus"),
         (("--model.config.block", "prenorm"), "valid names: olmo0424, pre_norm, reordered_norm"),
-        (("--model.schedule.warmup", "50"), "model.schedule: schedule warmup (50.0) must be < t_max (20.0)"),
+        (("--model.schedule.warmup", "50"), "schedule warmup (50.0) must be < t_max (20.0)"),
         (("--model.config.n_heads", "5"), "d_model (32) must be divisible by n_heads (5)"),
     ],
 )
@@ -166,7 +167,9 @@ def test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data(shards, tm
     fit(tiny_args(tmp_path / "s1", shards, max_steps=4, extra=("--model.optimizer.init_args.lr", "3e-3")))
     ckpt = tmp_path / "s1" / "ckpt" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    end_lr = saved["optimizer_states"][0]["param_groups"][0]["lr"]
+    stage1_lrs = [v for _, v in scalars(tmp_path / "s1", "optim/lr")]
+    end_lr = saved["olmo2_lit"]["step_lr"]
+    assert end_lr == stage1_lrs[saved["global_step"] - 1]  # the LR of the checkpoint's last step
     cli = fit(
         tiny_args(
             tmp_path / "s2",
@@ -191,7 +194,8 @@ def test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data(shards, tm
         )
     )
     lrs = [v for _, v in scalars(tmp_path / "s2", "optim/lr")]
-    assert lrs[0] == pytest.approx(end_lr) and lrs[1] == pytest.approx(end_lr * 0.75)
+    # LinearDecay over 4 steps from the end LR, step k at k (OLMo-core indexing)
+    assert lrs[0] == pytest.approx(end_lr * 0.75) and lrs[1] == pytest.approx(end_lr * 0.5)
     s1 = [v for _, v in scalars(tmp_path / "s1", "train/ce_loss")]
     s2 = [v for _, v in scalars(tmp_path / "s2", "train/ce_loss")]
     assert s2[0] < s1[0]  # it starts from trained weights, not from the init

@@ -1,0 +1,96 @@
+"""The one place that wraps the plain-torch model for training, in the spirit of torchtitan's
+``parallelize``: activation checkpointing, per-block ``torch.compile`` and FSDP2 sharding, in that
+order, each applied to whatever block class the registry built.
+
+The model code never learns about any of it. Called once from ``OLMo2LitModule.configure_model``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    _CHECKPOINT_PREFIX,
+    CheckpointImpl,
+    checkpoint_wrapper,
+)
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+from olmo2_lit.model import Transformer
+
+DTypeName = Literal["float32", "bfloat16"]
+
+
+@dataclass(kw_only=True)
+class ParallelizeConfig:
+    """How the model is wrapped for training.
+
+    Attributes:
+        activation_checkpointing: wrap each block so its activations are recomputed in the backward pass.
+        compile: ``torch.compile`` each block (OLMo-core compiles per block).
+        fsdp_param_dtype: under FSDP2 (``ModelParallelStrategy``), the dtype parameters are gathered in for
+            compute (OLMo 2 trained with bfloat16); None keeps the stored dtype.
+        fsdp_reduce_dtype: under FSDP2, the dtype gradients are reduced in (OLMo 2: float32); None keeps it.
+    """
+
+    activation_checkpointing: bool = False
+    compile: bool = False
+    fsdp_param_dtype: Optional[DTypeName] = None
+    fsdp_reduce_dtype: Optional[DTypeName] = None
+
+
+def parallelize(model: Transformer, config: ParallelizeConfig, *, mesh: Optional[DeviceMesh] = None) -> None:
+    """Wrap ``model``'s blocks in place: checkpointing, then compile, then FSDP2 over ``mesh``.
+
+    Args:
+        model: the transformer, with real (not meta) parameters.
+        config: what to apply.
+        mesh: the strategy's device mesh (``ModelParallelStrategy``); None means no sharding.
+    """
+    for i, block in enumerate(model.blocks):
+        if config.activation_checkpointing:
+            # A wrapper module, not a patched forward; its state_dict keys are the block's own.
+            block = checkpoint_wrapper(block, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+            model.blocks[i] = block
+        if config.compile:
+            block.compile()
+    if mesh is not None:
+        shard_fsdp2(
+            model,
+            mesh,
+            param_dtype=_dtype(config.fsdp_param_dtype),
+            reduce_dtype=_dtype(config.fsdp_reduce_dtype),
+        )
+
+
+def shard_fsdp2(model: Transformer, mesh: DeviceMesh, *, param_dtype=None, reduce_dtype=None) -> None:
+    """Shard each block, then the root (embeddings, final norm, LM head), over the data-parallel mesh.
+
+    Args:
+        model: the transformer, with real (not meta) parameters.
+        mesh: the strategy's device mesh; its ``data_parallel`` dimension is used.
+        param_dtype: dtype parameters are gathered in for compute (OLMo 2: bf16); None keeps them.
+        reduce_dtype: dtype gradients are reduced in (OLMo 2: fp32); None keeps them.
+    """
+    names = mesh.mesh_dim_names or ()
+    dp_mesh = mesh["data_parallel"] if "data_parallel" in names else mesh
+    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
+    for block in model.blocks:
+        fully_shard(block, mesh=dp_mesh, mp_policy=policy)
+    fully_shard(model, mesh=dp_mesh, mp_policy=policy)
+
+
+def parameter_name(name: str) -> str:
+    """A parameter's name as the unwrapped model has it (without the checkpoint wrapper's prefix).
+
+    ``named_parameters()`` of a wrapped block shows torch's wrapper prefix; its ``state_dict`` does not.
+    Param-group patterns and diagnostics use this form so they are the same with or without wrapping.
+    """
+    return name.replace(_CHECKPOINT_PREFIX, "")
+
+
+def _dtype(name: Optional[DTypeName]) -> Optional[torch.dtype]:
+    return None if name is None else getattr(torch, name)
