@@ -43,7 +43,9 @@ class Diagnostics(Callback):
     def _logging(self, trainer: Trainer) -> bool:
         return trainer.global_step % self.interval == 0
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         first = not self._in_step
         self._in_step = True
         if first and self._logging(trainer):
@@ -101,8 +103,11 @@ class Diagnostics(Callback):
             for p in params:
                 group, lr = group_of.get(id(p), (None, None))
                 if group is not None and "betas" in group:
-                    updates.append(adam_update(p, optimizer.state.get(p, {}), lr=lr, betas=group["betas"],
-                                               eps=group["eps"]))
+                    updates.append(
+                        adam_update(
+                            p, optimizer.state.get(p, {}), lr=lr, betas=group["betas"], eps=group["eps"]
+                        )
+                    )
             if any(u is not None for u in updates):
                 ratio = total_norm(updates) / total_norm(params).clamp_min(1e-12)
                 self._values[f"{PREFIX}/update_ratio/{name}"] = ratio

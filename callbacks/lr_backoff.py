@@ -1,4 +1,4 @@
-"""Scales the learning rate down for a while after repeated spikes (an intervention: reads the SpikeMonitor)."""
+"""Scales the LR down for a while after repeated spikes (an intervention: reads the SpikeMonitor)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,13 @@ class LRBackoff(Callback):
     """
 
     def __init__(
-        self, *, spikes: int = 2, window: int = 100, factor: float = 0.5, duration: int = 500, recovery: int = 100
+        self,
+        *,
+        spikes: int = 2,
+        window: int = 100,
+        factor: float = 0.5,
+        duration: int = 500,
+        recovery: int = 100,
     ) -> None:
         if not 0 < factor < 1:
             raise ValueError(f"LRBackoff: factor must lie in (0, 1), got {factor}")
@@ -69,8 +75,10 @@ class LRBackoff(Callback):
         if len(self.spike_steps) >= self.spikes:
             self.spike_steps.clear()
             self.since_trigger, self.triggers = 0, self.triggers + 1
-            rank_zero_info(f"LRBackoff: {self.spikes} spikes within {self.window} steps at step "
-                           f"{decision.step}; LR x{self.factor} for {self.duration} steps")
+            rank_zero_info(
+                f"LRBackoff: {self.spikes} spikes within {self.window} steps at step "
+                f"{decision.step}; LR x{self.factor} for {self.duration} steps"
+            )
         scale = self.multiplier()
         if scale != 1.0:
             # The scheduler has just set the LR of the next step; scale that.
@@ -89,8 +97,12 @@ class LRBackoff(Callback):
         return self.factor + (1 - self.factor) * (t - self.duration + 1) / (self.recovery + 1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "spike_steps": list(self.spike_steps), "since_trigger": self.since_trigger,
-                "triggers": self.triggers}
+        return {
+            "steps": self.steps,
+            "spike_steps": list(self.spike_steps),
+            "since_trigger": self.since_trigger,
+            "triggers": self.triggers,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps, self.triggers = state_dict["steps"], state_dict["triggers"]

@@ -13,13 +13,11 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.train import metrics as M
-from olmo2_lit.train.grad_norm import global_grad_norm
 from olmo2_lit.train.nonfinite import nonfinite_activations, nonfinite_grads
 
 
 class NonFiniteGuard(Callback):
-    """Checks every optimizer step, before the update, for a NaN or inf in any micro-batch loss or in the
-    gradients, and then either skips the step or stops the run.
+    """On an optimizer step whose global loss or grad norm is NaN or inf, skips the step or stops the run.
 
     A skipped step has its gradients dropped on every rank, so AdamW (and SkipStepAdamW) leave the
     weights, moments and step count as they were; the LR schedule moves on. On stop (or after
@@ -28,7 +26,8 @@ class NonFiniteGuard(Callback):
     parameters with non-finite gradients, and the first modules whose outputs were non-finite when the
     step's micro-batches are run again, then raises ``FloatingPointError`` naming the file.
 
-    Cost per optimizer step: one gradient norm, one host sync and one all-reduce of a flag.
+    The check itself is OLMo2LitModule's (one host sync per step, on the global loss and grad norm it
+    computes anyway); this callback only acts, through ``on_nonfinite_step``. Costs nothing on finite steps.
 
     Args:
         action: ``stop`` (default) or ``skip``.
@@ -46,33 +45,34 @@ class NonFiniteGuard(Callback):
         self.skips = 0
         self._losses: list[torch.Tensor] = []
         self._batches: list[dict] = []
+        self._step_done = False
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        self._batches.append(batch)  # references for the report; dropped at the step's end
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._step_done:  # a new optimizer step begins
+            self._losses, self._batches, self._step_done = [], [], False
+        self._batches.append(batch)  # references for the report, dropped at the next step
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor) -> None:
         self._losses.append(loss.detach())
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
-        losses, batches = self._losses, self._batches
-        self._losses, self._batches = [], []
-        if not losses:
-            return
-        model = getattr(pl_module, "model", pl_module)
-        norm = global_grad_norm(model.parameters())
-        local_bad = not bool(torch.isfinite(torch.stack(losses).sum() + norm.to(losses[0].device)))
-        if not trainer.strategy.reduce_boolean_decision(local_bad, all=False):
-            pl_module.log(M.NONFINITE_SKIPPED, 0.0, rank_zero_only=True)
-            return
+        self._step_done = True
+
+    def on_nonfinite_step(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Called by OLMo2LitModule, on every rank, when the step's global loss or grad norm is not finite
+        (after accumulation, before clipping and the update)."""
+        model = pl_module.model
         step = trainer.global_step
         if self.action == "skip" and self.skips < self.max_skips:
             self.skips += 1
             for p in model.parameters():
                 p.grad = None
-            pl_module.log(M.NONFINITE_SKIPPED, 1.0, rank_zero_only=True)
+            pl_module.log(M.NONFINITE_SKIPPED, float(self.skips), rank_zero_only=True)
             rank_zero_warn(f"NonFiniteGuard: non-finite loss or gradient at step {step}; step skipped")
             return
-        report = self._report(trainer, model, step, losses, batches)
+        report = self._report(trainer, model, step, self._losses, self._batches)
         for p in model.parameters():
             p.grad = None
         raise FloatingPointError(
@@ -93,8 +93,14 @@ class NonFiniteGuard(Callback):
                 shard, offset = locate(i) if locate else (None, None)
                 instances.append({"index": i, "shard": shard, "offset": offset, "backward_loss": float(loss)})
         # backward_loss: the micro-batch's loss as backpropagated (divided by the accumulation)
-        mine = {"rank": trainer.global_rank, "backward_losses": [float(x) for x in losses], "instances": instances,
-                "nonfinite_grads": grads, "n_nonfinite_grads": n_grads, "nonfinite_activations": activations}
+        mine = {
+            "rank": trainer.global_rank,
+            "backward_losses": [float(x) for x in losses],
+            "instances": instances,
+            "nonfinite_grads": grads,
+            "n_nonfinite_grads": n_grads,
+            "nonfinite_activations": activations,
+        }
         ranks = [mine]
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             ranks = [None] * trainer.world_size

@@ -40,13 +40,23 @@ class Rollback(Callback):
     """
 
     def __init__(
-        self, *, spikes: int = 3, window: int = 200, record_file: str = "rollbacks.json", max_rollbacks: int = 10
+        self,
+        *,
+        spikes: int = 3,
+        window: int = 200,
+        record_file: str = "rollbacks.json",
+        max_rollbacks: int = 10,
     ) -> None:
         if spikes < 1 or window < spikes:
             raise ValueError(f"Rollback: need 1 <= spikes <= window, got spikes={spikes}, window={window}")
         if max_rollbacks < 1:
             raise ValueError(f"Rollback: max_rollbacks must be >= 1, got {max_rollbacks}")
-        self.spikes, self.window, self.record_file, self.max_rollbacks = spikes, window, record_file, max_rollbacks
+        self.spikes, self.window, self.record_file, self.max_rollbacks = (
+            spikes,
+            window,
+            record_file,
+            max_rollbacks,
+        )
         self.spike_steps: deque[int] = deque()  # global steps (as logged) of recent spikes
         self.checkpoints: list[tuple[int, str]] = []  # (global_step saved at, path) of files written
         self.rollbacks = 0
@@ -85,7 +95,9 @@ class Rollback(Callback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
         self._saving_step = trainer.global_step
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if "index" in batch:
             self._micro.append(batch["index"].detach())  # kept on the device: no sync per batch
 
@@ -147,10 +159,17 @@ class Rollback(Callback):
         self.checkpoints = [(g, p) for g, p in self.checkpoints if g <= restored_step]
         trainer.checkpoint_callback._last_global_step_saved = restored_step
         self._batches.clear()
-        rank_zero_info(f"Rollback: spikes at steps {spikes}; restored {path} (step {restored_step}), "
-                       f"skipping the data of steps {restored_step}..{step}")
-        entry = {"at_step": step, "spike_steps": spikes, "checkpoint": path, "restored_step": restored_step,
-                 "skipped": skipped}
+        rank_zero_info(
+            f"Rollback: spikes at steps {spikes}; restored {path} (step {restored_step}), "
+            f"skipping the data of steps {restored_step}..{step}"
+        )
+        entry = {
+            "at_step": step,
+            "spike_steps": spikes,
+            "checkpoint": path,
+            "restored_step": restored_step,
+            "skipped": skipped,
+        }
         if trainer.is_global_zero:
             self._append_record(trainer, entry)
 
@@ -184,7 +203,11 @@ class Rollback(Callback):
             json.dump(record, f, indent=1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"spike_steps": list(self.spike_steps), "checkpoints": self.checkpoints, "rollbacks": self.rollbacks}
+        return {
+            "spike_steps": list(self.spike_steps),
+            "checkpoints": self.checkpoints,
+            "rollbacks": self.rollbacks,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.spike_steps = deque(state_dict["spike_steps"])

@@ -58,7 +58,9 @@ class SpikeMonitor(Callback):
         paper_window: int = 1000,
         paper_sigma: float = 7.0,
     ) -> None:
-        self.detector = OLMoCoreSpikeDetector(window=window, sigma=sigma, warmup=warmup, rate_window=rate_window)
+        self.detector = OLMoCoreSpikeDetector(
+            window=window, sigma=sigma, warmup=warmup, rate_window=rate_window
+        )
         self.paper_loss = PaperSpikeScore(window=paper_window, sigma=paper_sigma)
         self.paper_grad_norm = PaperSpikeScore(window=paper_window, sigma=paper_sigma)
         self.decision: Optional[SpikeDecision] = None

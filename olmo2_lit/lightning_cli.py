@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 from lightning.pytorch.cli import LightningCLI
 
 from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
+from olmo2_lit.callbacks.nonfinite_guard import NonFiniteGuard
 from olmo2_lit.callbacks.progress import StepProgressBar
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -63,6 +64,8 @@ class OLMo2CLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(TokenThroughput, "throughput")
+        # On by default: a NaN step stops with a report of its data and layers (nonfinite.action: skip).
+        parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

@@ -1,4 +1,4 @@
-"""Where a non-finite value first appears: module outputs in forward order, parameter gradients in model order."""
+"""Where a non-finite value first appears: module outputs in forward order, gradients in model order."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 def nonfinite_grads(model: nn.Module, limit: int = 10) -> tuple[list[str], int]:
     """Names of the first ``limit`` parameters (in ``named_parameters`` order: embeddings, then blocks from
     the first) whose gradient on this rank holds a NaN or inf, and how many there are in all."""
-    names = [n for n, p in model.named_parameters() if p.grad is not None and not _local(p.grad).isfinite().all()]
+    names = [
+        n for n, p in model.named_parameters() if p.grad is not None and not _local(p.grad).isfinite().all()
+    ]
     return names[:limit], len(names)
 
 
