@@ -44,7 +44,9 @@ class StepRecorder(Callback):
 
     def _snapshot(self, pl_module, optimizer):
         params = [p.detach().clone() for p in pl_module.parameters()]
-        states = [{k: v.detach().clone() for k, v in optimizer.state[p].items()} for p in pl_module.parameters()]
+        states = [
+            {k: v.detach().clone() for k, v in optimizer.state[p].items()} for p in pl_module.parameters()
+        ]
         return params, states
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
@@ -66,3 +68,30 @@ class StepRecorder(Callback):
         }
         path = Path(trainer.default_root_dir) / f"step_record_rank{trainer.global_rank}.json"
         path.write_text(json.dumps(record))
+
+
+class RollbackRecorder(Callback):
+    """After each rollback (list it after Rollback): do the weights equal those in ``checkpoint``, and
+    where is the step counter? Writes ``rollback_record_rank<r>.json`` under the run's root."""
+
+    def __init__(self, *, checkpoint: str) -> None:
+        self.checkpoint, self.seen, self.records = checkpoint, 0, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        from olmo2_lit.callbacks.rollback import Rollback
+
+        rollback = next(cb for cb in trainer.callbacks if isinstance(cb, Rollback))
+        if rollback.rollbacks == self.seen:
+            return
+        self.seen = rollback.rollbacks
+        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        now = pl_module.state_dict()
+        self.records.append(
+            {
+                "weights_equal_checkpoint": all(torch.equal(now[k].cpu(), v) for k, v in saved.items()),
+                "global_step": trainer.global_step,
+                "tokens_seen": trainer.datamodule.tokens_seen,
+            }
+        )
+        path = Path(trainer.default_root_dir) / f"rollback_record_rank{trainer.global_rank}.json"
+        path.write_text(json.dumps(self.records))

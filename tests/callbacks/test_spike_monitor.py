@@ -18,5 +18,9 @@ def test_injected_spike_is_detected_and_skipped(shards, tmp_path):
     assert [s for s, v in scalars(tmp_path, "spike/grad_norm_spike") if v] == [12]
     assert [s for s, v in scalars(tmp_path, "optim/step_skipped") if v] == [12]
     record = json.loads((tmp_path / "step_record_rank0.json").read_text())
-    assert record == {"weights_unchanged": True, "moments_unchanged": True, "steps_unchanged": True,
-                      "had_state": True}
+    assert record == {
+        "weights_unchanged": True,
+        "moments_unchanged": True,
+        "steps_unchanged": True,
+        "had_state": True,
+    }
