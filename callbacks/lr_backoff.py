@@ -18,7 +18,8 @@ class LRBackoff(Callback):
 
     The schedule keeps running underneath: each step the callback scales the LR the scheduler has just
     set, so recovery lands exactly on the schedule. A new trigger during a backoff restarts it. The
-    multiplier is logged as ``optim/lr_backoff``; its state is checkpointed, so resume is exact.
+    multiplier each step ran at is logged as ``optim/lr_backoff``; the state is checkpointed, so resume
+    is exact.
 
     Args:
         spikes: how many spikes trigger a backoff.
@@ -49,6 +50,7 @@ class LRBackoff(Callback):
         self.spike_steps: deque[int] = deque()
         self.since_trigger: int | None = None  # steps since the backoff began; None: not backed off
         self.triggers = 0
+        self.applied = 1.0  # the multiplier of the step about to run
         self._monitor: SpikeMonitor | None = None
         self._pending = False
 
@@ -79,12 +81,12 @@ class LRBackoff(Callback):
                 f"LRBackoff: {self.spikes} spikes within {self.window} steps at step "
                 f"{decision.step}; LR x{self.factor} for {self.duration} steps"
             )
-        scale = self.multiplier()
-        if scale != 1.0:
+        pl_module.log(M.LR_BACKOFF, self.applied, rank_zero_only=True)  # what this step ran at
+        self.applied = self.multiplier()
+        if self.applied != 1.0:
             # The scheduler has just set the LR of the next step; scale that.
             for group in trainer.optimizers[0].param_groups:
-                group["lr"] *= scale
-        pl_module.log(M.LR_BACKOFF, scale, rank_zero_only=True)
+                group["lr"] *= self.applied
 
     def multiplier(self) -> float:
         """LR multiplier for the next optimizer step."""
@@ -102,9 +104,10 @@ class LRBackoff(Callback):
             "spike_steps": list(self.spike_steps),
             "since_trigger": self.since_trigger,
             "triggers": self.triggers,
+            "applied": self.applied,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps, self.triggers = state_dict["steps"], state_dict["triggers"]
         self.spike_steps = deque(state_dict["spike_steps"])
-        self.since_trigger = state_dict["since_trigger"]
+        self.since_trigger, self.applied = state_dict["since_trigger"], state_dict["applied"]

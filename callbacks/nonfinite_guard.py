@@ -60,6 +60,12 @@ class NonFiniteGuard(Callback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
         self._step_done = True
 
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._step_done and self.action == "skip":
+            pl_module.log(M.NONFINITE_SKIPPED, float(self.skips), rank_zero_only=True)  # running count
+
     def on_nonfinite_step(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Called by OLMo2LitModule, on every rank, when the step's global loss or grad norm is not finite
         (after accumulation, before clipping and the update)."""
@@ -69,7 +75,6 @@ class NonFiniteGuard(Callback):
             self.skips += 1
             for p in model.parameters():
                 p.grad = None
-            pl_module.log(M.NONFINITE_SKIPPED, float(self.skips), rank_zero_only=True)
             rank_zero_warn(f"NonFiniteGuard: non-finite loss or gradient at step {step}; step skipped")
             return
         report = self._report(trainer, model, step, self._losses, self._batches)

@@ -58,6 +58,11 @@ class SpikeMonitor(Callback):
         paper_window: int = 1000,
         paper_sigma: float = 7.0,
     ) -> None:
+        for name, value in (("sigma", sigma), ("paper_sigma", paper_sigma)):
+            if value <= 0:
+                raise ValueError(f"SpikeMonitor: {name} must be > 0, got {value}")
+        if warmup is not None and window < warmup:
+            raise ValueError(f"SpikeMonitor: window ({window}) must be >= warmup ({warmup}): it never fills")
         self.detector = OLMoCoreSpikeDetector(
             window=window, sigma=sigma, warmup=warmup, rate_window=rate_window
         )

@@ -13,11 +13,11 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 
 
 def nonfinite_grads(model: nn.Module, limit: int = 10) -> tuple[list[str], int]:
-    """Names of the first ``limit`` parameters (in ``named_parameters`` order: embeddings, then blocks from
-    the first) whose gradient on this rank holds a NaN or inf, and how many there are in all."""
-    names = [
-        n for n, p in model.named_parameters() if p.grad is not None and not _local(p.grad).isfinite().all()
-    ]
+    """Names of the first ``limit`` parameters, in the order backward reaches them (reverse model order:
+    LM head, final norm, last block ... embeddings), whose gradient on this rank holds a NaN or inf, and
+    how many there are in all. A NaN spreads downward, so the first name is nearest its source."""
+    named = reversed(list(model.named_parameters()))
+    names = [n for n, p in named if p.grad is not None and not _local(p.grad).isfinite().all()]
     return names[:limit], len(names)
 
 
