@@ -16,9 +16,17 @@ def skip_step_optimizer(rolling: int = 16) -> dict:
     }
 
 
-def layer(path: Path, callbacks: list[dict], *, optimizer: dict | None = None, **sections) -> list[str]:
-    """``--config`` args of a YAML file with these callbacks (and optimizer, and other sections)."""
-    config: dict = {"trainer": {"callbacks": callbacks}, **sections}
+def layer(
+    path: Path,
+    callbacks: list[dict],
+    *,
+    optimizer: dict | None = None,
+    trainer: dict | None = None,
+    **sections,
+) -> list[str]:
+    """``--config`` args of a YAML file with these callbacks, and optionally an optimizer, more trainer
+    settings and other sections."""
+    config: dict = {"trainer": {"callbacks": callbacks, **(trainer or {})}, **sections}
     if optimizer is not None:
         config["model"] = {"optimizer": optimizer}
     path.write_text(yaml.safe_dump(config))

@@ -9,15 +9,21 @@ import torch
 from lightning.pytorch import Callback
 
 
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
 class ScaleGradsAt(Callback):
-    """Multiplies every gradient by ``factor`` at the given optimizer steps, before the module measures
-    the grad norm (callback hooks run before the module's): an injected grad-norm spike."""
+    """Multiplies every gradient by ``factor`` at the given optimizer steps (once each), before the module
+    measures the grad norm (callback hooks run before the module's): an injected grad-norm spike."""
 
     def __init__(self, *, steps: list[int], factor: float = 1e3) -> None:
-        self.steps, self.factor = steps, factor
+        self.steps, self.factor, self.done = steps, factor, set()
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        if trainer.global_step in self.steps:
+        step = trainer.global_step
+        if step in self.steps and step not in self.done:  # once: a rollback revisits step numbers
+            self.done.add(step)
             for p in pl_module.parameters():
                 if p.grad is not None:
                     p.grad.mul_(self.factor)
@@ -36,21 +42,25 @@ class NaNGradAt(Callback):
 
 class StepRecorder(Callback):
     """Around optimizer step ``step``: did the weights, the Adam moments and the step counts change?
-    Writes ``step_record_rank<r>.json`` under the run's root."""
+    List it before any Rollback, which changes the weights after the step. Writes
+    ``step_record_rank<r>.json`` under the run's root."""
 
     def __init__(self, *, step: int) -> None:
-        self.step = step
+        self.step, self.done = step, False
         self._before = None
 
     def _snapshot(self, pl_module, optimizer):
-        params = [p.detach().clone() for p in pl_module.parameters()]
+        # FSDP2: this rank's shards
+        params = [_local(p).detach().clone() for p in pl_module.parameters()]
         states = [
-            {k: v.detach().clone() for k, v in optimizer.state[p].items()} for p in pl_module.parameters()
+            {k: _local(v).detach().clone() for k, v in optimizer.state[p].items()}
+            for p in pl_module.parameters()
         ]
         return params, states
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and not self.done:  # once: a rollback revisits step numbers
+            self.done = True
             self._before = self._snapshot(pl_module, optimizer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

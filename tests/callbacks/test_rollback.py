@@ -12,14 +12,17 @@ from olmo2_lit.callbacks.rollback import Rollback
 TOKENS_PER_STEP = 8 * 64
 
 
-def rollback_layer(tmp_path) -> list[str]:
-    callbacks = [
+def rollback_callbacks(tmp_path) -> list[dict]:
+    return [
         MONITOR,
         {"class_path": "olmo2_lit.callbacks.rollback.Rollback", "init_args": {"spikes": 1, "window": 6}},
         probe("ScaleGradsAt", steps=[10]),
         probe("RollbackRecorder", checkpoint=str(tmp_path / "ckpt" / "step0000009.ckpt")),
     ]
-    return layer(tmp_path / "rollback.yaml", callbacks)
+
+
+def rollback_layer(tmp_path) -> list[str]:
+    return layer(tmp_path / "rollback.yaml", rollback_callbacks(tmp_path))
 
 
 def check_rollback(tmp_path, *, ranks: int = 1) -> None:
