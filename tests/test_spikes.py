@@ -116,3 +116,19 @@ def test_bad_arguments_are_named(kwargs, match):
     """Guards against a detector that silently never fires (window below warm-up) or always fires."""
     with pytest.raises(ValueError, match=match):
         SigmaRule(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"window": 8, "warmup": 16}, r"SpikeMonitor: window \(8\) must be >= warmup \(16\)"),
+        ({"sigma": 0.0}, "SpikeMonitor: sigma must be > 0"),
+        ({"paper_sigma": -7.0}, "SpikeMonitor: paper_sigma must be > 0"),
+    ],
+)
+def test_spike_monitor_names_its_bad_argument(kwargs, match):
+    """Guards against a monitor that silently never fires or always fires."""
+    from olmo2_lit.callbacks.spike_monitor import SpikeMonitor
+
+    with pytest.raises(ValueError, match=match):
+        SpikeMonitor(**kwargs)
