@@ -220,6 +220,8 @@ class SkipStepAdamW(torch.optim.Optimizer):
             state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
             state["exp_avg"] = torch.zeros_like(p, dtype=self.dtype)
             state["exp_avg_sq"] = torch.zeros_like(p, dtype=self.dtype)
+        elif state["step"].device != p.device:  # torch's load_state_dict leaves "step" where it was saved
+            state["step"] = state["step"].to(p.device)
         return (
             _local(p),
             _local(p.grad),
