@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from olmo2_lit.callbacks.housekeeping import Housekeeping
 from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
+from olmo2_lit.callbacks.nonfinite_guard import NonFiniteGuard
 from olmo2_lit.callbacks.predictions import PredictionWriter
 from olmo2_lit.callbacks.preemption import Preemption
 from olmo2_lit.callbacks.progress import StepProgressBar
@@ -73,6 +74,8 @@ class OLMo2CLI(LightningCLI):
         parser.add_lightning_class_args(Preemption, "preemption")
         parser.add_lightning_class_args(Housekeeping, "housekeeping")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        # On by default: a NaN step stops with a report of its data and layers (nonfinite.action: skip).
+        parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

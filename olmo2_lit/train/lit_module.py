@@ -26,6 +26,7 @@ from olmo2_lit.train.loss import StepSums, lm_loss, target_tokens
 from olmo2_lit.train.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
 from olmo2_lit.train.parallelize import ParallelizeConfig, parallelize
 from olmo2_lit.train.schedules import Constant, Schedule, ScheduledLR
+from olmo2_lit.train.skip_step import SkipStepAdamW
 from olmo2_lit.weights.pretrained import load_pretrained
 
 
@@ -218,7 +219,10 @@ class OLMo2LitModule(LightningModule):
             self.step_grad_norm = None  # the engine holds the gradients, norms and clips them itself
         else:
             self.step_grad_norm = global_grad_norm(self.model.parameters(), strategy=self.trainer.strategy)
-        self._stop_on_nonfinite()
+        if self._stop_on_nonfinite() and isinstance(optimizer, SkipStepAdamW):
+            # Before optimizer.step (Lightning runs this hook inside its closure); a non-finite step
+            # never enters the history, where it would make every later std NaN.
+            optimizer.latest_loss, optimizer.latest_grad_norm = ce, self.step_grad_norm
         self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
         self.log(M.TRAIN_Z_LOSS, z)
         self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.clamp(max=50)))
@@ -227,16 +231,23 @@ class OLMo2LitModule(LightningModule):
         self._step_lr = optimizer.param_groups[0]["lr"]
         self.log(M.LEARNING_RATE, self._step_lr)
 
-    def _stop_on_nonfinite(self) -> None:
-        """Raise, on every rank together, if this step's global loss is not finite (one host sync)."""
+    def _stop_on_nonfinite(self) -> bool:
+        """Whether this step's global loss and grad norm are finite (one host sync; the same on every
+        rank). If not, hand the step to the callbacks with ``handles_nonfinite_loss`` (their
+        ``on_nonfinite_step(trainer, module)`` may skip it or stop), or raise when there are none."""
         index, self._micro_index = self._micro_index, []
-        if bool(torch.isfinite(self.step_loss)):
-            return
-        if any(getattr(cb, "handles_nonfinite_loss", False) for cb in self.trainer.callbacks):
-            return
+        norm = self.step_grad_norm if self.step_grad_norm is not None else torch.zeros(())  # None: DeepSpeed
+        if bool(torch.isfinite(self.step_loss + norm.to(self.step_loss.device))):
+            return True
+        handlers = [cb for cb in self.trainer.callbacks if getattr(cb, "handles_nonfinite_loss", False)]
+        for cb in handlers:
+            cb.on_nonfinite_step(self.trainer, self)
+        if handlers:
+            return False
         ids = [i for t in index if t is not None for i in t.tolist()][:16]
         raise FloatingPointError(
-            f"non-finite training loss {self.step_loss.item()} at step {self.trainer.global_step} "
+            f"non-finite training loss {self.step_loss.item()} or grad norm {norm.item()} "
+            f"at step {self.trainer.global_step} "
             f"(global instance indices {ids}); add a stability callback to skip such "
             "steps, or lower the LR"
         )
@@ -250,6 +261,11 @@ class OLMo2LitModule(LightningModule):
         if gradient_clip_algorithm not in (None, "norm"):
             raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")
         clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if isinstance(optimizer, SkipStepAdamW) and self.batch_plan.ends_step(batch_idx):
+            self.log(M.STEP_SKIPPED, optimizer.step_skipped)
 
     # --- checkpoints --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
