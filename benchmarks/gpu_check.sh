@@ -22,22 +22,23 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v WAR
 python3 -c "import torch, lightning, transformers; print('torch', torch.__version__, 'lightning', lightning.__version__, 'transformers', transformers.__version__)"
 python3 -c "import deepspeed; print('deepspeed', deepspeed.__version__)" 2>&1 | tail -1
 
-left() { echo $(( ${GPU_CHECK_BUDGET:-560} - SECONDS )); }  # each part gets what remains, at most its cap
+# each part gets what remains of the budget, at most its own cap, at least 1 s (timeout 0 would mean none)
+cap() { local l=$(( ${GPU_CHECK_BUDGET:-560} - SECONDS )); (( l < 1 )) && l=1; (( l > $1 )) && l=$1; echo $l; }
 
 echo "== 1. training step, 1B, seq 4096, micro batch 4 (no activation checkpointing), bf16 autocast"
-timeout $(( $(left) < 110 ? $(left) : 110 )) python3 benchmarks/bench_model.py --preset olmo2_1b --seq 4096 \
+timeout $(cap 110) python3 benchmarks/bench_model.py --preset olmo2_1b --seq 4096 \
   --batch 4 --steps 5 --warmup 3 --rounds 1 --precisions bf16
 echo "== 1b. the same with torch.compile per block"
-timeout $(( $(left) < 150 ? $(left) : 150 )) python3 benchmarks/bench_model.py --preset olmo2_1b --seq 4096 \
+timeout $(cap 150) python3 benchmarks/bench_model.py --preset olmo2_1b --seq 4096 \
   --batch 4 --steps 5 --warmup 3 --rounds 1 --precisions bf16 --compile
 
 echo "== 2. strategies on one GPU: DDP, FSDP2, FSDP, DeepSpeed ZeRO-2/3 (a few steps each)"
-timeout $(( $(left) < 240 ? $(left) : 240 )) python3 benchmarks/gpu_scaleout.py 2>&1 | tail -30
+timeout $(cap 240) python3 benchmarks/gpu_scaleout.py 2>&1 | tail -30
 
 echo "== 3. parity with transformers on CUDA (1B widths, 2 layers), and the fused loss under bf16"
-timeout $(( $(left) < 60 ? $(left) : 60 )) python3 benchmarks/gpu_parity.py
+timeout $(cap 60) python3 benchmarks/gpu_parity.py
 
 echo "== 4. CUDA-marked tests and the model/loss suites on the GPU machine"
-timeout $(( $(left) < 150 ? $(left) : 150 )) python3 -m pytest -q -p no:warnings -rs tests/model \
+timeout $(cap 150) python3 -m pytest -q -p no:warnings -rs tests/model \
   tests/test_hf_parity.py tests/data/test_document_masking.py -x 2>&1 | tail -6
 echo "== done at ${SECONDS}s"
