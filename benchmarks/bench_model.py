@@ -117,12 +117,19 @@ def bench(
         return model, opt, step
 
     if device.type == "cuda":
+
+        def measure(name):  # the model and its optimizer live only inside this call
+            _, _, step = prepared(name)
+            return [_timed(step, steps, device) for _ in range(rounds)]
+
         for name in builders:
             torch.cuda.reset_peak_memory_stats()
-            model, opt, step = prepared(name)
-            times[name] = [_timed(step, steps, device) for _ in range(rounds)]
+            try:
+                times[name] = measure(name)
+            except torch.OutOfMemoryError:
+                print(f"{precision:5s} {name:13s} out of memory at batch {batch} x {seq}")
+                times.pop(name)
             peak_mem[name] = torch.cuda.max_memory_allocated() / 2**30
-            del model, opt, step
             torch.cuda.empty_cache()
     else:
         ready = {name: prepared(name) for name in builders}
@@ -137,6 +144,8 @@ def bench(
         mfu = f"{fpt * med / peak:.1%}" if peak else "n/a"
         mem = f"  peak {peak_mem[name]:.1f} GiB" if name in peak_mem else ""
         print(f"{precision:5s} {name:13s} {med:12,.0f} tok/s (median of {len(rs)} rounds)  MFU {mfu}{mem}")
+    if len(rates) < 2:
+        return rates
     ratios = sorted(a / b for a, b in zip(rates["olmo2_lit"], rates["transformers"]))
     print(
         f"{precision:5s} ratio olmo2_lit / transformers = {statistics.median(ratios):.2f} "

@@ -29,7 +29,7 @@ import torch
 from lightning.pytorch import Callback
 
 REPO = Path(__file__).resolve().parents[1]
-STRATEGIES = ("ddp", "fsdp2", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
+STRATEGIES = tuple(sys.argv[1:]) or ("ddp", "fsdp2", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
 SEQ, GLOBAL, MICRO, STEPS, LAYERS, WARM = 2048, 8, 4, 10, 4, 3
 TIMEOUT_S = 45
 LOSS_RTOL = 2e-2  # bf16 compute under different engines; a wrong scale or missing clip is far beyond

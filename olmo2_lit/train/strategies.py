@@ -175,6 +175,11 @@ class DeepSpeedStrategy(_DeepSpeedStrategy):
             stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters
         )
 
+    def _auto_select_batch_size(self) -> int:
+        # Lightning reads the dataloader's batch_sampler, which ours has none of (batch_size=None: the
+        # dataset yields whole micro-batches); the batch plan knows the micro batch.
+        return self.lightning_module.trainer.datamodule.batch_plan.micro_batch
+
 
 def describe(strategy) -> dict[str, Any]:
     """The effective settings of a set-up strategy, as plain values for the run's ``strategy.yaml``."""
