@@ -6,7 +6,8 @@
 * at the start of ``fit``, temp files an interrupted checkpoint save left in the checkpoint directory
   are removed (only our own temp names, :func:`olmo2_lit.atomic.remove_stale_temps`);
 * a run that fails before its first optimizer step removes the log directory it created (its
-  ``config.yaml``, ``hparams.yaml`` and event files, written by this run, and nothing else).
+  ``config.yaml``, ``hparams.yaml``, ``strategy.yaml`` and event files, written by this run, and nothing
+  else).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from olmo2_lit.atomic import remove_stale_temps
 
 #: Files a run writes into its log directory before the first step (Lightning CLI and TensorBoard).
-_RUN_FILES = re.compile(r"^(config\.yaml|hparams\.yaml|events\.out\.tfevents\..+)$")
+_RUN_FILES = re.compile(r"^(config\.yaml|hparams\.yaml|strategy\.yaml|events\.out\.tfevents\..+)$")
 
 
 class Housekeeping(Callback):

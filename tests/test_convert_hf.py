@@ -280,7 +280,7 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
         return real_save_file(tensors, path, metadata=metadata)
 
     real_save_file = save_file
-    monkeypatch.setattr(P, "save_file", failing_save_file)
+    monkeypatch.setattr(X, "save_file", failing_save_file)
     with pytest.raises(OSError, match="disk full"):
         _export(_model(ModelConfig.tiny()), tmp_path / "hf", max_shard_size=20_000)
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []

@@ -44,6 +44,9 @@ RUN: dict[str, tuple[str, ...]] = {
     "--data.train_sources '[{paths: [/data/dolmino-mix-1124]}]'": PRINT,
     "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml "
     "--config experiments/strategies/fsdp2.yaml": PRINT,
+    "olmo2-lit fit --config experiments/quickstart.yaml --config experiments/stability/spike_monitor.yaml "
+    "--config experiments/stability/skip_step.yaml --config experiments/stability/lr_backoff.yaml "
+    "--config experiments/stability/rollback.yaml --config experiments/stability/diagnostics.yaml": PRINT,
     "olmo2-lit validate --config experiments/quickstart.yaml "
     "--ckpt_path runs/olmo2/version_0/checkpoints/last.ckpt": PRINT,
     "olmo2-lit test --config experiments/quickstart.yaml --ckpt_path ... "
@@ -216,7 +219,7 @@ def test_benchmark_flags_in_the_docs_exist():
 
 
 def _backticked_tags(text: str) -> set[str]:
-    return set(re.findall(r"`((?:train|optim|throughput|val|test|downstream)/[a-z_{}/]+)`", text))
+    return set(re.findall(r"`((?:train|optim|throughput|val|test|downstream|spike)/[a-z_{}/]+)`", text))
 
 
 def test_tensorboard_tags_in_the_docs_are_the_logged_ones():

@@ -28,7 +28,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise CheckpointError(f"checkpoint not found: {path}")
         if Path(path).is_dir():
             raise CheckpointError(
-                f"{path} is a sharded checkpoint (a directory); this strategy loads one file: run "
+                f"{path}: is a directory, a sharded checkpoint; this strategy loads one file: run "
                 f"`olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt` and resume from "
                 "FILE.ckpt, or resume with --config experiments/strategies/fsdp2.yaml"
             )
@@ -38,6 +38,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except Exception as err:  # pickle, zip, mmap and weights_only errors alike
             # torch.load of a non-checkpoint says e.g. "KeyError: 101" or an mmap error, naming no file
             raise CheckpointError(
-                f"{path}: not a readable checkpoint ({type(err).__name__}: {err}); it is truncated or not a "
-                ".ckpt saved by olmo2-lit fit"
+                f"{path}: not a readable checkpoint; it is truncated or not a .ckpt saved by olmo2-lit fit "
+                "(--debug shows torch's own error)"
             ) from err

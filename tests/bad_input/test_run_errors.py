@@ -185,7 +185,7 @@ def test_ddp_layout_error_is_one_config_error():
         match=r"global_batch_size 16 is not a multiple of micro_batch_size 16 x "
         r"world size 2 = 32",
     ) as info:
-        dm.micro_batches_per_step(2)
+        dm.batch_plan.with_world_size(2)
     assert isinstance(info.value, REPORTED)
 
 
