@@ -18,7 +18,8 @@ import torch
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.model.generate import generate
-from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
+from olmo2_lit.weights.convert_hf import model_config_to_hf_config
+from olmo2_lit.weights.state_dicts import native_to_hf
 
 
 def _hf_model(cfg: ModelConfig, model: Transformer):

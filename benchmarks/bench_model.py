@@ -21,7 +21,8 @@ import torch
 from olmo2_lit.model import ModelConfig, Transformer, flops_per_token
 from olmo2_lit.train.loss import lm_loss_sums
 from olmo2_lit.train.peak_flops import peak_flops_per_device
-from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
+from olmo2_lit.weights.convert_hf import model_config_to_hf_config
+from olmo2_lit.weights.state_dicts import native_to_hf
 
 
 def _ours(cfg: ModelConfig, weights: dict, compile_blocks: bool) -> Transformer:

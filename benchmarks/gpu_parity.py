@@ -9,7 +9,8 @@ import torch
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train.loss import lm_loss, lm_loss_sums
-from olmo2_lit.weights.convert_hf import model_config_to_hf_config, native_to_hf
+from olmo2_lit.weights.convert_hf import model_config_to_hf_config
+from olmo2_lit.weights.state_dicts import native_to_hf
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.weights import convert_hf as C
 from olmo2_lit.weights import export as X
 from olmo2_lit.weights import pretrained as P
+from olmo2_lit.weights import state_dicts as S
 from olmo2_lit.weights import verbs as V
 
 GQA = dict(d_model=64, n_heads=4, n_kv_heads=2, n_layers=3, mlp_hidden=96, vocab_size=300)
@@ -50,7 +51,7 @@ def _export(model, path, **overrides):
 
 
 def test_weight_keys_round_trip_and_are_distinct(cfg):
-    native = list(C.native_shapes(cfg))
+    native = list(S.native_shapes(cfg))
     hf = [C._rename(k, to_hf=True) for k in native]
     assert None not in hf and len(set(hf)) == len(native)
     assert [C._rename(k, to_hf=False) for k in hf] == native
@@ -168,7 +169,7 @@ def test_token_id_outside_vocab_is_refused():
 
 
 def _hf_sd(cfg):
-    return C.native_to_hf(_model(cfg).state_dict(), cfg)
+    return S.native_to_hf(_model(cfg).state_dict(), cfg)
 
 
 def test_missing_tensor_is_named():
@@ -176,7 +177,7 @@ def test_missing_tensor_is_named():
     sd = _hf_sd(cfg)
     del sd["model.layers.2.mlp.up_proj.weight"]
     with pytest.raises(ValueError, match=r"missing tensor\(s\): model\.layers\.2\.mlp\.up_proj\.weight"):
-        C.hf_to_native(sd, cfg)
+        S.hf_to_native(sd, cfg)
 
 
 def test_unexpected_tensor_is_named():
@@ -186,7 +187,7 @@ def test_unexpected_tensor_is_named():
     with pytest.raises(
         ValueError, match=r"unexpected tensor\(s\): model\.layers\.0\.input_layernorm\.weight"
     ):
-        C.hf_to_native(sd, cfg)
+        S.hf_to_native(sd, cfg)
 
 
 def test_wrong_shape_is_named_with_both_shapes():
@@ -196,7 +197,7 @@ def test_wrong_shape_is_named_with_both_shapes():
     with pytest.raises(
         ValueError, match=re.escape("model.layers.1.self_attn.k_norm.weight expected (32,), got (64,)")
     ):
-        C.hf_to_native(sd, cfg)
+        S.hf_to_native(sd, cfg)
 
 
 def test_native_to_hf_names_our_key():
@@ -204,7 +205,7 @@ def test_native_to_hf_names_our_key():
     sd = _model(cfg).state_dict()
     del sd["blocks.1.attention.w_v.weight"]
     with pytest.raises(ValueError, match=r"blocks\.1\.attention\.w_v\.weight"):
-        C.native_to_hf(sd, cfg)
+        S.native_to_hf(sd, cfg)
 
 
 # --------------------------------------------------------------------------------- files

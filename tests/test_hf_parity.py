@@ -11,6 +11,7 @@ from olmo2_lit.model import ModelConfig, Transformer  # noqa: E402
 from olmo2_lit.weights import convert_hf as C  # noqa: E402
 from olmo2_lit.weights import export as X  # noqa: E402
 from olmo2_lit.weights import pretrained as P  # noqa: E402
+from olmo2_lit.weights import state_dicts as S  # noqa: E402
 
 IDS = dict(eos_token_id=1, pad_token_id=0)
 LENGTHS = (1, 7, 33)
@@ -99,7 +100,7 @@ def test_transformers_sharded_checkpoint_imports(tmp_path):
     assert (tmp_path / "hf" / P.HF_INDEX).is_file()
     ours = P.import_hf(tmp_path / "hf")
     hf_sd = hf.state_dict()
-    for key, tensor in C.native_to_hf(ours.state_dict(), cfg).items():
+    for key, tensor in S.native_to_hf(ours.state_dict(), cfg).items():
         assert torch.equal(tensor, hf_sd[key]), key
 
 

@@ -13,16 +13,13 @@ tokenizer size pads to the same number of rows.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import re
-from collections.abc import Mapping
 from typing import Literal, Optional, Union
 
 import torch
 
-from olmo2_lit.model import ModelConfig, Transformer
+from olmo2_lit.model import ModelConfig
 
 StateDict = dict[str, torch.Tensor]
 DTypeLike = Union[str, torch.dtype]
@@ -93,7 +90,7 @@ OLMO2_COMPONENTS: dict[str, object] = {
 }
 
 
-def _rename(key: str, *, to_hf: bool) -> Optional[str]:
+def rename_key(key: str, *, to_hf: bool) -> Optional[str]:
     """Translate one state-dict key through WEIGHT_KEYS; None when no row matches."""
     src, dst = (0, 1) if to_hf else (1, 0)
     for patterns, row in zip(_KEY_PATTERNS, WEIGHT_KEYS):
@@ -198,7 +195,7 @@ def hf_config_to_model_config(hf: dict) -> ModelConfig:
     )
 
 
-def _check_hf_representable(cfg: ModelConfig) -> None:
+def check_hf_representable(cfg: ModelConfig) -> None:
     for name, value in OLMO2_COMPONENTS.items():
         if getattr(cfg, name) != value:
             raise ValueError(
@@ -232,7 +229,7 @@ def model_config_to_hf_config(
         bos_token_id: beginning-of-text id (OLMo 2 uses none).
         dtype: dtype the weights are stored in, written as ``dtype`` (v5) and ``torch_dtype`` (v4).
     """
-    _check_hf_representable(cfg)
+    check_hf_representable(cfg)
     _check_token_ids(
         cfg, {"eos_token_id": eos_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id}
     )
@@ -258,89 +255,3 @@ def model_config_to_hf_config(
 def effective(cfg: ModelConfig, field: str):
     """A field's value with None resolved (``n_kv_heads: None`` means ``n_heads``)."""
     return cfg.kv_heads if field == "n_kv_heads" else getattr(cfg, field)
-
-
-# ---------------------------------------------------------------------------------------- state dicts
-
-
-def native_shapes(cfg: ModelConfig) -> dict[str, torch.Size]:
-    """Our parameter names and shapes for ``cfg`` (built once per config, on the meta device)."""
-    return dict(_shapes_of(json.dumps(cfg.to_dict(), sort_keys=True)))
-
-
-@functools.lru_cache(maxsize=8)
-def _shapes_of(config_json: str) -> tuple[tuple[str, torch.Size], ...]:
-    with torch.device("meta"):
-        model = Transformer(ModelConfig.from_dict(json.loads(config_json)), init_weights=False)
-    return tuple((key, t.shape) for key, t in model.state_dict().items())
-
-
-def _hf_shapes(cfg: ModelConfig) -> dict[str, torch.Size]:
-    return {_rename(key, to_hf=True): shape for key, shape in native_shapes(cfg).items()}
-
-
-def key_listing(keys: list[str]) -> str:
-    return ", ".join(keys[:5]) + (f" (and {len(keys) - 5} more)" if len(keys) > 5 else "")
-
-
-def check_tensors(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size]) -> None:
-    """Raise ``ValueError`` naming every missing, unexpected or wrongly shaped tensor."""
-    problems = []
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [
-        f"{k} expected {tuple(s)}, got {tuple(sd[k].shape)}"
-        for k, s in expected.items()
-        if k in sd and sd[k].shape != s
-    ]
-    if missing:
-        problems.append(f"missing tensor(s): {key_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensor(s): {key_listing(unexpected)}")
-    if wrong:
-        problems.append(f"wrong shape(s): {key_listing(wrong)}")
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-def hf_to_native(hf_sd: Mapping[str, torch.Tensor], cfg: ModelConfig) -> StateDict:
-    """HF ``Olmo2ForCausalLM`` state dict -> ours. Errors name the HF key (and shapes)."""
-    check_tensors(hf_sd, _hf_shapes(cfg))
-    return {_rename(key, to_hf=False): t for key, t in hf_sd.items()}
-
-
-def native_to_hf(sd: Mapping[str, torch.Tensor], cfg: ModelConfig) -> StateDict:
-    """Our state dict -> HF ``Olmo2ForCausalLM`` keys. Errors name our key (and shapes)."""
-    _check_hf_representable(cfg)
-    check_tensors(sd, native_shapes(cfg))
-    return {_rename(key, to_hf=True): t for key, t in sd.items()}
-
-
-def build_model(
-    cfg: ModelConfig, sd: Mapping[str, torch.Tensor], *, dtype: Optional[DTypeLike] = None
-) -> Transformer:
-    """A :class:`Transformer` holding ``sd`` (our names), without allocating a second copy.
-
-    Args:
-        cfg: the model config; ``sd`` must match it exactly.
-        sd: our state dict.
-        dtype: cast the weights to this; None keeps the stored dtype.
-    """
-    check_tensors(sd, native_shapes(cfg))
-    if dtype is not None:
-        sd = {k: t.to(as_dtype(dtype)) for k, t in sd.items()}
-    with torch.device("meta"):
-        model = Transformer(cfg, init_weights=False)
-    model.load_state_dict(sd, strict=True, assign=True)
-    # Non-persistent buffers (the RoPE tables) are not in sd and are still on meta, which .to(device)
-    # cannot copy. They start empty and are built on first use, so an empty real tensor restores them.
-    for module in model.modules():
-        for name, buf in module.named_buffers(recurse=False):
-            if buf.is_meta:
-                if buf.numel():
-                    raise RuntimeError(
-                        f"buffer {name} of {type(module).__name__} is built at construction; "
-                        "build_model can only restore buffers that start empty"
-                    )
-                setattr(module, name, torch.empty(0, dtype=buf.dtype))
-    return model

@@ -22,9 +22,9 @@ from olmo2_lit.weights.convert_hf import (
     DTypeLike,
     as_dtype,
     model_config_to_hf_config,
-    native_to_hf,
 )
 from olmo2_lit.weights.pretrained import require_file
+from olmo2_lit.weights.state_dicts import native_to_hf
 
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"

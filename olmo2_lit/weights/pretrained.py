@@ -25,17 +25,8 @@ from safetensors.torch import load_file
 from olmo2_lit.errors import CheckpointError, WeightsError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.weights.consolidate import is_sharded_checkpoint, load_sharded
-from olmo2_lit.weights.convert_hf import (
-    DTypeLike,
-    StateDict,
-    build_model,
-    check_tensors,
-    effective,
-    hf_config_to_model_config,
-    hf_to_native,
-    key_listing,
-    native_shapes,
-)
+from olmo2_lit.weights.convert_hf import DTypeLike, StateDict, effective, hf_config_to_model_config
+from olmo2_lit.weights.state_dicts import build_model, check_tensors, hf_to_native, key_listing, native_shapes
 
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"

@@ -8,11 +8,7 @@ from typing import Optional
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.model.config import DOLMA2_VOCAB_SIZE
-from olmo2_lit.weights.convert_hf import (
-    DOLMA2_EOS_TOKEN_ID,
-    DOLMA2_PAD_TOKEN_ID,
-    DTypeName,
-)
+from olmo2_lit.weights.convert_hf import DOLMA2_EOS_TOKEN_ID, DOLMA2_PAD_TOKEN_ID, DTypeName
 from olmo2_lit.weights.export import check_out_dir, export_hf, save_native
 from olmo2_lit.weights.pretrained import import_hf, load_lightning_checkpoint, read_checkpoint
 
