@@ -52,9 +52,9 @@ def _export(model, path, **overrides):
 
 def test_weight_keys_round_trip_and_are_distinct(cfg):
     native = list(S.native_shapes(cfg))
-    hf = [C._rename(k, to_hf=True) for k in native]
+    hf = [C.rename_key(k, to_hf=True) for k in native]
     assert None not in hf and len(set(hf)) == len(native)
-    assert [C._rename(k, to_hf=False) for k in hf] == native
+    assert [C.rename_key(k, to_hf=False) for k in hf] == native
     # LIGHTNING.md §7: 2 + 11 tensors per layer + final norm and head; no input_layernorm.
     assert len(hf) == 3 + 11 * cfg.n_layers
     assert not any("input_layernorm" in k for k in hf)
