@@ -7,7 +7,6 @@ uninterrupted one would (docs/data.md, "Resume").
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -21,20 +20,18 @@ from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
 from olmo2_lit.data.instances import InstanceIndex, chunk_size
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.order_file import EpochOrders
+from olmo2_lit.data.position_state import PositionState
 from olmo2_lit.data.prepare_spec import PrepareSpec, prepare_if_missing
-from olmo2_lit.data.resume import check_saved_data, saved_position, saved_seed
 from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, open_shards
 from olmo2_lit.errors import ConfigError, DataError
-
-_STATE_VERSION = 1
 
 # Lightning warns that an IterableDataset's __len__ may be wrong with several workers. Ours is exact: each
 # worker builds only its own share of the micro-batches (datasets.py).
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
-class TokenShardDataModule(L.LightningDataModule):
+class TokenShardDataModule(PositionState, L.LightningDataModule):
     """Fixed-length instances from OLMo-format token shards, in a global order fixed by the seed.
 
     Batches are dicts: ``input_ids`` (B, T) int64; ``labels`` (B, T) int64, next-token targets already
@@ -282,78 +279,6 @@ class TokenShardDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             self._advance(batch["input_ids"].shape[0] * self._world_size())
         return batch
-
-    # ---- position and checkpoint state -------------------------------------------------------------
-
-    def skip_tokens(self, tokens: int) -> None:
-        """Jump the position forward by ``tokens`` (rounded up to a whole micro-batch on every rank).
-
-        For rolling back past bad data. It takes effect when the train dataloader is next iterated (a new
-        epoch, or a run resumed from a checkpoint saved after the jump).
-        """
-        if tokens < 0:
-            raise ValueError(f"skip_tokens needs tokens >= 0, got {tokens}")
-        if self._train is None:
-            raise RuntimeError("skip_tokens needs the shards open: call setup('fit') first")
-        step = self._plan.instances_per_micro_step
-        self._advance(math.ceil(tokens / self._sequence_length / step) * step)
-
-    def _advance(self, instances: int) -> None:
-        self._tokens_seen += instances * self._sequence_length
-        self.position.instances += instances
-        self._roll_over()
-
-    def _roll_over(self) -> None:
-        """Start the next data epoch once the last whole global batch of this one is consumed."""
-        end = epoch_end(self._train.epoch_size, self._plan.global_batch)
-        while self.position.instances >= end:
-            self.position.epoch += 1
-            self.position.instances -= end
-
-    def state_dict(self) -> dict[str, Any]:
-        """Position (epoch, tokens into it), seed and the shard-set fingerprint, for the checkpoint."""
-        if self._train is None:
-            return {}
-        return {
-            "version": _STATE_VERSION,
-            "epoch": self.position.epoch,
-            "tokens": self.position.instances * self._sequence_length,
-            "total_tokens": self._tokens_seen,
-            "seed": self.seed,
-            "sequence_length": self._sequence_length,
-            "order": self.order,
-            "max_target_sequence_length": self.max_target_sequence_length,
-            "fingerprint": self._train.fingerprint,
-            "shards": self._train.shard_list,
-            # read by `convert to-hf` for the exported EOS/pad ids
-            "eos_token_id": self.eos_token_id,
-            "vocab_size": self._vocab_size,
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the position (applied at ``setup`` if the shards are not open yet)."""
-        if not state_dict:
-            return
-        if self._train is None:
-            self._pending_state = dict(state_dict)
-        else:
-            self._apply_state(state_dict)
-
-    def _apply_state(self, state: dict[str, Any]) -> None:
-        check_saved_data(
-            state,
-            self._train,
-            order=self.order,
-            max_target_sequence_length=self.max_target_sequence_length,
-            ignore_fingerprint_mismatch=self.ignore_fingerprint_mismatch,
-        )
-        self.seed = saved_seed(state, seed=self.seed, sequence_length=self._sequence_length)
-        epoch, instances, self._tokens_seen = saved_position(
-            state, sequence_length=self._sequence_length, step=self._plan.instances_per_micro_step
-        )
-        # in place: a train dataset built earlier holds this object
-        self.position.epoch, self.position.instances = epoch, instances
-        self._roll_over()
 
     # ---- helpers --------------------------------------------------------------------------------
 

@@ -256,7 +256,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="checkpoint data position saved in instances, not tokens",
-        file="olmo2_lit/data/datamodule.py",
+        file="olmo2_lit/data/position_state.py",
         original='"tokens": self.position.instances * self._sequence_length,',
         replacement='"tokens": self.position.instances,',
         tests=(
