@@ -4,8 +4,9 @@
 serves both the CE and the z-loss (one pass instead of two), and the backward writes
 ``dlogits = g_ce * (softmax - onehot) + g_z * 2 * z * lse * softmax`` straight from the recomputed
 chunk. The full fp32 logits (B·T × V) and their gradient never exist at once: for the 1B at micro
-batch 4 × 4096 they alone are 6.6 GB (``shared/reference/PROFILE.md``: on CPU the two separate
-passes of CE and z-loss over the logits were half the step).
+batch 4 × 4096 they alone are 6.6 GB (on CPU the two separate passes of CE and z-loss over the logits
+were half the step). When a single chunk holds every token (small batches and vocabularies) its logits
+are kept for the backward instead of recomputed.
 
 Numerically it is the OLMo 2 loss (OLMo-core ``cross_entropy_loss`` with ``z_loss_multiplier``):
 matmuls follow the surrounding autocast (bf16 under ``bf16-mixed``), everything after them is fp32.
@@ -30,6 +31,7 @@ class _FusedLMLoss(torch.autograd.Function):
         ce = hidden.new_zeros((), dtype=torch.float32)
         z = hidden.new_zeros((), dtype=torch.float32)
         lse_all = hidden.new_empty(labels.shape, dtype=torch.float32)
+        ctx.kept_logits = None
         for start in range(0, hidden.shape[0], chunk):
             sl = slice(start, start + chunk)
             logits = (hidden[sl] @ weight.t()).float()  # (chunk, V)
@@ -39,6 +41,8 @@ class _FusedLMLoss(torch.autograd.Function):
             ce += ((lse - target) * m).sum()
             z += (lse.square() * m).sum()
             lse_all[sl] = lse
+        if hidden.shape[0] <= chunk:  # one chunk holds everything: keep it rather than recompute it
+            ctx.kept_logits = logits
         ctx.save_for_backward(hidden, weight, labels, lse_all)
         ctx.z_loss_multiplier, ctx.chunk = z_loss_multiplier, chunk
         return ce, z * z_loss_multiplier
@@ -53,9 +57,10 @@ class _FusedLMLoss(torch.autograd.Function):
             for start in range(0, hidden.shape[0], chunk):
                 sl = slice(start, start + chunk)
                 h = hidden[sl]
-                logits = (h @ weight.t()).float()
+                logits = ctx.kept_logits if ctx.kept_logits is not None else (h @ weight.t()).float()
                 lse = lse_all[sl]
                 prob = torch.exp(logits - lse.unsqueeze(1))  # softmax, (chunk, V)
+                ctx.kept_logits = None
                 valid = (labels[sl] != IGNORE_INDEX).float()
                 scale = (grad_ce + grad_z * zm * 2 * lse) * valid  # (chunk,)
                 dlogits = prob * scale.unsqueeze(1)
