@@ -23,27 +23,8 @@ from olmo2_lit.weights.convert_hf import (
     as_dtype,
     model_config_to_hf_config,
 )
-from olmo2_lit.weights.pretrained import require_file
+from olmo2_lit.weights.pretrained import HF_INDEX, HF_WEIGHTS, NATIVE_CONFIG, require_file
 from olmo2_lit.weights.state_dicts import native_to_hf
-
-HF_WEIGHTS = "model.safetensors"
-HF_INDEX = "model.safetensors.index.json"
-NATIVE_CONFIG = "model_config.json"
-#: Fields a training config may change when it loads pretrained weights (``load_pretrained(config=)``):
-#: how attention runs, the RoPE cache length, the init (unused), and the tokenizer size (the padded
-#: size is still checked against the tensors).
-OVERRIDABLE_FIELDS = frozenset(
-    {
-        "attention",
-        "max_sequence_length",
-        "init",
-        "init_std",
-        "init_cutoff_factor",
-        "vocab_size",
-        "vocab_pad_multiple",
-    }
-)
-
 
 # ------------------------------------------------------------------------------------------- writing
 

@@ -12,25 +12,6 @@ from olmo2_lit.weights.convert_hf import DOLMA2_EOS_TOKEN_ID, DOLMA2_PAD_TOKEN_I
 from olmo2_lit.weights.export import check_out_dir, export_hf, save_native
 from olmo2_lit.weights.pretrained import import_hf, load_lightning_checkpoint, read_checkpoint
 
-HF_WEIGHTS = "model.safetensors"
-HF_INDEX = "model.safetensors.index.json"
-NATIVE_CONFIG = "model_config.json"
-#: Fields a training config may change when it loads pretrained weights (``load_pretrained(config=)``):
-#: how attention runs, the RoPE cache length, the init (unused), and the tokenizer size (the padded
-#: size is still checked against the tensors).
-OVERRIDABLE_FIELDS = frozenset(
-    {
-        "attention",
-        "max_sequence_length",
-        "init",
-        "init_std",
-        "init_cutoff_factor",
-        "vocab_size",
-        "vocab_pad_multiple",
-    }
-)
-
-
 # ----------------------------------------------------------------------------------------- CLI verbs
 
 
