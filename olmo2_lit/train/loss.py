@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from olmo2_lit.data.batch_plan import BatchPlan
-
-IGNORE_INDEX = -100
+from olmo2_lit.model.fused_loss import IGNORE_INDEX
 
 
 def lm_loss_sums(
