@@ -5,8 +5,9 @@ serves both the CE and the z-loss (one pass instead of two), and the backward wr
 ``dlogits = g_ce * (softmax - onehot) + g_z * 2 * z * lse * softmax`` straight from the recomputed
 chunk. The full fp32 logits (B·T × V) and their gradient never exist at once: for the 1B at micro
 batch 4 × 4096 they alone are 6.6 GB (on CPU the two separate passes of CE and z-loss over the logits
-were half the step). When a single chunk holds every token (small batches and vocabularies) its logits
-are kept for the backward instead of recomputed.
+were half the step). The log-sum-exp is computed in place on the chunk (no (chunk, V) temporaries, which on
+CPU cost their page faults), and when a single chunk holds every token (small batches and vocabularies)
+its ``exp(logits - max)`` is kept for the backward instead of recomputed.
 
 Numerically it is the OLMo 2 loss (OLMo-core ``cross_entropy_loss`` with ``z_loss_multiplier``):
 matmuls follow the surrounding autocast (bf16 under ``bf16-mixed``), everything after them is fp32.
@@ -31,18 +32,23 @@ class _FusedLMLoss(torch.autograd.Function):
         ce = hidden.new_zeros((), dtype=torch.float32)
         z = hidden.new_zeros((), dtype=torch.float32)
         lse_all = hidden.new_empty(labels.shape, dtype=torch.float32)
-        ctx.kept_logits = None
+        ctx.kept = None
         for start in range(0, hidden.shape[0], chunk):
             sl = slice(start, start + chunk)
             logits = (hidden[sl] @ weight.t()).float()  # (chunk, V)
-            lse = torch.logsumexp(logits, dim=-1)
             target = logits.gather(1, labels[sl].clamp(min=0).unsqueeze(1)).squeeze(1)
+            # log-sum-exp as torch.logsumexp computes it (max, shift, exp, sum, log), but in place:
+            # no (chunk, V) temporaries (on CPU each fresh 100+ MB buffer costs its page faults).
+            shift = logits.amax(dim=-1, keepdim=True)
+            exp = logits.sub_(shift).exp_()  # exp(logits - max)
+            total = exp.sum(dim=-1)
+            lse = total.log() + shift.squeeze(1)
             m = valid[sl]
             ce += ((lse - target) * m).sum()
             z += (lse.square() * m).sum()
             lse_all[sl] = lse
-        if hidden.shape[0] <= chunk:  # one chunk holds everything: keep it rather than recompute it
-            ctx.kept_logits = logits
+        if hidden.shape[0] <= chunk:  # one chunk holds everything: keep exp(logits - max), no recompute
+            ctx.kept = (exp, total)
         ctx.save_for_backward(hidden, weight, labels, lse_all)
         ctx.z_loss_multiplier, ctx.chunk = z_loss_multiplier, chunk
         return ce, z * z_loss_multiplier
@@ -57,13 +63,17 @@ class _FusedLMLoss(torch.autograd.Function):
             for start in range(0, hidden.shape[0], chunk):
                 sl = slice(start, start + chunk)
                 h = hidden[sl]
-                logits = ctx.kept_logits if ctx.kept_logits is not None else (h @ weight.t()).float()
+                if ctx.kept is not None:  # softmax = exp(logits - max) / sum, scaled in place
+                    prob, total = ctx.kept
+                    ctx.kept = None
+                    norm = total
+                else:  # recompute the chunk's logits; softmax = exp(logits - lse), in place
+                    prob = (h @ weight.t()).float().sub_(lse_all[sl].unsqueeze(1)).exp_()
+                    norm = None
                 lse = lse_all[sl]
-                prob = torch.exp(logits - lse.unsqueeze(1))  # softmax, (chunk, V)
-                ctx.kept_logits = None
                 valid = (labels[sl] != IGNORE_INDEX).float()
                 scale = (grad_ce + grad_z * zm * 2 * lse) * valid  # (chunk,)
-                dlogits = prob * scale.unsqueeze(1)
+                dlogits = prob.mul_((scale / norm if norm is not None else scale).unsqueeze(1))
                 rows = torch.arange(dlogits.shape[0], device=dlogits.device)
                 dlogits[rows, labels[sl].clamp(min=0)] -= grad_ce * valid
                 dlogits = dlogits if ctx.autocast else dlogits.to(weight.dtype)
