@@ -78,6 +78,69 @@ class EagerBackend(AttentionBackend):
         return scores.softmax(dim=-1).to(v.dtype) @ v
 
 
+@ATTENTION.register("flex")
+class FlexBackend(AttentionBackend):
+    """FlexAttention with a block mask built from the document lengths: no dense (T, T) mask.
+
+    The mask is ``causal & same document``, turned by ``create_block_mask`` into a sparse block list
+    (128 x 128 tiles), so tiles across document boundaries are skipped, not computed and masked. The mask
+    is built once per forward and shared by the layers (they receive the same ``doc_lens`` tensor). On
+    CUDA the kernel is ``torch.compile(flex_attention)`` (compiled on first use). On CPU torch runs it
+    forward only (no backward, and unfused: it materializes the scores): evaluation and checking; train
+    with ``sdpa`` there.
+    """
+
+    _last: tuple = (None, None, None)  # (doc_lens, key, block mask) of the latest forward, for every layer
+
+    def forward(self, q, k, v, doc_lens):
+        from torch.nn.attention.flex_attention import flex_attention
+
+        if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
+            raise RuntimeError(
+                "attention backend 'flex': torch's FlexAttention has no backward on CPU; "
+                "train with attention: sdpa on CPU (flex is for CUDA, or for evaluation here)"
+            )
+        gqa = q.shape[1] != k.shape[1]
+        kernel = _compiled_flex() if q.device.type == "cuda" else flex_attention
+        return kernel(q, k, v, block_mask=self._block_mask(doc_lens, q), enable_gqa=gqa)
+
+    @classmethod
+    def _block_mask(cls, doc_lens: Optional[torch.Tensor], q: torch.Tensor):
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        B, T = q.shape[0], q.shape[-2]
+        key = (None if doc_lens is None else doc_lens._version, B, T, q.device)
+        if cls._last[0] is doc_lens and cls._last[1] == key:  # the same tensor, unchanged
+            return cls._last[2]
+        if doc_lens is None:
+
+            def mask_mod(b, h, q_idx, kv_idx):
+                return q_idx >= kv_idx
+
+            mask = create_block_mask(mask_mod, None, None, T, T, device=q.device)
+        else:
+            doc = document_ids(doc_lens, T)
+
+            def mask_mod(b, h, q_idx, kv_idx):
+                return (q_idx >= kv_idx) & (doc[b, q_idx] == doc[b, kv_idx])
+
+            mask = create_block_mask(mask_mod, B, None, T, T, device=q.device)
+        cls._last = (doc_lens, key, mask)
+        return mask
+
+
+_FLEX_COMPILED = None
+
+
+def _compiled_flex():
+    global _FLEX_COMPILED
+    if _FLEX_COMPILED is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
+    return _FLEX_COMPILED
+
+
 @ATTENTION.register("xformers")
 class XFormersBackend(AttentionBackend):
     """xformers ``memory_efficient_attention`` (CUDA only; ``pip install olmo2_lit[xformers]``).
