@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
@@ -174,6 +176,15 @@ class DeepSpeedStrategy(_DeepSpeedStrategy):
         super().__init__(
             stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters
         )
+
+    @contextmanager
+    def model_sharded_context(self) -> Iterator[None]:
+        """No ``deepspeed.zero.Init`` around ``configure_model``: under ZeRO-3 it partitions each layer's
+        parameters as soon as that layer is built, before the model's init scheme runs, which would then
+        initialize empty partitions and leave torch's per-layer defaults (N(0, 1) embeddings, Kaiming
+        linears). The model is built whole on the CPU, as under every strategy, and ``deepspeed.initialize``
+        partitions it (ZeRO-3 converts parameters not created under ``zero.Init``)."""
+        yield
 
     def _auto_select_batch_size(self) -> int:
         # Lightning reads the dataloader's batch_sampler, which ours has none of (batch_size=None: the
