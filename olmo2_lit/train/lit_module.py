@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -290,4 +291,12 @@ class OLMo2LitModule(LightningModule):
         if saved is None:
             raise CheckpointError(f"{path} was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
         check_model_config(saved["model_config"], self.config, path=path)
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        # a file carries its optimizer state in the dict (a sharded directory: loaded by the strategy)
+        if fitting and Path(str(path)).is_file() and "optimizer_states" not in checkpoint:
+            raise CheckpointError(
+                f"{path} holds weights without optimizer state (e.g. consolidated from a DeepSpeed "
+                "checkpoint), so the run cannot resume exactly; restart from its weights with "
+                f"--model.init_from {path} --model.init_optimizer_state false (new optimizer and data order)"
+            )
         set_rng_state(saved["rng"])
