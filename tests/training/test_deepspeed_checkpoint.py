@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from initial_weights import SaveInitialWeights  # noqa: F401 (the callback the fit below loads by name)
 from training_helpers import fit, tiny_args
 
 from olmo2_lit.errors import CheckpointError
+from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.weights.consolidate import consolidate
 from olmo2_lit.weights.pretrained import read_checkpoint
 
@@ -43,6 +43,13 @@ def zero3(tmp_path_factory):
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not list((out / ".olmo2_staging").iterdir())  # published: nothing left in staging
+    initial = torch.load(out / "initial.pt", weights_only=True)
+    torch.manual_seed(0)  # the engine partitioned OLMo 2's CPU init, not torch's defaults
+    built = Transformer(
+        ModelConfig(d_model=32, n_layers=2, n_heads=4, mlp_hidden=64, vocab_size=256).resolved()
+    )
+    assert all(torch.equal(initial[f"model.{k}"], v) for k, v in built.state_dict().items())
     return out / "zero3.ckpt", torch.load(out / "reference.pt", weights_only=True)
 
 
