@@ -42,6 +42,7 @@ def _run(args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_fsdp2_run_killed_mid_save_resumes_from_the_previous_checkpoint(shards, tmp_path):
     """2 FSDP2 ranks, saves at steps 2 and 4 (each a step directory, then last.ckpt). SIGKILL in the middle
     of the 4th save (last.ckpt at step 4, replacing last.ckpt of step 2); ``--ckpt_path last`` resumes from
@@ -142,3 +143,26 @@ def test_a_killed_hpc_save_is_not_taken_for_the_newest_preemption_checkpoint(tmp
     assert torch.load(trainer._checkpoint_connector._hpc_resume_path)["step"] == 1
     leftovers = list((tmp_path / cp.STAGING).iterdir())
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".hpc_ckpt_2.ckpt.")  # the killed save's
+
+
+@pytest.mark.requires_cuda
+@pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero3"])
+def test_cuda_engines_publish_their_checkpoint_directories_and_resume_from_them(shards, tmp_path, fragment):
+    """FSDP v1 (``state_dict_type: sharded``) and DeepSpeed ZeRO-3 write their checkpoint directories
+    through the staging directory too, and a run resumes from one (these engines run only on CUDA)."""
+    if fragment.startswith("deepspeed"):
+        pytest.importorskip("deepspeed")
+    gpu = ("--config", str(STRATEGIES / f"{fragment}.yaml"), "--trainer.accelerator", "gpu",
+           "--trainer.devices", "1", "--trainer.precision", "bf16-mixed")  # fmt: skip
+    a = tmp_path / "a"
+    proc = _run(tiny_args(a, shards, max_steps=4, extra=(*gpu, *EVERY_2)), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = a / "ckpt"
+    names = ["last.ckpt", "step0000002.ckpt", "step0000004.ckpt"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [cp.STAGING, *names]
+    assert all((ckpt / n).is_dir() for n in names) and not list((ckpt / cp.STAGING).iterdir())
+    b = tmp_path / "b"
+    resume = ("--ckpt_path", str(ckpt / "step0000002.ckpt"))
+    proc = _run(tiny_args(b, shards, max_steps=4, extra=(*gpu, *resume)), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [s for s, _ in scalars(b, CE)] == [2, 3]

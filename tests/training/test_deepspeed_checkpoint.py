@@ -53,6 +53,7 @@ def zero3(tmp_path_factory):
     return out / "zero3.ckpt", torch.load(out / "reference.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_zero3_checkpoint_consolidates_and_exports_to_hf(zero3, tmp_path, capsys):
     ckpt_dir, reference = zero3
     assert sorted(p.name for p in (ckpt_dir / "checkpoint").iterdir()) == [

@@ -20,7 +20,7 @@ import pytest
 import torch
 from lightning.fabric.utilities.init import _materialize_distributed_module
 from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy
-from training_helpers import tiny_args
+from training_helpers import fit, tiny_args
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train.lit_module import OLMo2LitModule
@@ -87,17 +87,22 @@ def _run(args, cwd, env=None):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def _initial_weights(root: Path, shards: Path, extra: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def _initial_weights(root: Path, shards: Path, extra: tuple[str, ...], *, in_process: bool = False):
     out = root / "initial.pt"
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     capture = ("--trainer.callbacks+=initial_weights.SaveInitialWeights", f"--trainer.callbacks.out={out}")
-    _run(tiny_args(root, shards, max_steps=1, extra=(*extra, *capture)), root.parent, env)
+    args = tiny_args(root, shards, max_steps=1, extra=(*extra, *capture))
+    if in_process:  # one process: no launcher, so no subprocess needed
+        fit(args)
+    else:
+        env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        _run(args, root.parent, env)
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.slow
 def test_two_rank_fsdp2_starts_from_the_one_process_weights(shards, tmp_path):
     """2 FSDP2 ranks (each its shard of the init) gather to the 1-process run's initial weights, bitwise."""
-    one = _initial_weights(tmp_path / "one", shards, ())
+    one = _initial_weights(tmp_path / "one", shards, (), in_process=True)
     fsdp2 = ("--config", str(STRATEGIES / "fsdp2.yaml"), "--trainer.devices", "2")
     two = _initial_weights(tmp_path / "two", shards, fsdp2)
     _assert_equal(two, one)
