@@ -40,5 +40,9 @@ timeout $(cap 60) python3 benchmarks/gpu_parity.py
 
 echo "== 4. CUDA-marked tests and the model/loss suites on the GPU machine"
 timeout $(cap 150) python3 -m pytest -q -p no:warnings -rs tests/model \
-  tests/test_hf_parity.py tests/data/test_document_masking.py -x 2>&1 | tail -6
+  tests/test_hf_parity.py tests/data/test_document_masking.py tests/training/test_initial_weights.py \
+  -x 2>&1 | tail -6
+echo "== 4b. checkpoint directories of FSDP v1 and DeepSpeed ZeRO-3 published atomically and resumed"
+timeout $(cap 120) python3 -m pytest -q -p no:warnings -rs -m requires_cuda \
+  tests/training/test_atomic_sharded_save.py 2>&1 | tail -4
 echo "== done at ${SECONDS}s"

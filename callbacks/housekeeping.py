@@ -4,7 +4,8 @@
 * ``validate``/``test``/``predict`` without ``--ckpt_path`` or ``model.init_from`` say loudly that they
   score a randomly initialized model;
 * at the start of ``fit``, temp files an interrupted checkpoint save left in the checkpoint directory
-  are removed (only our own temp names, :func:`olmo2_lit.atomic.remove_stale_temps`);
+  are removed (only our own temp names, :func:`olmo2_lit.atomic.remove_stale_temps`), and so are the
+  leftovers in the checkpoint staging directories (:func:`olmo2_lit.train.checkpoint_publish.remove_stale`);
 * a run that fails before its first optimizer step removes the log directory it created (its
   ``config.yaml``, ``hparams.yaml``, ``strategy.yaml`` and event files, written by this run, and nothing
   else).
@@ -21,6 +22,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from olmo2_lit.atomic import remove_stale_temps
+from olmo2_lit.train.checkpoint_publish import remove_stale
 
 #: Files a run writes into its log directory before the first step (Lightning CLI and TensorBoard).
 _RUN_FILES = re.compile(r"^(config\.yaml|hparams\.yaml|strategy\.yaml|events\.out\.tfevents\..+)$")
@@ -57,8 +59,14 @@ class Housekeeping(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         ckpt = trainer.checkpoint_callback
-        if self.remove_stale_temps and trainer.is_global_zero and ckpt is not None and ckpt.dirpath:
+        if not (self.remove_stale_temps and trainer.is_global_zero):
+            return
+        if ckpt is not None and ckpt.dirpath:
             for path in remove_stale_temps(ckpt.dirpath):
+                rank_zero_info(f"removed {path}, left by an interrupted checkpoint save")
+        # the staging directories of checkpoint saves (regular ones and SLURM's hpc_ckpt_*)
+        for directory in {ckpt.dirpath if ckpt is not None else None, trainer.default_root_dir} - {None}:
+            for path in remove_stale(directory):
                 rank_zero_info(f"removed {path}, left by an interrupted checkpoint save")
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -21,6 +21,7 @@ from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
+from olmo2_lit.train.checkpoint_publish import recover
 from olmo2_lit.train.lit_module import OLMo2LitModule
 from olmo2_lit.train.slurm import check_slurm_layout
 from olmo2_lit.train.strategies import check_strategy_name
@@ -123,6 +124,15 @@ class OLMo2CLI(LightningCLI):
         # hyper_parameters (Lightning-AI/pytorch-lightning#20310, #20801; PR #21455 changes it).
         # We keep the user's config and let OLMo2LitModule.on_load_checkpoint name any mismatch.
         # Remove when the pinned Lightning has PR #21455.
-        ckpt = self._subcommand_config().get("ckpt_path")
-        if ckpt and ckpt not in ("last", "hpc", "best", "registry") and not Path(ckpt).exists():
+        cfg = self._subcommand_config()
+        ckpt = cfg.get("ckpt_path")
+        # before Lightning looks for last/hpc/ckpt_path: put back a checkpoint whose replacement a kill
+        # interrupted (renames only, safe on every rank; olmo2_lit.train.checkpoint_publish)
+        dirs = {cfg.get("checkpoint.dirpath"), cfg.get("trainer.default_root_dir")}
+        special = ckpt in ("last", "hpc", "best", "registry")
+        dirs.add(str(Path(ckpt).parent) if ckpt and not special else None)
+        for directory in dirs - {None}:
+            for path in recover(directory):
+                print(f"restored {path}, whose replacement an interrupted save left unfinished", flush=True)
+        if ckpt and not special and not Path(ckpt).exists():
             self.parser.error(f"ckpt_path: checkpoint not found: {ckpt}")

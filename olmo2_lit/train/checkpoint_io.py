@@ -1,4 +1,5 @@
-"""Atomic checkpoint files: write to a temporary file beside the target, fsync, then rename."""
+"""Atomic checkpoint files: write in the staging directory beside the target, fsync, then rename
+(``olmo2_lit.train.checkpoint_publish``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
+from olmo2_lit.train.checkpoint_publish import publish, stage
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -20,8 +22,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None
     ) -> None:
-        with atomic_file(path) as f:
+        # written in the hidden staging directory (no temp name beside the checkpoints for Lightning's
+        # last/hpc lookups to mistake for one), then renamed into place
+        tmp = stage(path)
+        with atomic_file(tmp) as f:
             torch.save(checkpoint, f)
+        publish(tmp, path)
 
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None):
         if not Path(path).exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -94,13 +95,22 @@ class OLMo2LitModule(LightningModule):
 
     # --- model construction -------------------------------------------------------------------
     def configure_model(self) -> None:
-        """Build the transformer once (Lightning may call this again under some strategies)."""
+        """Build the transformer once (Lightning may call this again under some strategies).
+
+        Always on the CPU, from the seeded CPU generator, whatever context Lightning calls this in, so
+        the initial weights are bitwise the same under every strategy and on every device: Lightning
+        enters ``torch.device(root_device)`` here under DDP and single-device strategies (the init would
+        draw from the CUDA generator on a GPU), nothing under FSDP/FSDP2 (the CPU generator), and
+        ``torch.device("meta")`` with ``empty_init=True`` (then its materialization would apply torch's
+        per-layer defaults, not OLMo 2's init). The strategy moves or shards the model afterwards.
+        """
         if self.model is not None:
             return
-        if self.init_from:
-            self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
-        else:
-            self.model = Transformer(self.config)
+        with torch.device("cpu"):  # the innermost device context wins over Lightning's
+            if self.init_from:
+                self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
+            else:
+                self.model = Transformer(self.config)
         parallelize(self.model, self.parallelize_config, mesh=self.device_mesh)
 
     def setup(self, stage: str) -> None:
@@ -281,4 +291,12 @@ class OLMo2LitModule(LightningModule):
         if saved is None:
             raise CheckpointError(f"{path} was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
         check_model_config(saved["model_config"], self.config, path=path)
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        # a file carries its optimizer state in the dict (a sharded directory: loaded by the strategy)
+        if fitting and Path(str(path)).is_file() and "optimizer_states" not in checkpoint:
+            raise CheckpointError(
+                f"{path} holds weights without optimizer state (e.g. consolidated from a DeepSpeed "
+                "checkpoint), so the run cannot resume exactly; restart from its weights with "
+                f"--model.init_from {path} --model.init_optimizer_state false (new optimizer and data order)"
+            )
         set_rng_state(saved["rng"])

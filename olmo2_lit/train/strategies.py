@@ -5,16 +5,19 @@ work, a machine it cannot run on:
 
 * :class:`FSDP2Strategy` - ``ModelParallelStrategy`` with data-parallel size = world size, so
   ``olmo2_lit.train.parallelize`` shards each block with ``fully_shard``; sharded checkpoints are torch
-  distributed checkpoint directories, written atomically. Runs on CPU (gloo) and GPU.
+  distributed checkpoint directories. Runs on CPU (gloo) and GPU.
 * :class:`FSDPStrategy` - Lightning's FSDP (v1) wrapping each block the registry built
   (:class:`BlockWrapPolicy`), with OLMo 2's mixed precision (bf16 parameters, fp32 reduction). CUDA only.
 * :class:`DeepSpeedStrategy` - ZeRO stage 2 or 3 around our own AdamW and param groups. CUDA only.
+
+Every checkpoint directory is written atomically (:func:`save_directory_atomically`).
 """
 
 from __future__ import annotations
 
 import copy
-import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
@@ -28,6 +31,7 @@ from torch.distributed.fsdp import MixedPrecision
 from torch.distributed.fsdp.wrap import _Policy
 
 from olmo2_lit.model import Transformer
+from olmo2_lit.train.checkpoint_publish import publish, stage, staging_path
 
 #: Registered Lightning strategy names that need CUDA, and the fragment that replaces them on CPU.
 CUDA_ONLY_PREFIXES = ("fsdp", "deepspeed")
@@ -68,6 +72,22 @@ class BlockWrapPolicy(_Policy):
         return targets
 
 
+def save_directory_atomically(strategy, save, checkpoint: dict[str, Any], filepath, storage_options) -> None:
+    """Run a strategy's collective directory save (``save``) so the checkpoint appears under ``filepath``
+    only once every rank has written it (``olmo2_lit.train.checkpoint_publish``): all ranks write into the
+    staging directory, then global rank 0 renames it into place. A run killed mid-save keeps its previous
+    checkpoint, and no half-written directory carries a checkpoint's name."""
+    path = Path(strategy.broadcast(str(filepath)))
+    if strategy.global_rank == 0:
+        stage(path)
+    strategy.barrier("olmo2_save_start")
+    save(checkpoint, staging_path(path), storage_options)
+    strategy.barrier("olmo2_save_written")
+    if strategy.global_rank == 0:
+        publish(staging_path(path), path)
+    strategy.barrier("olmo2_save_done")
+
+
 class FSDP2Strategy(ModelParallelStrategy):
     """FSDP2 (``fully_shard``) over all ranks, through Lightning's ``ModelParallelStrategy``.
 
@@ -101,23 +121,9 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().setup_environment()
 
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
-        """A sharded save goes to a hidden sibling directory that is renamed into place once every rank
-        has written, so a run killed mid-save still has its previous checkpoint intact."""
-        if not self._save_distributed_checkpoint:
+        if not self._save_distributed_checkpoint:  # one file from rank 0, through AtomicCheckpointIO
             return super().save_checkpoint(checkpoint, filepath, storage_options)
-        path = Path(self.broadcast(str(filepath)))
-        tmp, old = path.with_name(f".{path.name}.partial"), path.with_name(f".{path.name}.old")
-        if self.global_rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)  # a partial save of ours from a killed run
-        self.barrier("olmo2_save_start")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        self.barrier("olmo2_save_written")
-        if self.global_rank == 0:
-            if path.exists():  # e.g. last.ckpt from an earlier save of this run
-                path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        self.barrier("olmo2_save_done")
+        save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
 
 class FSDPStrategy(_FSDPStrategy):
@@ -154,6 +160,11 @@ class FSDPStrategy(_FSDPStrategy):
             cpu_offload=cpu_offload,
         )
 
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
+        if self._state_dict_type != "sharded":  # one file from rank 0, through AtomicCheckpointIO
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
+
 
 class DeepSpeedStrategy(_DeepSpeedStrategy):
     """DeepSpeed ZeRO around the module's own optimizer (our AdamW and param groups). Needs CUDA.
@@ -174,6 +185,19 @@ class DeepSpeedStrategy(_DeepSpeedStrategy):
         super().__init__(
             stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters
         )
+
+    @contextmanager
+    def model_sharded_context(self) -> Iterator[None]:
+        """No ``deepspeed.zero.Init`` around ``configure_model``: under ZeRO-3 it partitions each layer's
+        parameters as soon as that layer is built, before the model's init scheme runs, which would then
+        initialize empty partitions and leave torch's per-layer defaults (N(0, 1) embeddings, Kaiming
+        linears). The model is built whole on the CPU, as under every strategy, and ``deepspeed.initialize``
+        partitions it (ZeRO-3 converts parameters not created under ``zero.Init``)."""
+        yield
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
+        # DeepSpeed writes a directory (each rank its ZeRO partitions, rank 0 `latest`) in place
+        save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
     def _auto_select_batch_size(self) -> int:
         # Lightning reads the dataloader's batch_sampler, which ours has none of (batch_size=None: the

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from olmo2_lit.errors import CheckpointError, WeightsError
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.weights.consolidate import is_sharded_checkpoint, load_sharded
+from olmo2_lit.weights.consolidate import is_deepspeed_checkpoint, is_sharded_checkpoint, load_sharded
 from olmo2_lit.weights.convert_hf import DTypeLike, StateDict, effective, hf_config_to_model_config
 from olmo2_lit.weights.state_dicts import build_model, check_tensors, hf_to_native, key_listing, native_shapes
 
@@ -158,6 +158,11 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
     path = Path(path)
     if is_sharded_checkpoint(path):  # FSDP2's directory: gather the weights (not the optimizer)
         ckpt = load_sharded(path, with_optimizer=False)
+    elif is_deepspeed_checkpoint(path):
+        raise CheckpointError(
+            f"{path} is a DeepSpeed checkpoint directory; make one file of it first: "
+            f"olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt"
+        )
     elif path.is_dir():
         raise CheckpointError(
             f"{path} is a directory without .metadata, not a complete sharded checkpoint; pass a whole "
@@ -188,7 +193,7 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
 def read_checkpoint(path: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
     """(config, our state dict) from a native dir, an HF OLMo 2 dir, or a Lightning ``.ckpt`` file."""
     path = Path(path)
-    if path.is_file() or is_sharded_checkpoint(path):
+    if path.is_file() or is_sharded_checkpoint(path) or is_deepspeed_checkpoint(path):
         return state_dict_from_lightning_checkpoint(path)
     if (path / NATIVE_CONFIG).is_file():
         return read_native(path)

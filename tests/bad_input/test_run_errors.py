@@ -14,6 +14,7 @@ from olmo2_lit.data.datamodule import PrepareSpec, TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.tokenizer import train_bpe
 from olmo2_lit.errors import REPORTED, ConfigError, DataError
+from olmo2_lit.train.checkpoint_publish import STAGING
 
 
 @pytest.fixture(scope="module")
@@ -148,17 +149,24 @@ def test_predict_writes_its_predictions_to_a_named_file(tmp_path, trained, cli):
 
 
 def test_stale_temp_files_of_a_killed_save_are_removed_and_nothing_else(tmp_path, shards, cli):
-    """Guards against: `.last.ckpt.*.tmp` files of a kill -9 during a save piling up forever, and the
-    clean-up deleting files that only look similar."""
+    """Guards against: `.last.ckpt.*.tmp` files and staged saves of a kill -9 during a save piling up
+    forever, a checkpoint moved aside by an interrupted replacement being lost, and the clean-up deleting
+    files that only look similar."""
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     stale = ckpt / ".last.ckpt.k3j9x_2a.tmp"
     kept = [ckpt / ".notes.tmp", ckpt / "mine.tmp", ckpt / ".last.ckpt.toolong123.tmp"]
-    for p in [stale, *kept]:
+    # in the staging directory of checkpoint saves: a killed sharded save (removed), and a last.ckpt whose
+    # replacement was killed between its two renames (put back before Lightning looks for checkpoints)
+    partial, replaced = ckpt / STAGING / "step0000004.ckpt", ckpt / STAGING / "last.ckpt.replaced"
+    for p in [stale, *kept, partial / "__0_0.distcp", replaced / ".metadata"]:
+        p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"partial")
-        os.utime(p, (time.time() - 3600, time.time() - 3600))
-    code, _ = cli(tiny_fit(tmp_path, shards))
+        for q in (p, p.parent):
+            os.utime(q, (time.time() - 3600, time.time() - 3600))
+    code, out = cli(tiny_fit(tmp_path, shards))
     assert code == 0 and not stale.exists() and all(p.read_bytes() == b"partial" for p in kept)
+    assert f"restored {ckpt / 'last.ckpt'}" in out and not replaced.exists() and not partial.exists()
 
 
 def test_debug_shows_the_traceback(tmp_path, shards, cli):

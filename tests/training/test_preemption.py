@@ -14,6 +14,8 @@ import pytest
 import torch
 from training_helpers import fit, load_weights, make_shards, scalars, tiny_args
 
+from olmo2_lit.train.checkpoint_publish import STAGING
+
 OLMO2_LIT = str(Path(sys.executable).with_name("olmo2-lit"))
 MAX_STEPS = 8
 PAUSE_STEP = 4  # 0-based: the signal arrives after micro-batch 1 of 2 of the fifth step
@@ -81,7 +83,7 @@ def test_signal_mid_step_saves_that_step_exits_nonzero_and_resumes_bitwise(runs,
     ckpt = torch.load(saved, map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == PAUSE_STEP + 1
     assert ckpt["TokenShardDataModule"]["tokens"] == (PAUSE_STEP + 1) * 8 * 64  # whole steps consumed
-    assert not list((tmp_path / "ckpt").glob(".*.tmp"))
+    assert not list((tmp_path / "ckpt").glob(".*.tmp")) and not list((tmp_path / "ckpt" / STAGING).iterdir())
 
     command = err.split("resume with:\n", 1)[1].strip().splitlines()[0].split()
     assert command[:2] == ["olmo2-lit", "fit"] and command[-2:] == ["--ckpt_path", str(saved)]

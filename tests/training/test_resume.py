@@ -4,6 +4,8 @@ import pytest
 import torch
 from training_helpers import fit, load_weights, scalars, tiny_args
 
+from olmo2_lit.train.checkpoint_publish import STAGING
+
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_stop_and_resume_is_bitwise_identical(shards, tmp_path, num_workers):
@@ -42,7 +44,8 @@ def test_checkpoint_carries_data_position_rng_and_config(shards, tmp_path):
     assert set(ckpt["olmo2_lit"]["rng"]) >= {"python", "numpy", "torch"}
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 3  # three steps done
     assert data_state["total_tokens"] == 3 * 8 * 64  # the run's one token counter
-    assert not list((tmp_path / "ckpt").glob(".*.tmp"))  # atomic writes leave no temp files
+    # atomic writes leave no temp files (written in the staging directory, then renamed into place)
+    assert not list((tmp_path / "ckpt").glob(".*.tmp")) and not list((tmp_path / "ckpt" / STAGING).iterdir())
 
 
 def test_resume_with_another_model_config_names_the_field(shards, tmp_path):

@@ -17,6 +17,7 @@ import torch
 import yaml
 from training_helpers import fit, load_weights, scalars, tiny_args
 
+from olmo2_lit.train.checkpoint_publish import STAGING
 from olmo2_lit.weights.consolidate import consolidate, load_sharded
 
 STRATEGIES = Path(__file__).resolve().parents[2] / "experiments" / "strategies"
@@ -62,7 +63,8 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after
     _run(tiny_args(a, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2)), tmp_path)
     step2 = a / "ckpt" / "step0000002.ckpt"
     assert sorted(p.name for p in step2.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
-    assert not [p for p in (a / "ckpt").iterdir() if p.name.startswith(".")]  # no partial saves left
+    assert [p.name for p in (a / "ckpt").iterdir() if p.name.startswith(".")] == [STAGING]
+    assert not list((a / "ckpt" / STAGING).iterdir())  # no partial saves left
     reference = scalars(a, CE)
     record = yaml.safe_load((a / "runs" / "olmo2" / "version_0" / "strategy.yaml").read_text())
     assert record["strategy"]["class"] == "olmo2_lit.train.strategies.FSDP2Strategy"
