@@ -108,7 +108,7 @@ def bare_round(args, batches: list[dict], device: torch.device) -> list[float]:
     opt = AdamW(build_param_groups(model, olmo2_param_groups()))
     dtype = torch.bfloat16 if args.precision == "bf16-mixed" else None
     marks = []
-    for batch in batches:
+    for batch in batches[: args.skip + args.steps]:  # then one mark after the last step
         marks.append(_mark(device))
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             ce, z = model(batch["input_ids"], labels=batch["labels"], z_loss_multiplier=Z_LOSS)
@@ -191,6 +191,8 @@ def main() -> None:
         for r in range(args.rounds):
             times["bare"].append(bare_round(args, batches, device))
             times["fit"].append(fit_round(args, shards, tmp / f"fit{r}", device))
+            for name, ts in times.items():
+                print(f"round {r} {name:4s} step times (s): {' '.join(f'{t:.3f}' for t in ts[-1])}")
     tokens = args.batch * args.seq
     print(
         f"\ndevice {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, {args.precision}, "

@@ -144,6 +144,7 @@ def _ratios(values: dict[str, list[float]], label: str, *, higher_is_better: boo
 def bench(setup: Setup, names: list[str], precision: str) -> dict[str, list[float]]:
     """Tokens/s of each library's step in interleaved rounds; prints medians, MFU and ratios."""
     args, device = setup.args, setup.device
+    setup.reference()  # before any peak-memory window opens
     times: dict[str, list[float]] = {}
     peak_mem: dict[str, float] = {}
     if device.type == "cuda":
@@ -204,7 +205,10 @@ def memory(setup: Setup, names: list[str], precision: str) -> None:
     peaks: dict[str, float] = {}
     for name in names:
         if device.type == "cuda":
-            peaks[name] = measure_memory(setup, name, precision)
+            try:
+                peaks[name] = measure_memory(setup, name, precision)
+            except torch.OutOfMemoryError:
+                print(f"{precision:5s} memory {name:13s} out of memory at batch {args.batch} x {args.seq}")
             torch.cuda.empty_cache()
             continue
         cmd = [sys.executable, __file__, *_child_args(args), "--peers", name, "--precisions", precision]

@@ -6,6 +6,11 @@ library), so one's freed-but-kept allocations cannot hide the other's. There the
 kernel's high-water mark of the resident set) after the warm-up steps, minus ``VmRSS`` right before
 the model is built; the high-water mark is reset (``/proc/self/clear_refs``, ``5``) at that moment,
 so the imports, the weights the peers are built from and the batch are not counted.
+
+Cross-checked on 2026-11-27 (small config, fp32, batch 2 and 4 x 256) against the allocator's own
+count (the ``[memory]`` events of ``torch.profiler`` with ``profile_memory=True``, summed in time
+order): the growth with the batch and the difference between libraries agreed within 2 MiB, and the
+RSS peak sat a constant ~60 MiB below the allocator's (memory allocated but never all resident at once).
 """
 
 from __future__ import annotations
