@@ -6,10 +6,11 @@ performance issue's: d_model 256, 4 layers, 4 heads, MLP 1024, vocab 8192, batch
 no accumulation), fp32, 2 threads, z-loss 1e-5, gradient clipping at 1.0, AdamW (OLMo 2's defaults and
 parameter groups), constant LR.
 
-- **bare**: a new :class:`Transformer` and :class:`AdamW` per round, and the round's batches, read
-  beforehand from a :class:`TokenShardDataModule` over the same shards and already in memory; each step
-  is ``model(input_ids, labels=...)`` (the fused loss) / target tokens, ``backward``,
-  ``clip_grad_norm_(1.0)``, ``optimizer.step``, ``zero_grad``. Nothing else.
+- **bare**: a new :class:`Transformer` and :class:`AdamW` per round, and the batches the fit reads
+  (the same instances in the same order: a :class:`TokenShardDataModule` over the same shards with the
+  same seed), read once beforehand and already in memory; each step is ``model(input_ids, labels=...)``
+  (the fused loss) / target tokens, ``backward``, ``clip_grad_norm_(1.0)``, ``optimizer.step``,
+  ``zero_grad``. Nothing else: no data loading, no LR schedule, no logging, no host sync.
 - **fit**: a new Trainer per round, built by ``OLMo2CLI`` (``olmo2-lit fit``) with its defaults as
   the quickstart has them: TensorBoard logger (``--log_every_n_steps``, 5 as in the quickstart),
   checkpointing (every 1000 steps and a last.ckpt at the end, so none inside the timed steps), the
@@ -18,7 +19,8 @@ parameter groups), constant LR.
   (``num_workers`` 0). Nothing is switched off.
 
 Timing: a step's time is the interval between the starts of two consecutive steps (``perf_counter`` at
-each ``on_train_batch_start`` of the fit, and before each bare step; after a CUDA synchronize on GPU).
+each ``on_train_batch_start`` of the fit, and before each bare step, the last bare step ending after its
+``zero_grad``; after a CUDA synchronize on GPU).
 So a fit step includes everything the loop does between two batches: the hooks and logging, the
 optimizer and scheduler steps, and fetching the next batch from the shards. The first ``--skip`` steps
 of every round are dropped (warm-up), and what comes before the first step (the Trainer's and the

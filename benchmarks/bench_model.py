@@ -134,10 +134,10 @@ def _ratios(values: dict[str, list[float]], label: str, *, higher_is_better: boo
         if name == "olmo2_lit":
             continue
         rs = sorted(a / b for a, b in zip(values["olmo2_lit"], vs))
+        spread = f"rounds: {rs[0]:.2f}-{rs[-1]:.2f}; " if len(rs) > 1 else ""
         better = "higher" if higher_is_better else "lower"
         print(
-            f"{label} olmo2_lit / {name} = {statistics.median(rs):.2f} "
-            f"(rounds: {rs[0]:.2f}-{rs[-1]:.2f}; {better} is better for ours)"
+            f"{label} olmo2_lit / {name} = {statistics.median(rs):.2f} ({spread}{better} is better for ours)"
         )
 
 
