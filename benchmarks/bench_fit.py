@@ -27,7 +27,9 @@ of every round are dropped (warm-up), and what comes before the first step (the 
 model's construction, ``setup``, sanity checks) and after the last (the final checkpoint, teardown) is
 outside every timing. Prints every step time, the median step time of each in every round, the fit
 loop's overhead over the bare step in percent (the median over rounds with its range), and the same
-for the fastest step of each (on a shared machine, the least disturbed).
+for the fastest step of each (on a shared machine, the least disturbed) and for the median CPU time
+per step of this process (``process_time``, all threads; less sensitive to other processes' load, but
+it counts OpenMP threads spinning while they wait).
 
     python benchmarks/bench_fit.py                     # the issue's config: minutes on 2 busy cores
     python benchmarks/bench_fit.py --batch 2 --seq 128 --steps 4 --rounds 2   # a quick look
@@ -56,10 +58,15 @@ Z_LOSS = 1e-5
 CLIP = 1.0
 
 
-def _mark(device: torch.device) -> float:
+def _mark(device: torch.device) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process over all its threads) now."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter()
+    return time.perf_counter(), time.process_time()
+
+
+def _intervals(marks: list[tuple[float, float]], skip: int) -> list[tuple[float, float]]:
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])][skip:]
 
 
 class StepStarts(Callback):
@@ -67,7 +74,7 @@ class StepStarts(Callback):
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.marks: list[float] = []
+        self.marks: list[tuple[float, float]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.marks.append(_mark(self.device))
@@ -120,7 +127,7 @@ def bare_round(args, batches: list[dict], device: torch.device) -> list[float]:
         opt.step()
         opt.zero_grad(set_to_none=True)
     marks.append(_mark(device))
-    return [b - a for a, b in zip(marks, marks[1:])][args.skip :]
+    return _intervals(marks, args.skip)
 
 
 def fit_round(args, shards: Path, root: Path, device: torch.device) -> list[float]:
@@ -158,8 +165,7 @@ def fit_round(args, shards: Path, root: Path, device: torch.device) -> list[floa
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     if torch.get_num_threads() != args.threads:
         raise SystemExit(f"the fit changed torch's thread count to {torch.get_num_threads()}")
-    marks = starts.marks
-    return [b - a for a, b in zip(marks, marks[1:])][args.skip :]
+    return _intervals(starts.marks, args.skip)
 
 
 def main() -> None:
@@ -190,18 +196,19 @@ def main() -> None:
             {k: v.to(device) for k, v in b.items() if isinstance(v, torch.Tensor)}
             for b, _ in zip(loader, range(n_steps))
         ]
-        times: dict[str, list[list[float]]] = {"bare": [], "fit": []}
+        steps: dict[str, list[list[tuple[float, float]]]] = {"bare": [], "fit": []}
         for r in range(args.rounds):
-            times["bare"].append(bare_round(args, batches, device))
-            times["fit"].append(fit_round(args, shards, tmp / f"fit{r}", device))
-            for name, ts in times.items():
-                print(f"round {r} {name:4s} step times (s): {' '.join(f'{t:.3f}' for t in ts[-1])}")
+            steps["bare"].append(bare_round(args, batches, device))
+            steps["fit"].append(fit_round(args, shards, tmp / f"fit{r}", device))
+            for name, ts in steps.items():
+                print(f"round {r} {name:4s} step times (s): {' '.join(f'{w:.3f}' for w, _ in ts[-1])}")
     tokens = args.batch * args.seq
     print(
         f"\ndevice {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, {args.precision}, "
         f"{args.threads} threads, batch {args.batch} x {args.seq}, {args.steps} timed steps per round "
         f"after {args.skip} warm-up steps, {args.rounds} rounds"
     )
+    times = {name: [[w for w, _ in ts] for ts in rounds] for name, rounds in steps.items()}
     medians = {name: [statistics.median(ts) for ts in rounds] for name, rounds in times.items()}
     for name, ms in medians.items():
         all_steps = statistics.median(t for ts in times[name] for t in ts)
@@ -219,6 +226,11 @@ def main() -> None:
     print(
         f"fastest step of each: bare {best['bare']:.3f} s, fit {best['fit']:.3f} s, "
         f"{100 * (best['fit'] / best['bare'] - 1):+.1f}%"
+    )
+    cpu = {name: statistics.median(c for ts in rounds for _, c in ts) for name, rounds in steps.items()}
+    print(
+        f"CPU time per step (this process, all threads; median): bare {cpu['bare']:.3f} s, "
+        f"fit {cpu['fit']:.3f} s, {100 * (cpu['fit'] / cpu['bare'] - 1):+.1f}%"
     )
 
 
