@@ -5,14 +5,11 @@ Every rank must take the same decision from the same global loss and grad norm, 
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from stability_config import MONITOR, layer, probe, skip_step_optimizer
 from test_rollback import check_rollback, rollback_callbacks
-from training_helpers import scalars, tiny_args
+from training_helpers import fit_subprocess, scalars, tiny_args
 
 HERE = Path(__file__).parent
 FSDP2 = {
@@ -30,16 +27,7 @@ FSDP2 = {
 
 def _run(args, cwd):
     # The probes are imported by class_path in both ranks: put their folders on the path.
-    path = os.pathsep.join([str(HERE), str(HERE.parent / "training"), os.environ.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    fit_subprocess(args, cwd, pythonpath=(HERE, HERE.parent / "training"))
 
 
 def _records(root: Path) -> list[dict]:

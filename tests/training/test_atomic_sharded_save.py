@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Trainer
-from training_helpers import scalars, tiny_args
+from training_helpers import fit_subprocess, scalars, tiny_args
 
 from olmo2_lit.train import checkpoint_publish as cp
 from olmo2_lit.train.checkpoint_io import AtomicCheckpointIO
@@ -31,15 +31,7 @@ CE = "train/ce_loss"
 
 
 def _run(args, cwd):
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return fit_subprocess(args, cwd, pythonpath=(HERE,), check=False)
 
 
 @pytest.mark.slow

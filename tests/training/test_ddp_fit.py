@@ -8,24 +8,8 @@ from the reference only if both were wrong the same way, which the unclipped-nor
 and against a logged loss that is one rank's last micro-batch.
 """
 
-import subprocess
-import sys
-
 import pytest
-from training_helpers import scalars, tiny_args
-
-
-def _run(args, cwd):
-    # olmo2-lit via -m: DDP's launcher re-runs this same command for rank 1.
-    proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
+from training_helpers import fit_subprocess, scalars, tiny_args
 
 FSDP2 = """trainer:
   devices: 2
@@ -38,13 +22,13 @@ FSDP2 = """trainer:
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
 def test_two_ranks_match_one_rank_with_accumulation(shards, tmp_path, strategy):
     clip = ("--trainer.gradient_clip_val", "0.05")  # small, so clipping is active and must agree
-    _run(tiny_args(tmp_path / "one", shards, max_steps=4, extra=clip), tmp_path)
+    fit_subprocess(tiny_args(tmp_path / "one", shards, max_steps=4, extra=clip), tmp_path)
     if strategy == "ddp":
         two = ("--trainer.devices", "2", "--trainer.strategy", "ddp")
     else:
         (tmp_path / "fsdp2.yaml").write_text(FSDP2)
         two = ("--config", str(tmp_path / "fsdp2.yaml"))
-    _run(tiny_args(tmp_path / "two", shards, max_steps=4, extra=(*clip, *two)), tmp_path)
+    fit_subprocess(tiny_args(tmp_path / "two", shards, max_steps=4, extra=(*clip, *two)), tmp_path)
     for tag in ("optim/grad_norm", "train/ce_loss"):
         one, two = scalars(tmp_path / "one", tag), scalars(tmp_path / "two", tag)
         assert [s for s, _ in one] == [s for s, _ in two] == [0, 1, 2, 3]
@@ -58,12 +42,14 @@ def test_two_ranks_match_one_rank_with_accumulation(shards, tmp_path, strategy):
 def test_resume_on_another_world_size_and_micro_batch(shards, tmp_path):
     """The batch plan is rebuilt at resume: 1 rank x micro 4 x accum 2 for 2 steps, then 2 ranks x micro 2
     x accum 2 to step 4, at the same global batch, continue the uninterrupted run's losses."""
-    _run(tiny_args(tmp_path / "straight", shards, max_steps=4), tmp_path)
+    fit_subprocess(tiny_args(tmp_path / "straight", shards, max_steps=4), tmp_path)
     stopped = tmp_path / "stopped"
-    _run(tiny_args(stopped, shards, max_steps=2, extra=("--checkpoint.every_n_train_steps", "2")), tmp_path)
+    fit_subprocess(
+        tiny_args(stopped, shards, max_steps=2, extra=("--checkpoint.every_n_train_steps", "2")), tmp_path
+    )
     resume = ("--ckpt_path", str(stopped / "ckpt" / "step0000002.ckpt"), "--data.micro_batch_size", "2",
               "--trainer.devices", "2", "--trainer.strategy", "ddp")  # fmt: skip
-    _run(tiny_args(stopped, shards, max_steps=4, extra=resume), tmp_path)
+    fit_subprocess(tiny_args(stopped, shards, max_steps=4, extra=resume), tmp_path)
     a, b = scalars(tmp_path / "straight", "train/ce_loss"), scalars(stopped, "train/ce_loss")
     assert [s for s, _ in a] == [s for s, _ in b] == [0, 1, 2, 3]
     assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-5)

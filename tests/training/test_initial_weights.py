@@ -10,9 +10,6 @@ On CPU the "other device" is the meta device; ``test_ddp_and_fsdp2_start_from_th
 checks the CUDA case on a GPU.
 """
 
-import os
-import subprocess
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import pytest
 import torch
 from lightning.fabric.utilities.init import _materialize_distributed_module
 from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy
-from training_helpers import fit, tiny_args
+from training_helpers import fit, fit_subprocess, tiny_args
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train.lit_module import OLMo2LitModule
@@ -75,16 +72,8 @@ def test_configure_model_gives_olmo2_init_on_the_cpu_under_any_init_context(cont
     assert emb.std().item() == pytest.approx(0.02 * 0.9866, rel=0.05) and emb.abs().max() <= 0.06
 
 
-def _run(args, cwd, env=None):
-    proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def _run(args, cwd, pythonpath=()):
+    fit_subprocess(args, cwd, pythonpath=pythonpath)
 
 
 def _initial_weights(root: Path, shards: Path, extra: tuple[str, ...], *, in_process: bool = False):
@@ -94,8 +83,7 @@ def _initial_weights(root: Path, shards: Path, extra: tuple[str, ...], *, in_pro
     if in_process:  # one process: no launcher, so no subprocess needed
         fit(args)
     else:
-        env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        _run(args, root.parent, env)
+        _run(args, root.parent, pythonpath=(HERE,))
     return torch.load(out, weights_only=True)
 
 

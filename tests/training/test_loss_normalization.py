@@ -8,13 +8,10 @@ accumulation 1 and 2-process DDP. Guards against the mean of per-micro-batch mea
 unmasked instances of a micro-batch with a masked one by 4/3) and against dropping masked tokens.
 """
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-from training_helpers import load_weights, tiny_args
+from training_helpers import fit_subprocess, load_weights, tiny_args
 
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
@@ -54,17 +51,6 @@ def _args(root, shards, init, *extra):
         "--checkpoint.every_n_train_steps", "1",
         *extra,
     ]  # fmt: skip
-
-
-def _run(args, cwd):
-    proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _first_batch(shards, seed: int) -> dict:
@@ -115,7 +101,9 @@ def test_one_step_equals_olmo_core_loss_at_every_split(filtered_shards, tmp_path
         ),
     }
     for name, extra in splits.items():
-        _run(_args(tmp_path / name, filtered_shards, init, "--data.seed", str(seed), *extra), tmp_path)
+        fit_subprocess(
+            _args(tmp_path / name, filtered_shards, init, "--data.seed", str(seed), *extra), tmp_path
+        )
         got = load_weights(tmp_path / name / "ckpt" / "last.ckpt")
         for key, want in expected.items():
             torch.testing.assert_close(got[key], want, atol=2e-6, rtol=1e-5, msg=f"{name}: {key}")

@@ -8,14 +8,12 @@ resumed from it would drift), and against a sharded checkpoint fed to a single-f
 with an opaque error.
 """
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from training_helpers import fit, load_weights, scalars, tiny_args
+from training_helpers import fit, fit_subprocess, load_weights, scalars, tiny_args
 
 from olmo2_lit.train.checkpoint_publish import STAGING
 from olmo2_lit.weights.consolidate import consolidate, load_sharded
@@ -29,27 +27,15 @@ EVERY_2 = ("--checkpoint.every_n_train_steps", "2")
 CE = "train/ce_loss"
 
 
-def _run(args, cwd):
-    # olmo2-lit via -m: the subprocess launcher re-runs this same command for rank 1.
-    proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
 def _devices(n):
     return ("--trainer.devices", str(n))
 
 
 def test_ddp_resume_is_bitwise(shards, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    _run(tiny_args(a, shards, max_steps=4, extra=(*DDP, *_devices(2), *EVERY_2)), tmp_path)
+    fit_subprocess(tiny_args(a, shards, max_steps=4, extra=(*DDP, *_devices(2), *EVERY_2)), tmp_path)
     resume = ("--ckpt_path", str(a / "ckpt" / "step0000002.ckpt"), *EVERY_2)  # last.ckpt at step 4 too
-    _run(tiny_args(b, shards, max_steps=4, extra=(*DDP, *_devices(2), *resume)), tmp_path)
+    fit_subprocess(tiny_args(b, shards, max_steps=4, extra=(*DDP, *_devices(2), *resume)), tmp_path)
     assert [s for s, _ in scalars(a, CE)] == [0, 1, 2, 3]
     assert scalars(b, CE) == scalars(a, CE)[2:]  # steps 2 and 3, exactly
     wa, wb = load_weights(a / "ckpt" / "last.ckpt"), load_weights(b / "ckpt" / "last.ckpt")
@@ -60,7 +46,7 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after
     shards, tmp_path
 ):
     a = tmp_path / "a"
-    _run(tiny_args(a, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2)), tmp_path)
+    fit_subprocess(tiny_args(a, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2)), tmp_path)
     step2 = a / "ckpt" / "step0000002.ckpt"
     assert sorted(p.name for p in step2.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
     assert [p.name for p in (a / "ckpt").iterdir() if p.name.startswith(".")] == [STAGING]
@@ -73,7 +59,7 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after
 
     # same strategy and world size: bitwise, losses and the final sharded state
     b = tmp_path / "b"
-    _run(
+    fit_subprocess(
         tiny_args(b, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *EVERY_2, "--ckpt_path", str(step2))),
         tmp_path,
     )
@@ -83,7 +69,9 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after
 
     # the 2-rank shards on 1 rank (DCP reshards): the same run, up to reduction order
     c = tmp_path / "c"
-    _run(tiny_args(c, shards, max_steps=4, extra=(*FSDP2, *_devices(1), "--ckpt_path", str(step2))), tmp_path)
+    fit_subprocess(
+        tiny_args(c, shards, max_steps=4, extra=(*FSDP2, *_devices(1), "--ckpt_path", str(step2))), tmp_path
+    )
     assert [s for s, _ in scalars(c, CE)] == [2, 3]
     assert [v for _, v in scalars(c, CE)] == pytest.approx([v for _, v in reference[2:]], rel=1e-5)
 
@@ -91,7 +79,7 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after
     one_file = tmp_path / "step2.ckpt"
     consolidate(checkpoint=str(step2), out=str(one_file))
     d = tmp_path / "d"
-    _run(
+    fit_subprocess(
         tiny_args(d, shards, max_steps=4, extra=(*DDP, *_devices(2), "--ckpt_path", str(one_file))), tmp_path
     )
     assert [s for s, _ in scalars(d, CE)] == [2, 3]

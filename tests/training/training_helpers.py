@@ -1,7 +1,11 @@
-"""Small raw token shards, a CLI runner and a TensorBoard reader for the training tests."""
+"""Small raw token shards, CLI runners (in process and in a subprocess) and a TensorBoard reader for the
+training tests."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +70,30 @@ def tiny_args(root: Path, shards: Path, *, max_steps: int, extra: tuple[str, ...
 
 def fit(args: list[str]) -> OLMo2CLI:
     return OLMo2CLI(args=["fit", *args])
+
+
+def fit_subprocess(
+    args: list[str], cwd: Path, *, pythonpath: tuple[Path, ...] = (), check: bool = True
+) -> subprocess.CompletedProcess:
+    """``python -m olmo2_lit fit ARGS`` in a fresh process, output captured: for multi-process runs (the
+    launcher re-runs this same command for the other ranks), signals and kills. ``pythonpath`` goes in
+    front of PYTHONPATH (test callbacks imported by class_path on every rank); ``check`` asserts success
+    and shows the end of stderr otherwise."""
+    env = None
+    if pythonpath:
+        path = os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.run(
+        [sys.executable, "-m", "olmo2_lit", "fit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def scalars(root: Path, tag: str) -> list[tuple[int, float]]:
