@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from training_helpers import fit, scalars, tiny_args
+from training_helpers import fit, fit_subprocess, scalars, tiny_args
 
 from olmo2_lit.data.tokenizer import train_bpe
 from olmo2_lit.train import metrics as M
@@ -106,7 +106,6 @@ def test_downstream_eval_on_two_ranks_gathers_every_request(shards, tmp_path, to
     import json
 
     import torch
-    from test_ddp_fit import _run
 
     from olmo2_lit.eval.metrics import task_metrics
     from olmo2_lit.eval.scoring import score_instances, tokenize_task
@@ -142,7 +141,7 @@ def test_downstream_eval_on_two_ranks_gathers_every_request(shards, tmp_path, to
         "--trainer.callbacks.batch_size",
         "9",
     )
-    _run(tiny_args(tmp_path, shards, max_steps=2, extra=extra), tmp_path)
+    fit_subprocess(tiny_args(tmp_path, shards, max_steps=2, extra=extra), tmp_path)
     logged = {m: scalars(tmp_path, M.DOWNSTREAM.format(task="mini", metric=m)) for m in ("acc", "pmi_dc")}
     assert [s for s, _ in logged["acc"]] == [2]
     model = load_pretrained(tmp_path / "ckpt" / "step0000002.ckpt").eval()
