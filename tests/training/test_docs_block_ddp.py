@@ -6,13 +6,10 @@ parameters out of the forward pass, as an earlier version of the example did wit
 """
 
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from training_helpers import scalars, tiny_args
+from training_helpers import fit_subprocess, scalars, tiny_args
 
 DOCS = Path(__file__).parents[2] / "docs" / "model.md"
 
@@ -49,18 +46,6 @@ def test_docs_parallel_block_trains_under_ddp(shards, tmp_path):
             f"{module}.ParallelBlock",
         ),
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path / "user"), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    fit_subprocess(args, tmp_path, pythonpath=(tmp_path / "user",))
     losses = scalars(tmp_path / "run", "train/ce_loss")
     assert [s for s, _ in losses] == [0, 1] and all(math.isfinite(v) for _, v in losses)
