@@ -118,7 +118,7 @@ NOT_RUN: dict[str, str] = {
     "srun olmo2-lit fit --config ... --trainer.default_root_dir '$RUN_DIR' --ckpt_path hpc": "needs SLURM",
     "srun olmo2-lit fit --config ... --ckpt_path '$RUN_DIR/ckpt/step0010000.ckpt'": "needs SLURM",
     "srun olmo2-lit fit --config ... --model.init_from step10000.ckpt --model.init_optimizer_state false": (
-        "needs SLURM; the restart is run by tests/training/test_deepspeed_checkpoint.py"
+        "needs SLURM; the restart is run by tests/training/test_deepspeed_fit.py"
     ),
     "olmo2-lit convert consolidate --checkpoint '$RUN_DIR/ckpt/step0010000.ckpt' --out step10000.ckpt": (
         "needs a sharded run (tests/training/test_sharded_resume.py consolidates one)"

@@ -273,9 +273,16 @@ class OLMo2LitModule(LightningModule):
         clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self.batch_plan.ends_step(batch_idx):
+            return
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
-        if isinstance(optimizer, SkipStepAdamW) and self.batch_plan.ends_step(batch_idx):
+        if isinstance(optimizer, SkipStepAdamW):
             self.log(M.STEP_SKIPPED, optimizer.step_skipped)
+        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
+            # the engine's global norm of this step's gradients, before its clipping (known after its step)
+            norm = self.trainer.strategy.deepspeed_engine.get_global_grad_norm()
+            if norm is not None:
+                self.log(M.GRAD_NORM, torch.as_tensor(norm, dtype=torch.float32))
 
     # --- checkpoints --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -295,8 +302,9 @@ class OLMo2LitModule(LightningModule):
         # a file carries its optimizer state in the dict (a sharded directory: loaded by the strategy)
         if fitting and Path(str(path)).is_file() and "optimizer_states" not in checkpoint:
             raise CheckpointError(
-                f"{path} holds weights without optimizer state (e.g. consolidated from a DeepSpeed "
-                "checkpoint), so the run cannot resume exactly; restart from its weights with "
+                f"{path} holds weights without optimizer state (e.g. DeepSpeed's zero_to_fp32.py output; "
+                "`olmo2-lit convert consolidate` keeps it), so the run cannot resume exactly; restart from "
+                "its weights with "
                 f"--model.init_from {path} --model.init_optimizer_state false (new optimizer and data order)"
             )
         set_rng_state(saved["rng"])

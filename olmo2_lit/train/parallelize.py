@@ -14,7 +14,7 @@ import torch
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
     _CHECKPOINT_PREFIX,
     CheckpointImpl,
-    checkpoint_wrapper,
+    CheckpointWrapper,
 )
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -22,6 +22,25 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from olmo2_lit.model import Transformer
 
 DTypeName = Literal["float32", "bfloat16"]
+
+
+class BlockCheckpointWrapper(CheckpointWrapper):
+    """torch's non-reentrant activation-checkpoint wrapper, owning the marks that module hooks leave.
+
+    ``CheckpointWrapper`` forwards every attribute it lacks to the wrapped block, so the block's methods and
+    fields (``flops_per_token``, ``layer_idx``...) read through it. DeepSpeed ZeRO-3 hooks every module,
+    children first, and skips building a module's backward hooks when ``hasattr(module, "pre_bwd_fn")``
+    (``post_bwd_fn``); through the forwarding, the wrapper would answer with the block's, count its
+    gradients on the block and fail (``'ReorderedNormBlock' object has no attribute 'ds_grads_remaining'``).
+    These names are not forwarded, so the wrapper gets hooks of its own.
+    """
+
+    OWN = frozenset({"pre_bwd_fn", "post_bwd_fn", "ds_grads_remaining", "applied_pre_backward_ref_cnt"})
+
+    def __getattr__(self, name: str):
+        if name in self.OWN:
+            return torch.nn.Module.__getattr__(self, name)
+        return super().__getattr__(name)
 
 
 @dataclass(kw_only=True)
@@ -53,7 +72,7 @@ def parallelize(model: Transformer, config: ParallelizeConfig, *, mesh: Optional
     for i, block in enumerate(model.blocks):
         if config.activation_checkpointing:
             # A wrapper module, not a patched forward; its state_dict keys are the block's own.
-            block = checkpoint_wrapper(block, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+            block = BlockCheckpointWrapper(block, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
             model.blocks[i] = block
         if config.compile:
             block.compile()

@@ -4,7 +4,8 @@ Under FSDP2 (``experiments/strategies/fsdp2.yaml``) each checkpoint is a directo
 file per rank, DCP's ``.metadata``, and Lightning's ``meta.pt`` (loop, data-position, scheduler and
 ``olmo2_lit`` state). Consolidating gathers the shards on the CPU, with no process group, into the file a
 DDP or single-device run resumes from: ``state_dict`` (full tensors) and ``optimizer_states`` keyed by
-parameter index in param-group order, as ``torch.optim.Optimizer.state_dict()`` keys them.
+parameter index in param-group order, as ``torch.optim.Optimizer.state_dict()`` keys them. DeepSpeed
+ZeRO directories are read by :mod:`olmo2_lit.weights.deepspeed_state` into the same dict.
 """
 
 from __future__ import annotations
@@ -31,16 +32,6 @@ def is_sharded_checkpoint(path: Union[str, Path]) -> bool:
 def is_deepspeed_checkpoint(path: Union[str, Path]) -> bool:
     """True for a DeepSpeed checkpoint directory (Lightning's DeepSpeed strategy writes ``latest`` in it)."""
     return (Path(path) / "latest").is_file()
-
-
-def _consolidate_deepspeed(path: Path, out: Path) -> None:
-    # Lazy: only DeepSpeed checkpoints need Lightning's converter (and the deepspeed package).
-    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
-
-    tmp = out.with_name(f".{out.name}.partial")
-    convert_zero_checkpoint_to_fp32_state_dict(str(path), str(tmp))
-    tmp.replace(out)
-    print(f"consolidate: DeepSpeed checkpoint {path} -> {out} (fp32 weights, no optimizer state)")
 
 
 def load_sharded(path: Union[str, Path], *, with_optimizer: bool = True) -> dict[str, Any]:
@@ -81,11 +72,10 @@ def _index_keyed(optim: dict[str, Any]) -> dict[str, Any]:
 
 
 def consolidate(*, checkpoint: str, out: str) -> None:
-    """Turn a sharded training checkpoint (a directory: FSDP2, FSDP, DeepSpeed) into one .ckpt file.
+    """Turn a sharded training checkpoint (a directory: FSDP2, FSDP, DeepSpeed ZeRO) into one .ckpt file.
 
-    From FSDP2/FSDP the file resumes a run under DDP or on one device (``fit --ckpt_path OUT``), with the
-    optimizer, LR schedule, data position and RNG state, and ``convert to-hf`` exports it. From DeepSpeed
-    it holds fp32 weights and the training state without the optimizer (DeepSpeed's own converter).
+    The file resumes the run under DDP or on one device (``fit --ckpt_path OUT``), with the optimizer (Adam's
+    moments of every parameter), LR schedule, data position and RNG state, and ``convert to-hf`` exports it.
 
     Args:
         checkpoint: the sharded checkpoint directory, e.g. runs/ckpt/step0001000.ckpt.
@@ -95,9 +85,11 @@ def consolidate(*, checkpoint: str, out: str) -> None:
     if out_path.exists():
         raise FileExistsError(f"{out_path} already exists; pick a new --out")
     if is_deepspeed_checkpoint(checkpoint):
-        _consolidate_deepspeed(Path(checkpoint), out_path)
-        return
-    state = load_sharded(checkpoint)
+        from olmo2_lit.weights.deepspeed_state import load_deepspeed  # needs the deepspeed package
+
+        state = load_deepspeed(checkpoint)
+    else:
+        state = load_sharded(checkpoint)
     with atomic_file(out_path) as f:
         torch.save(state, f)
     n_params = sum(t.numel() for t in state["state_dict"].values())

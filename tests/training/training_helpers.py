@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -73,20 +74,27 @@ def fit(args: list[str]) -> OLMo2CLI:
 
 
 def fit_subprocess(
-    args: list[str], cwd: Path, *, pythonpath: tuple[Path, ...] = (), check: bool = True
+    args: list[str],
+    cwd: Path,
+    *,
+    pythonpath: tuple[Path, ...] = (),
+    check: bool = True,
+    script: Optional[Path] = None,
+    env: Optional[dict[str, str]] = None,
 ) -> subprocess.CompletedProcess:
     """``python -m olmo2_lit fit ARGS`` in a fresh process, output captured: for multi-process runs (the
     launcher re-runs this same command for the other ranks), signals and kills. ``pythonpath`` goes in
     front of PYTHONPATH (test callbacks imported by class_path on every rank); ``check`` asserts success
-    and shows the end of stderr otherwise."""
-    env = None
+    and shows the end of stderr otherwise; ``script`` runs ``python SCRIPT fit ARGS`` instead (e.g.
+    ``cpu_deepspeed.py``), with ``env`` added to the environment."""
+    environ = {**os.environ, **(env or {})}
     if pythonpath:
-        path = os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])
-        env = {**os.environ, "PYTHONPATH": path}
+        environ["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])
+    entry = [str(script)] if script else ["-m", "olmo2_lit"]
     proc = subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "fit", *args],
+        [sys.executable, *entry, "fit", *args],
         cwd=cwd,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
         timeout=300,
