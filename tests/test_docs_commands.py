@@ -117,6 +117,9 @@ NOT_RUN: dict[str, str] = {
     "RUN_DIR=/shared/runs/7b-a sbatch experiments/slurm/multi_node.sbatch": "needs a SLURM cluster",
     "srun olmo2-lit fit --config ... --trainer.default_root_dir '$RUN_DIR' --ckpt_path hpc": "needs SLURM",
     "srun olmo2-lit fit --config ... --ckpt_path '$RUN_DIR/ckpt/step0010000.ckpt'": "needs SLURM",
+    "srun olmo2-lit fit --config ... --ckpt_path step10000.ckpt": (
+        "needs SLURM; tests/training/test_deepspeed_fit.py resumes one process from a consolidated file"
+    ),
     "srun olmo2-lit fit --config ... --model.init_from step10000.ckpt --model.init_optimizer_state false": (
         "needs SLURM; the restart is run by tests/training/test_deepspeed_fit.py"
     ),
