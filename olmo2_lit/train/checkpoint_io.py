@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -11,6 +10,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
+from olmo2_lit.train.checkpoint_kind import require_kind
 from olmo2_lit.train.checkpoint_publish import publish, stage
 
 
@@ -30,14 +30,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         publish(tmp, path)
 
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None):
-        if not Path(path).exists():
-            raise CheckpointError(f"checkpoint not found: {path}")
-        if Path(path).is_dir():
-            raise CheckpointError(
-                f"{path}: is a directory, a sharded checkpoint; this strategy loads one file: run "
-                f"`olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt` and resume from "
-                "FILE.ckpt, or resume with --config experiments/strategies/fsdp2.yaml"
-            )
+        # the strategies that load through here (DDP, one device, FSDP v1 `full`) take one file
+        require_kind(path, accepts=("file",), strategy="a strategy that loads one file (DDP, one device)")
         kwargs = {} if map_location is None else {"map_location": map_location}  # None: Lightning's default
         try:
             return super().load_checkpoint(path, weights_only=weights_only, **kwargs)

@@ -31,6 +31,7 @@ from torch.distributed.fsdp import MixedPrecision
 from torch.distributed.fsdp.wrap import _Policy
 
 from olmo2_lit.model import Transformer
+from olmo2_lit.train.checkpoint_kind import require_kind
 from olmo2_lit.train.checkpoint_publish import publish, stage, staging_path
 
 #: Registered Lightning strategy names that need CUDA, and the fragment that replaces them on CPU.
@@ -125,6 +126,10 @@ class FSDP2Strategy(ModelParallelStrategy):
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
+    def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP2")
+        return super().load_checkpoint(checkpoint_path, weights_only)
+
 
 class FSDPStrategy(_FSDPStrategy):
     """Lightning's FSDP (v1), one unit per block, OLMo 2's mixed precision. Needs CUDA.
@@ -165,6 +170,10 @@ class FSDPStrategy(_FSDPStrategy):
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
+    def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP (v1)")
+        return super().load_checkpoint(checkpoint_path, weights_only)
+
 
 class DeepSpeedStrategy(_DeepSpeedStrategy):
     """DeepSpeed ZeRO around the module's own optimizer (our AdamW and param groups). Needs CUDA.
@@ -198,6 +207,11 @@ class DeepSpeedStrategy(_DeepSpeedStrategy):
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
         # DeepSpeed writes a directory (each rank its ZeRO partitions, rank 0 `latest`) in place
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
+
+    def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        accepts = ("file",) if self.load_full_weights and self.zero_stage_3 else ("deepspeed",)
+        require_kind(checkpoint_path, accepts=accepts, strategy="DeepSpeed")
+        return super().load_checkpoint(checkpoint_path, weights_only)
 
     def _auto_select_batch_size(self) -> int:
         # Lightning reads the dataloader's batch_sampler, which ours has none of (batch_size=None: the
