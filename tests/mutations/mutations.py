@@ -322,4 +322,25 @@ MUTATIONS = [
         replacement="        self.log(M.GRAD_NORM, self.step_grad_norm.clamp(max=0.05))\n",
         tests=(TRAINING_STEP,),
     ),
+    # --- DeepSpeed --------------------------------------------------------------------------------
+    Mutation(
+        name="consolidated Adam state read from the first flat group for every param group",
+        file="olmo2_lit/weights/deepspeed_state.py",
+        original='flat_state = [r["state"][k] for r in ranks]',
+        replacement='flat_state = [r["state"][0] for r in ranks]',
+        tests=(
+            "tests/training/test_deepspeed_fit.py"
+            "::test_zero2_trains_like_one_process_and_consolidates_with_adam_state",
+        ),
+    ),
+    Mutation(
+        name="checkpoint wrapper forwards DeepSpeed's hook marks to the block",
+        file="olmo2_lit/train/parallelize.py",
+        original="        if name in self.OWN:\n",
+        replacement="        if False:\n",
+        tests=(
+            "tests/training/test_deepspeed_fit.py"
+            "::test_zero3_with_activation_checkpointing_trains_like_one_process",
+        ),
+    ),
 ]
