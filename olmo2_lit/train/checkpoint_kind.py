@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from olmo2_lit.errors import CheckpointError
+from olmo2_lit.weights.consolidate import is_deepspeed_checkpoint, is_sharded_checkpoint
 
 Kind = Literal["file", "distributed", "deepspeed"]
 
@@ -30,9 +31,9 @@ def checkpoint_kind(path) -> Kind:
     path = Path(path)
     if path.is_file():
         return "file"
-    if (path / ".metadata").is_file():
+    if is_sharded_checkpoint(path):
         return "distributed"
-    if (path / "latest").is_file():
+    if is_deepspeed_checkpoint(path):
         return "deepspeed"
     if path.is_dir():
         raise CheckpointError(
