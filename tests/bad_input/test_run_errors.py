@@ -46,7 +46,7 @@ def test_directory_as_ckpt_path_is_named(tmp_path, trained, cli):
     shards, _ = trained
     (tmp_path / "adir").mkdir()
     code, out = cli(tiny_fit(tmp_path, shards, f"--ckpt_path={tmp_path / 'adir'}"))
-    assert_short_error(code, out, "adir: is a directory")
+    assert_short_error(code, out, "adir: a directory with neither .metadata (torch distributed checkpoint)")
 
 
 def test_missing_ckpt_path_is_an_error_not_a_fresh_run(tmp_path, trained, cli):
