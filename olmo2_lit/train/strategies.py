@@ -33,6 +33,7 @@ from torch.distributed.fsdp.wrap import _Policy
 from olmo2_lit.model import Transformer
 from olmo2_lit.train.checkpoint_kind import require_kind
 from olmo2_lit.train.checkpoint_publish import publish, stage, staging_path
+from olmo2_lit.train.fsdp2_full_load import load_full_checkpoint
 
 #: Registered Lightning strategy names that need CUDA, and the fragment that replaces them on CPU.
 CUDA_ONLY_PREFIXES = ("fsdp", "deepspeed")
@@ -127,7 +128,11 @@ class FSDP2Strategy(ModelParallelStrategy):
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
     def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
-        require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP2")
+        if require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP2") == "file":
+            # Lightning's own file path pairs Adam's state with the wrong parameters (fsdp2_full_load.py)
+            path = Path(self.broadcast(checkpoint_path))
+            strict = self.lightning_module.strict_loading
+            return load_full_checkpoint(path, self.model, self.optimizers, strict=strict)
         return super().load_checkpoint(checkpoint_path, weights_only)
 
 

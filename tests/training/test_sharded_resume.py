@@ -3,9 +3,9 @@
 Each run saves at step 2 of 4, so it is also the uninterrupted reference for a run resumed from its
 step-2 checkpoint. Guards against state that a resume drops or duplicates (optimizer moments, LR
 schedule, data position, RNG) under each strategy, against sharded checkpoints that only load at the
-world size that wrote them, against a consolidation that loses or misorders optimizer state (a DDP run
-resumed from it would drift), and against a sharded checkpoint fed to a single-file strategy failing
-with an opaque error.
+world size that wrote them, against a DDP file whose Adam state FSDP2 hands to the wrong parameters,
+against a consolidation that loses or misorders optimizer state (a DDP run resumed from it would drift),
+and against a sharded checkpoint fed to a single-file strategy failing with an opaque error.
 """
 
 from pathlib import Path
@@ -31,7 +31,7 @@ def _devices(n):
     return ("--trainer.devices", str(n))
 
 
-def test_ddp_resume_is_bitwise(shards, tmp_path):
+def test_ddp_resume_is_bitwise_and_its_file_resumes_under_fsdp2(shards, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     fit_subprocess(tiny_args(a, shards, max_steps=4, extra=(*DDP, *_devices(2), *EVERY_2)), tmp_path)
     resume = ("--ckpt_path", str(a / "ckpt" / "step0000002.ckpt"), *EVERY_2)  # last.ckpt at step 4 too
@@ -40,6 +40,15 @@ def test_ddp_resume_is_bitwise(shards, tmp_path):
     assert scalars(b, CE) == scalars(a, CE)[2:]  # steps 2 and 3, exactly
     wa, wb = load_weights(a / "ckpt" / "last.ckpt"), load_weights(b / "ckpt" / "last.ckpt")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    # the same DDP file resumed under FSDP2: Adam's state must reach the right parameters although
+    # OLMo 2's param groups number them in another order than the module (embeddings last)
+    c = tmp_path / "c"
+    resume = ("--ckpt_path", str(a / "ckpt" / "step0000002.ckpt"))
+    fit_subprocess(tiny_args(c, shards, max_steps=4, extra=(*FSDP2, *_devices(2), *resume)), tmp_path)
+    for tag in (CE, "optim/grad_norm"):
+        assert [s for s, _ in scalars(c, tag)] == [2, 3]
+        assert [v for _, v in scalars(c, tag)] == pytest.approx([v for _, v in scalars(a, tag)[2:]], rel=1e-5)
 
 
 def test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after_consolidation(
