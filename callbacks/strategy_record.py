@@ -18,9 +18,18 @@ from olmo2_lit.train.strategies import describe
 
 
 class StrategyRecord(Callback):
-    """Writes ``strategy.yaml`` beside the run's ``config.yaml`` (rank 0, once per ``fit``)."""
+    """Writes ``strategy.yaml`` beside the run's ``config.yaml`` (rank 0) at ``setup``, and again once the
+    strategy has set itself up for ``fit`` (what it fills in only then, e.g. DeepSpeed's
+    ``gradient_clipping`` and micro batch, is recorded too)."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self._write(trainer, pl_module, stage)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._write(trainer, pl_module, "fit")
+
+    @staticmethod
+    def _write(trainer, pl_module, stage) -> None:
         log_dir = trainer.log_dir  # a collective under some strategies: every rank asks
         if trainer.global_rank != 0 or log_dir is None:
             return

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from training_helpers import fit, fit_subprocess, make_shards, scalars, tiny_args
 
 from olmo2_lit.errors import CheckpointError
@@ -110,6 +111,10 @@ def assert_consolidated_like_deepspeed(one_file: Path, dumped: Path) -> None:
 def test_zero3_trains_like_one_process_and_resumes_exactly(zero3, one_process, module_shards, tmp_path):
     assert_trains_like(zero3, one_process, rel=1e-4)
     assert all(v > 0.05 for _, v in scalars(one_process, "optim/grad_norm"))  # clipping was active
+    record = yaml.safe_load((zero3 / "runs" / "olmo2" / "version_0" / "strategy.yaml").read_text())
+    config = record["strategy"]["config"]  # what the engine ran with, filled in by Lightning's setup
+    assert (config["zero_optimization"]["stage"], config["gradient_clipping"]) == (3, 0.05)
+    assert config["train_micro_batch_size_per_gpu"] == 4 and record["strategy"]["world_size"] == 2
     assert scalars(zero3, "throughput/tokens_seen")[-1][1] == 4 * 8 * 64
 
     resumed = tmp_path / "resumed"
