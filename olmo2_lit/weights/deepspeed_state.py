@@ -43,9 +43,14 @@ ENGINE_KEYS = frozenset(
 )  # fmt: skip
 
 
-def load_deepspeed(path: Union[str, Path]) -> dict[str, Any]:
+def load_deepspeed(path: Union[str, Path], *, with_optimizer: bool = True) -> dict[str, Any]:
     """The DeepSpeed checkpoint directory ``path`` as a Lightning checkpoint dict: ``state_dict`` (full fp32
-    tensors), ``optimizer_states`` (one optimizer, index-keyed) and Lightning's state, all on the CPU."""
+    tensors), ``optimizer_states`` (one optimizer, index-keyed) and Lightning's state, all on the CPU.
+
+    Args:
+        path: the directory Lightning's ``DeepSpeedStrategy`` saved (with its ``latest`` file).
+        with_optimizer: also reassemble Adam's state (needed to resume; not to export the weights).
+    """
     # DeepSpeed's own file naming and Lightning's reading of the `latest` tag
     from deepspeed.utils.zero_to_fp32 import get_model_state_file, get_optim_files
     from lightning.pytorch.utilities.deepspeed import ds_checkpoint_dir
@@ -74,7 +79,8 @@ def load_deepspeed(path: Union[str, Path]) -> dict[str, Any]:
         state_dict[alias] = state_dict[name]
     checkpoint = {key: value for key, value in model.items() if key not in ENGINE_KEYS}
     checkpoint["state_dict"] = state_dict
-    checkpoint["optimizer_states"] = [_optimizer_state([r[base] for r in ranks], shapes, unflatten, path)]
+    if with_optimizer:
+        checkpoint["optimizer_states"] = [_optimizer_state([r[base] for r in ranks], shapes, unflatten, path)]
     return checkpoint
 
 

@@ -158,11 +158,10 @@ def state_dict_from_lightning_checkpoint(path: Union[str, Path]) -> tuple[ModelC
     path = Path(path)
     if is_sharded_checkpoint(path):  # FSDP2's directory: gather the weights (not the optimizer)
         ckpt = load_sharded(path, with_optimizer=False)
-    elif is_deepspeed_checkpoint(path):
-        raise CheckpointError(
-            f"{path} is a DeepSpeed checkpoint directory; make one file of it first: "
-            f"olmo2-lit convert consolidate --checkpoint {path} --out FILE.ckpt"
-        )
+    elif is_deepspeed_checkpoint(path):  # DeepSpeed's: the same from ZeRO's partitions (needs deepspeed)
+        from olmo2_lit.weights.deepspeed_state import load_deepspeed
+
+        ckpt = load_deepspeed(path, with_optimizer=False)
     elif path.is_dir():
         raise CheckpointError(
             f"{path} is a directory without .metadata, not a complete sharded checkpoint; pass a whole "
