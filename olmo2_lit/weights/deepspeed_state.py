@@ -95,12 +95,12 @@ def _optimizer_state(ranks: list[dict], shapes: list[dict], unflatten, path) -> 
             per_key = {}
             for key, value in flat_state[0].items():
                 if value.dim() == 0:  # Adam's step: one per flat group, the same for all its parameters
-                    per_key[key] = dict.fromkeys(shapes[k], value)
-                else:
+                    per_key[key] = {name: value.clone() for name in shapes[k]}
+                else:  # new tensors, one per parameter
                     per_key[key] = unflatten([s[key] for s in flat_state], shapes[k], path)
             for name in shapes[k]:
                 ids.append(len(state))
-                state[ids[-1]] = {key: values[name].clone() for key, values in per_key.items()}
+                state[ids[-1]] = {key: values[name] for key, values in per_key.items()}
         groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
     return {"state": state, "param_groups": groups}
 
