@@ -17,6 +17,11 @@ Modes:
   above the memory in use right before the model is built (benchmarks/peak_memory.py). On CPU each
   library runs in its own fresh subprocess and the peak is that of its resident set.
 
+``--compile`` compiles our model (per block, or ``--compile model`` whole), times our eager model beside
+it (``olmo2_lit_eager``, so the ratio is compile's gain) and prints the compilation time: the logits
+check and first step, less a compiled step. ``--compile_peers`` compiles the peers' whole models too.
+``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`` gives the time of a first compile (no on-disk cache).
+
 ``train`` and ``forward`` run the libraries in interleaved rounds on CPU (A, B, C, A, B, C, ...), so
 machine noise hits all of them, and print the median tokens/s of each and every ratio against ours with
 its range over the rounds. On CUDA one model is on the device at a time (two 1B models and their Adam
@@ -72,6 +77,7 @@ class Setup:
         self.x, self.y = ids[:, :-1], ids[:, 1:]
         self.x_check = self.x[:1, :128]
         self._reference = None
+        self.first_step_s: dict[str, float] = {}  # includes torch.compile's compilation where on
 
     def reference(self) -> torch.Tensor:
         if self._reference is None:
@@ -84,11 +90,16 @@ class Setup:
     def model(self, name: str, *, check: bool = True):
         """``name``'s model on the device, its logits checked against ours unless ``check`` is False."""
         model = PEERS[name].build(self.cfg, self.weights).to(self.device)
-        if self.args.compile and name == "olmo2_lit":
+        scope = self.args.compile if name == "olmo2_lit" else self.args.compile_peers and "model"
+        if scope == "blocks":
             for block in model.blocks:
                 block.compile()
+        elif scope == "model":
+            model.compile()
         if check:
+            t0 = time.perf_counter()
             check_logits(name, model, self.x_check, self.reference(), atol=self.args.atol)
+            self.first_step_s[name] = time.perf_counter() - t0  # a compiled model compiles here first
         return model
 
     def step(self, name: str, model, precision: str):
@@ -121,9 +132,13 @@ class Setup:
         return train
 
     def prepared(self, name: str, precision: str):
+        """``name``'s step after ``--warmup`` steps; ``first_step_s`` keeps the check's and the first step's
+        time (where compiled, both include compilation)."""
         step = self.step(name, self.model(name), precision)
-        for _ in range(self.args.warmup):
-            step()
+        for i in range(self.args.warmup):
+            t = _timed(step, 1, self.device)
+            if i == 0:
+                self.first_step_s[name] = self.first_step_s.get(name, 0.0) + t
         return step
 
 
@@ -155,7 +170,7 @@ def bench(setup: Setup, names: list[str], precision: str) -> dict[str, list[floa
                 step = setup.prepared(name, precision)  # the model lives only inside this iteration
                 times[name] = [_timed(step, args.steps, device) for _ in range(args.rounds)]
             except torch.OutOfMemoryError:
-                print(f"{precision:5s} {name:13s} out of memory at batch {args.batch} x {args.seq}")
+                print(f"{precision:5s} {name:15s} out of memory at batch {args.batch} x {args.seq}")
             peak_mem[name] = mem.peak_mib() / 1024
             step = None
             torch.cuda.empty_cache()
@@ -173,11 +188,25 @@ def bench(setup: Setup, names: list[str], precision: str) -> dict[str, list[floa
         mfu = f"{fpt * med / peak:.1%}" if peak else "n/a"
         mem = f"  peak {peak_mem[name]:.1f} GiB" if name in peak_mem else ""
         print(
-            f"{precision:5s} {args.mode} {name:13s} {med:12,.0f} tok/s "
+            f"{precision:5s} {args.mode} {name:15s} {med:12,.0f} tok/s "
             f"(median of {len(rs)} rounds)  MFU {mfu}{mem}"
         )
     _ratios(rates, f"{precision:5s} {args.mode} tok/s")
+    _compile_times(setup, times, precision)
     return rates
+
+
+def _compile_times(setup: Setup, times: dict[str, list[float]], precision: str) -> None:
+    """Compilation time of each compiled library: its logits check and first step less a timed step."""
+    args = setup.args
+    for name, ts in times.items():
+        scope = args.compile if name == "olmo2_lit" else args.compile_peers and "model"
+        if scope and name in setup.first_step_s:
+            first, steady = setup.first_step_s[name], statistics.median(ts)
+            print(
+                f"{precision:5s} {args.mode} {name:15s} torch.compile ({scope}): check + first step "
+                f"{first:.1f} s, a compiled step {steady:.2f} s: compilation ~{first - steady:.1f} s"
+            )
 
 
 def measure_memory(setup: Setup, name: str, precision: str) -> float:
@@ -208,7 +237,7 @@ def memory(setup: Setup, names: list[str], precision: str) -> None:
             try:
                 peaks[name] = measure_memory(setup, name, precision)
             except torch.OutOfMemoryError:
-                print(f"{precision:5s} memory {name:13s} out of memory at batch {args.batch} x {args.seq}")
+                print(f"{precision:5s} memory {name:15s} out of memory at batch {args.batch} x {args.seq}")
             torch.cuda.empty_cache()
             continue
         cmd = [sys.executable, __file__, *_child_args(args), "--peers", name, "--precisions", precision]
@@ -224,7 +253,7 @@ def memory(setup: Setup, names: list[str], precision: str) -> None:
     floor = n_params * 4 * 4 / 2**20  # fp32 weights, gradients and two Adam moments
     for name, mib in peaks.items():
         print(
-            f"{precision:5s} memory {name:13s} peak {mib:9,.1f} MiB above the start "
+            f"{precision:5s} memory {name:15s} peak {mib:9,.1f} MiB above the start "
             f"(weights + grads + Adam moments alone: {floor:,.1f} MiB)"
         )
     _ratios({k: [v] for k, v in peaks.items()}, f"{precision:5s} peak memory", higher_is_better=False)
@@ -233,7 +262,8 @@ def memory(setup: Setup, names: list[str], precision: str) -> None:
 def _child_args(args: argparse.Namespace) -> list[str]:
     out = ["--mode", "memory", "--child", "--seq", str(args.seq), "--batch", str(args.batch)]
     out += ["--warmup", str(args.warmup)] + (["--preset", args.preset] if args.preset else [])
-    return out + (["--compile"] if args.compile else [])
+    out += ["--compile", args.compile] if args.compile else []
+    return out + (["--compile_peers"] if args.compile_peers else [])
 
 
 def main() -> None:
@@ -245,7 +275,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (A, B, A, B, ...)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--compile", action="store_true", help="torch.compile each of our blocks")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="blocks",
+        choices=["blocks", "model"],
+        help="torch.compile our model: each block (the default, as model.parallelize.compile) or whole; "
+        "prints the compilation time (first step less a compiled step) and, in train and forward, "
+        "times our eager model beside it as olmo2_lit_eager",
+    )
+    p.add_argument("--compile_peers", action="store_true", help="torch.compile each peer's whole model")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--peers", nargs="+", default=None, choices=list(PEERS), help="default: all that import")
     p.add_argument("--atol", type=float, default=LOGITS_ATOL, help="max |logits - ours| allowed (fp32)")
@@ -261,6 +300,9 @@ def main() -> None:
     missing = sorted(set(names) - set(available_peers()))
     if missing:
         raise SystemExit(f"--peers {' '.join(missing)}: not importable here (pip install ai2-olmo-core)")
+    if args.compile and args.mode != "memory" and "olmo2_lit" in names:
+        PEERS["olmo2_lit_eager"] = PEERS["olmo2_lit"]  # not compiled (only "olmo2_lit" is): the gain
+        names.append("olmo2_lit_eager")
     setup = Setup(cfg, args, device)
     if args.child:
         (name,) = names

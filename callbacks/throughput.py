@@ -1,4 +1,5 @@
-"""Tokens seen, tokens/s and MFU, logged once per optimizer step and shown in the progress bar."""
+"""Tokens seen, tokens/s and MFU, logged once per optimizer step and shown in the progress bar; and the
+run's start-up time (``torch.compile``, warm-up), logged once."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from typing import Any, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
 
 from olmo2_lit.model import flops_per_token
 from olmo2_lit.train import metrics as M
@@ -19,6 +21,12 @@ class TokenThroughput(Callback):
     the step boundaries come from the batch plan (``trainer.datamodule.batch_plan``). MFU = (FLOPs per
     token from the model config x tokens/s) / (peak FLOP/s x devices), with FLOPs counted as OLMo-core
     does (:func:`olmo2_lit.model.flops_per_token`).
+
+    Start-up: at the end of the fit's second optimizer step it logs ``throughput/first_step_s`` (from
+    the start of training to the end of the first step) and ``throughput/startup_s`` (that less the
+    second step's time: what the first step cost beyond a normal one, ``torch.compile``'s compilation
+    with ``model.parallelize.compile: true`` above all), and prints both on rank 0. A resumed fit
+    measures its own start-up.
 
     Args:
         window: number of optimizer steps the rate is averaged over.
@@ -34,6 +42,8 @@ class TokenThroughput(Callback):
         self._history: list[tuple[float, int]] = []
         self._peak: Optional[float] = None
         self._flops_per_token = 0.0
+        self._started = 0.0
+        self._startup_logged = False
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The device, precision and model are fixed for the run: look them up once, not every step.
@@ -41,6 +51,8 @@ class TokenThroughput(Callback):
         plan = trainer.datamodule.batch_plan
         self._flops_per_token = flops_per_token(pl_module.config, plan.sequence_length)
         self._history = []
+        self._started = time.perf_counter()
+        self._startup_logged = False
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict, batch_idx: int
@@ -52,8 +64,23 @@ class TokenThroughput(Callback):
         pl_module.log(M.TOKENS_SEEN, float(tokens))
         if len(self._history) < 2:
             return
+        if not self._startup_logged:  # this fit's second optimizer step
+            self._startup_logged = True
+            self._log_startup(trainer)
         (t0, n0), (t1, n1) = self._history[0], self._history[-1]
         rate = (n1 - n0) / max(t1 - t0, 1e-9)
         pl_module.log(M.TOKENS_PER_SEC, rate, prog_bar=True)
         if self._peak:
             pl_module.log(M.MFU, self._flops_per_token * rate / (self._peak * trainer.world_size))
+
+    def _log_startup(self, trainer: Trainer) -> None:
+        (t1, _), (t2, _) = self._history[:2]
+        first = t1 - self._started
+        startup = first - (t2 - t1)
+        # Straight to the loggers: a value logged once could fall between log_every_n_steps.
+        for logger in trainer.loggers:
+            logger.log_metrics({M.FIRST_STEP_S: first, M.STARTUP_S: startup}, step=trainer.global_step)
+        rank_zero_info(
+            f"start-up: the first optimizer step took {first:.1f} s, the second {t2 - t1:.2f} s; "
+            f"~{startup:.1f} s went to compilation and warm-up"
+        )

@@ -91,6 +91,10 @@ NOT_RUN: dict[str, str] = {
     "python benchmarks/bench_data.py --copies 4 --prepare_workers 1,2,4,8,16 --repeats 2": "benchmark",
     "python benchmarks/bench_data.py --corpus site-packages --prepare_workers 1,4,8,16": "benchmark",
     "python benchmarks/bench_order.py --instances 1000000,200000000": "benchmark: minutes, GBs of memory",
+    "TORCHINDUCTOR_FORCE_DISABLE_CACHES=1 python benchmarks/bench_model.py --batch 8 --seq 512 --steps 3 "
+    "--warmup 2 --rounds 3 --precisions fp32 --peers olmo2_lit transformers --compile blocks": "benchmark",
+    "TORCHINDUCTOR_FORCE_DISABLE_CACHES=1 python benchmarks/bench_model.py --batch 8 --seq 512 --steps 3 "
+    "--warmup 2 --rounds 3 --precisions fp32 --peers olmo2_lit transformers --compile model": "benchmark",
     # the published config and the mirror are the user's; tests/data/test_mirror.py runs the verb
     "olmo2-lit data-paths --source OLMo2-7B-stage1.yaml --mirror /data/ai2-llm --output mirror.yaml": (
         "needs a published config and a local mirror of OLMo-mix (tests/data/test_mirror.py runs the verb)"

@@ -14,6 +14,8 @@ TEST_BPB = "test/bpb"
 TOKENS_SEEN = "throughput/tokens_seen"
 TOKENS_PER_SEC = "throughput/tokens_per_sec"
 MFU = "throughput/mfu"
+FIRST_STEP_S = "throughput/first_step_s"
+STARTUP_S = "throughput/startup_s"
 DOWNSTREAM = "downstream/{task}/{metric}"
 # Stability (callbacks/spike_monitor.py, lr_backoff.py, rollback.py, nonfinite_guard.py, diagnostics.py)
 SPIKE = "spike/is_spike"

@@ -58,6 +58,16 @@ def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
     assert mfu and all(v == pytest.approx(flops * tps[step] / 1e12, rel=1e-4) for step, v in mfu)
 
 
+def test_startup_time_is_logged_once(shards, tmp_path):
+    # A first step slowed by a known 1.5 s (as by compilation) shows in both start-up metrics, once.
+    slow = ("--trainer.callbacks+=slow_first_step.SlowFirstStep", "--trainer.callbacks.seconds=1.5")
+    fit(tiny_args(tmp_path, shards, max_steps=4, extra=("--throughput.window", "1", *slow)))
+    (first,) = scalars(tmp_path, "throughput/first_step_s")
+    (startup,) = scalars(tmp_path, "throughput/startup_s")
+    assert first[0] == startup[0] == 2  # logged at the end of the second optimizer step
+    assert 1.4 < startup[1] < first[1] < 1.5 + 10.0
+
+
 def test_nan_loss_stops_naming_the_step(shards, tmp_path):
     # The CLI's NonFiniteGuard stops and names its report (tests/callbacks/test_nonfinite_guard.py).
     with pytest.raises(
