@@ -33,7 +33,7 @@ from torch.distributed.fsdp.wrap import _Policy
 from olmo2_lit.model import Transformer
 from olmo2_lit.train.checkpoint_kind import require_kind
 from olmo2_lit.train.checkpoint_publish import publish, stage, staging_path
-from olmo2_lit.train.fsdp2_full_load import load_full_checkpoint
+from olmo2_lit.train.full_load import load_full_checkpoint
 
 #: Registered Lightning strategy names that need CUDA, and the fragment that replaces them on CPU.
 CUDA_ONLY_PREFIXES = ("fsdp", "deepspeed")
@@ -129,7 +129,7 @@ class FSDP2Strategy(ModelParallelStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
         if require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP2") == "file":
-            # Lightning's own file path pairs Adam's state with the wrong parameters (fsdp2_full_load.py)
+            # Lightning's own file path pairs Adam's state with the wrong parameters (full_load.py)
             path = Path(self.broadcast(checkpoint_path))
             strict = self.lightning_module.strict_loading
             return load_full_checkpoint(path, self.model, self.optimizers, strict=strict)
@@ -176,7 +176,11 @@ class FSDPStrategy(_FSDPStrategy):
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
     def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
-        require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP (v1)")
+        if require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP (v1)") == "file":
+            # Lightning's own file path pairs Adam's state with the wrong parameters (full_load.py)
+            path = Path(self.broadcast(checkpoint_path))
+            strict = self.lightning_module.strict_loading
+            return load_full_checkpoint(path, self.model, self.optimizers, strict=strict, broadcast=False)
         return super().load_checkpoint(checkpoint_path, weights_only)
 
 

@@ -360,4 +360,24 @@ MUTATIONS = [
         replacement="startup = first",
         tests=("tests/training/test_fit.py::test_startup_time_is_logged_once",),
     ),
+    Mutation(
+        name="FSDP v1 resumes a file through Lightning's loader (Adam state numbered in module order)",
+        file="olmo2_lit/train/strategies.py",
+        original='accepts=("file", "distributed"), strategy="FSDP (v1)") == "file":',
+        replacement='accepts=("file", "distributed"), strategy="FSDP (v1)") == "never":',
+        tests=(
+            "tests/training/test_fsdp_v1_fit.py"
+            "::test_one_file_checkpoints_resume_under_fsdp_v1_with_adam_state_on_the_right_parameters",
+        ),
+    ),
+    Mutation(
+        name="a file's optimizer state numbered as torch numbers it, not matched through its saved groups",
+        file="olmo2_lit/train/full_load.py",
+        original="name = dict(zip(saved, current))",
+        replacement="name = dict(enumerate(current))",
+        tests=(
+            "tests/training/test_fsdp_v1_fit.py"
+            "::test_one_file_checkpoints_resume_under_fsdp_v1_with_adam_state_on_the_right_parameters",
+        ),
+    ),
 ]
