@@ -28,9 +28,9 @@ cap() { local l=$(( ${GPU_CHECK_BUDGET:-560} - SECONDS )); (( l < 1 )) && l=1; (
 echo "== 1. training step, 1B, seq 4096, micro batch 4 (no activation checkpointing), bf16 autocast"
 timeout $(cap 110) python3 benchmarks/bench_model.py --preset olmo2_1b --seq 4096 \
   --batch 4 --steps 5 --warmup 3 --rounds 1 --precisions bf16
-echo "== 1b. the same with torch.compile per block"
+echo "== 1b. the same with torch.compile per block, against our eager model, and the compilation time"
 timeout $(cap 150) python3 benchmarks/bench_model.py --preset olmo2_1b --seq 4096 \
-  --batch 4 --steps 5 --warmup 3 --rounds 1 --precisions bf16 --compile
+  --batch 4 --steps 5 --warmup 3 --rounds 1 --precisions bf16 --compile --peers olmo2_lit
 
 echo "== 2. strategies on one GPU: DDP, FSDP2, FSDP, DeepSpeed ZeRO-2/3 (a few steps each)"
 timeout $(cap 240) python3 benchmarks/gpu_scaleout.py 2>&1 | tail -30
