@@ -377,7 +377,7 @@ MUTATIONS = [
         replacement="name = dict(enumerate(current))",
         tests=(
             "tests/training/test_fsdp_v1_fit.py"
-            "::test_one_file_checkpoints_resume_under_fsdp_v1_with_adam_state_on_the_right_parameters",
+            "::test_file_optimizer_state_is_matched_to_parameters_through_its_saved_groups",
         ),
     ),
 ]

@@ -9,9 +9,10 @@ Guards against:
 - a sharded resume that is not exact (bitwise, against the uninterrupted FSDP v1 run), a checkpoint
   directory written in place instead of through the staging directory, and a consolidation that
   loses or misorders Adam's state (one process continues from it);
-- a one-file checkpoint (one device's, DDP's, ``consolidate``'s, or FSDP v1's own ``full`` file) whose
-  Adam state FSDP v1 hands to the wrong parameters: Lightning's loader numbers them in module order,
-  torch in param-group order, and OLMo 2's groups put the embeddings last (it failed on shapes);
+- a one-file checkpoint (one device's, DDP's, ``consolidate``'s) whose Adam state FSDP v1 hands to the
+  wrong parameters: Lightning's loader numbers them in module order, torch in param-group order, and
+  OLMo 2's groups put the embeddings last (it failed on shapes); and FSDP v1's own ``full`` files
+  (numbered in module order) that one process cannot continue, or that the loader misreads;
 - a mixed-precision policy that is configured but not applied, or that casts the stored weights or the
   gradients the optimizer sees.
 """
@@ -116,14 +117,33 @@ def test_one_file_checkpoints_resume_under_fsdp_v1_with_adam_state_on_the_right_
     assert_trains_like(full, one_process)
     full_step2 = full / "ckpt" / "step0000002.ckpt"
     assert full_step2.is_file()
-    again = fsdp_fit(tmp_path / "full_again", module_shards, extra=(*FP32, "--ckpt_path", str(full_step2)))
-    assert_trains_like(again, full, steps=(2, 3))
     elsewhere = tmp_path / "full_in_one_process"
     fit_subprocess(
         tiny_args(elsewhere, module_shards, max_steps=4, extra=(*CLIP, "--ckpt_path", str(full_step2))),
         tmp_path,
     )
     assert_trains_like(elsewhere, full, steps=(2, 3))
+
+
+def test_file_optimizer_state_is_matched_to_parameters_through_its_saved_groups():
+    # Lightning's FSDP v1 `full` files number parameters in module order (group lists sorted), torch's
+    # own in param-group order; with the embedding in the last group, as OLMo 2's, both reach it.
+    model = torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.Linear(2, 2))
+    optimizer = torch.optim.AdamW(
+        [{"params": [model[1].weight, model[1].bias]}, {"params": [model[0].weight]}]
+    )
+    shapes = {"0.weight": (4, 2), "1.weight": (2, 2), "1.bias": (2,)}
+
+    def saved(order, groups):
+        return {"state": {i: {"exp_avg": torch.zeros(shapes[n])} for i, n in enumerate(order)},
+                "param_groups": [{"params": g} for g in groups]}  # fmt: skip
+
+    module_order = saved(["0.weight", "1.weight", "1.bias"], [[1, 2], [0]])
+    torch_order = saved(["1.weight", "1.bias", "0.weight"], [[0, 1], [2]])
+    for state in (module_order, torch_order):
+        keyed = name_keyed(state, optimizer, model)
+        assert {n: tuple(s["exp_avg"].shape) for n, s in keyed["state"].items()} == shapes
+        assert [g["params"] for g in keyed["param_groups"]] == [["1.weight", "1.bias"], ["0.weight"]]
 
 
 def test_optimizer_state_of_other_param_groups_is_refused():
@@ -135,10 +155,10 @@ def test_optimizer_state_of_other_param_groups_is_refused():
 
 
 def test_fsdp_v1_computes_in_bf16_and_keeps_fp32_weights_and_grads(module_shards, tmp_path):
-    # fsdp.yaml as it is: param_dtype bfloat16, reduce_dtype float32
+    # fsdp.yaml as it is (param_dtype bfloat16, reduce_dtype float32), on one rank: the same wrapping
     out = tmp_path / "dtypes.json"
     probe = ("--trainer.callbacks+=dtype_probe.RecordDtypes", f"--trainer.callbacks.out={out}")
-    fsdp_fit(tmp_path / "run", module_shards, extra=probe)
+    fsdp_fit(tmp_path / "run", module_shards, devices=1, extra=probe)
     bf16, fp32 = "torch.bfloat16", "torch.float32"
     seen = json.loads(out.read_text())
     assert seen == {"compute": bf16, "activation": bf16, "params": [fp32], "grads": [fp32]}
