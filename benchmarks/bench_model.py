@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import torch
 from peak_memory import PeakMemory, release_freed
@@ -90,7 +91,7 @@ class Setup:
     def model(self, name: str, *, check: bool = True):
         """``name``'s model on the device, its logits checked against ours unless ``check`` is False."""
         model = PEERS[name].build(self.cfg, self.weights).to(self.device)
-        scope = self.args.compile if name == "olmo2_lit" else self.args.compile_peers and "model"
+        scope = _compile_scope(self.args, name)
         if scope == "blocks":
             for block in model.blocks:
                 block.compile()
@@ -196,11 +197,18 @@ def bench(setup: Setup, names: list[str], precision: str) -> dict[str, list[floa
     return rates
 
 
+def _compile_scope(args: argparse.Namespace, name: str) -> Optional[str]:
+    """What of ``name``'s model is compiled: ``blocks``, ``model`` or nothing (our eager copy never)."""
+    if name == "olmo2_lit":
+        return args.compile
+    return "model" if args.compile_peers and name != "olmo2_lit_eager" else None
+
+
 def _compile_times(setup: Setup, times: dict[str, list[float]], precision: str) -> None:
     """Compilation time of each compiled library: its logits check and first step less a timed step."""
     args = setup.args
     for name, ts in times.items():
-        scope = args.compile if name == "olmo2_lit" else args.compile_peers and "model"
+        scope = _compile_scope(args, name)
         if scope and name in setup.first_step_s:
             first, steady = setup.first_step_s[name], statistics.median(ts)
             print(
