@@ -6,8 +6,9 @@ optimizer state's numbered parameters names in ``module.parameters()`` order
 (``FSDP.rekey_optim_state_dict`` without the optimizer), while ``torch.optim.Optimizer.state_dict()``
 numbers them in param-group order. OLMo 2's groups put the embeddings last (no weight decay), so Adam's
 moments of one parameter went to another: a shape error, or, between parameters of one shape, a silently
-wrong resume. Here the numbers are turned into names from the optimizer's own groups, and torch's
-``set_model_state_dict`` / ``set_optimizer_state_dict`` shard the full tensors onto the ranks.
+wrong resume. Here the numbers are turned into names through the saved param groups, matched to the
+optimizer's own, and torch's ``set_model_state_dict`` / ``set_optimizer_state_dict`` shard the full
+tensors onto the ranks.
 """
 
 from __future__ import annotations

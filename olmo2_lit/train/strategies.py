@@ -90,6 +90,14 @@ def save_directory_atomically(strategy, save, checkpoint: dict[str, Any], filepa
     strategy.barrier("olmo2_save_done")
 
 
+def _load_file(strategy, checkpoint_path, *, broadcast: bool) -> dict[str, Any]:
+    """A one-file checkpoint into a sharded strategy's model and optimizers: Lightning's own file path
+    pairs Adam's state with the wrong parameters (full_load.py)."""
+    path = Path(strategy.broadcast(checkpoint_path))
+    module, strict = strategy.model, strategy.lightning_module.strict_loading
+    return load_full_checkpoint(path, module, strategy.optimizers, strict=strict, broadcast=broadcast)
+
+
 class FSDP2Strategy(ModelParallelStrategy):
     """FSDP2 (``fully_shard``) over all ranks, through Lightning's ``ModelParallelStrategy``.
 
@@ -129,10 +137,7 @@ class FSDP2Strategy(ModelParallelStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
         if require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP2") == "file":
-            # Lightning's own file path pairs Adam's state with the wrong parameters (full_load.py)
-            path = Path(self.broadcast(checkpoint_path))
-            strict = self.lightning_module.strict_loading
-            return load_full_checkpoint(path, self.model, self.optimizers, strict=strict)
+            return _load_file(self, checkpoint_path, broadcast=True)
         return super().load_checkpoint(checkpoint_path, weights_only)
 
 
@@ -177,10 +182,7 @@ class FSDPStrategy(_FSDPStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only: Optional[bool] = None) -> dict[str, Any]:
         if require_kind(checkpoint_path, accepts=("file", "distributed"), strategy="FSDP (v1)") == "file":
-            # Lightning's own file path pairs Adam's state with the wrong parameters (full_load.py)
-            path = Path(self.broadcast(checkpoint_path))
-            strict = self.lightning_module.strict_loading
-            return load_full_checkpoint(path, self.model, self.optimizers, strict=strict, broadcast=False)
+            return _load_file(self, checkpoint_path, broadcast=False)
         return super().load_checkpoint(checkpoint_path, weights_only)
 
 
