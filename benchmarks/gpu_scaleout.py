@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback
+
+from olmo2_lit.callbacks.step_callback import StepCallback
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES = tuple(sys.argv[1:]) or ("ddp", "fsdp2", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
@@ -35,18 +36,16 @@ TIMEOUT_S = 45
 LOSS_RTOL = 2e-2  # bf16 compute under different engines; a wrong scale or missing clip is far beyond
 
 
-class Probe(Callback):
+class Probe(StepCallback):
     """Records each optimizer step's global loss and end time, then peak memory, to a JSON file."""
 
     def __init__(self, out: str) -> None:
-        self.out, self.losses, self.times, self._step = out, [], [], 0
+        self.out, self.losses, self.times = out, [], []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step != self._step:  # an optimizer step just completed
-            self._step = trainer.global_step
-            torch.cuda.synchronize()
-            self.times.append(time.perf_counter())
-            self.losses.append(float(pl_module.step_loss))
+    def on_step(self, trainer, pl_module, record) -> None:
+        torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+        self.losses.append(record.loss)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_rank != 0:

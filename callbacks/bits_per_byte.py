@@ -30,4 +30,4 @@ class BitsPerByte(Callback):
                 f"BitsPerByte: {self.tokenizer} has {n} tokens, more "
                 f"than the model's vocab_size {vocab}; pass the tokenizer the data was tokenized with"
             )
-        pl_module.token_bytes = token_byte_lengths(tok, size=vocab)
+        pl_module.use_token_bytes(token_byte_lengths(tok, size=vocab))

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 
+from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.train.layer_stats import adam_update, layer_groups, max_attention_logit, total_norm
+from olmo2_lit.train.step_record import StepRecord
 
 PREFIX = "diag"
 
 
-class Diagnostics(Callback):
+class Diagnostics(StepCallback):
     """Every ``interval`` optimizer steps, logs per layer (embeddings, each block, final norm, LM head):
 
     - ``diag/grad_norm/<layer>``: gradient norm after accumulation, before clipping;
@@ -24,7 +26,8 @@ class Diagnostics(Callback):
 
     Activations and logits come from the step's first micro-batch on rank 0 (the logits from its first
     sequence). Values are written straight to the loggers at the step, whatever ``log_every_n_steps``;
-    the cost is one host sync per logged step and nothing on the other steps.
+    the cost is one host sync per logged step and nothing on the other steps. Not under DeepSpeed (refused at
+    setup): its engine keeps the gradients and Adam's moments in its own partitions.
 
     Args:
         interval: log every this many optimizer steps (1: every step).
@@ -39,6 +42,13 @@ class Diagnostics(Callback):
         self._values: dict[str, torch.Tensor] = {}
         self._handles: list = []
         self._lrs: list[float] = []
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit" and not pl_module.adapter.grads_in_params:
+            raise ValueError(
+                "Diagnostics does not run under DeepSpeed: its engine keeps the gradients and Adam's moments "
+                "in its own partitions, where the per-layer norms cannot be read; remove diagnostics.yaml"
+            )
 
     def _logging(self, trainer: Trainer) -> bool:
         return trainer.global_step % self.interval == 0
@@ -91,11 +101,9 @@ class Diagnostics(Callback):
             self._values[f"{PREFIX}/param_norm/{name}"] = total_norm(params)
         self._lrs = [g["lr"] for g in optimizer.param_groups]
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self._in_step or not self._values:
-            return  # still accumulating, or not a logged step
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
+        if not self._values:
+            return  # not a logged step
         optimizer = trainer.optimizers[0]
         group_of = {id(p): (g, lr) for g, lr in zip(optimizer.param_groups, self._lrs) for p in g["params"]}
         for name, params in layer_groups(pl_module.model).items():
@@ -112,7 +120,7 @@ class Diagnostics(Callback):
                 ratio = total_norm(updates) / total_norm(params).clamp_min(1e-12)
                 self._values[f"{PREFIX}/update_ratio/{name}"] = ratio
         values, self._values = self._values, {}
-        step = trainer.global_step - 1
+        step = record.step
         if trainer.is_global_zero:
             stacked = torch.stack([v.detach().float().to(pl_module.device) for v in values.values()])
             host = dict(zip(values, stacked.tolist()))  # one host sync

@@ -5,21 +5,24 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
 from olmo2_lit.callbacks.spike_monitor import SpikeMonitor, find_monitor
+from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.train import metrics as M
+from olmo2_lit.train.step_record import StepRecord
 
 
-class LRBackoff(Callback):
+class LRBackoff(StepCallback):
     """After ``spikes`` spikes within ``window`` optimizer steps, multiply every group's LR by ``factor``
     for ``duration`` steps, then ramp it back to the schedule's over ``recovery`` steps.
 
     The schedule keeps running underneath: each step the callback scales the LR the scheduler has just
-    set, so recovery lands exactly on the schedule. A new trigger during a backoff restarts it. The
-    multiplier each step ran at is logged as ``optim/lr_backoff``; the state is checkpointed, so resume
-    is exact.
+    set for the next step (an intervention: ``on_step`` runs after the scheduler's step and after the
+    SpikeMonitor has judged the step), so recovery lands exactly on the schedule. A new trigger during a
+    backoff restarts it. The multiplier each step ran at is logged as ``optim/lr_backoff``; the state is
+    checkpointed, so resume is exact.
 
     Args:
         spikes: how many spikes trigger a backoff.
@@ -28,6 +31,8 @@ class LRBackoff(Callback):
         duration: optimizer steps at the reduced LR.
         recovery: optimizer steps of the linear ramp back to the schedule (0: jump back).
     """
+
+    role = "intervention"
 
     def __init__(
         self,
@@ -52,25 +57,16 @@ class LRBackoff(Callback):
         self.triggers = 0
         self.applied = 1.0  # the multiplier of the step about to run
         self._monitor: SpikeMonitor | None = None
-        self._pending = False
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._monitor = find_monitor(trainer, "LRBackoff")
 
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
-        self._pending = True
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if not self._pending:
-            return  # still accumulating
-        self._pending = False
-        decision = self._monitor.observe(trainer, pl_module)
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
+        decision = self._monitor.decision
         self.steps += 1
         if self.since_trigger is not None:
             self.since_trigger += 1
-        if decision is not None and decision.spike:
+        if decision.spike:
             self.spike_steps.append(self.steps)
         while self.spike_steps and self.spike_steps[0] <= self.steps - self.window:
             self.spike_steps.popleft()

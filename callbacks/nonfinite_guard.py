@@ -8,15 +8,17 @@ from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from olmo2_lit.atomic import atomic_file
+from olmo2_lit.callbacks.step_callback import NonFiniteHandler, StepCallback
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.nonfinite import nonfinite_activations, nonfinite_grads
+from olmo2_lit.train.step_record import StepRecord
 
 
-class NonFiniteGuard(Callback):
+class NonFiniteGuard(NonFiniteHandler, StepCallback):
     """On an optimizer step whose global loss or grad norm is NaN or inf, skips the step or stops the run.
 
     A skipped step has its gradients dropped on every rank, so AdamW (and SkipStepAdamW) leave the
@@ -28,13 +30,14 @@ class NonFiniteGuard(Callback):
 
     The check itself is OLMo2LitModule's (one host sync per step, on the global loss and grad norm it
     computes anyway); this callback only acts, through ``on_nonfinite_step``. Costs nothing on finite steps.
+    Under DeepSpeed, whose engine holds the gradients, ``skip`` is refused at setup (``stop`` works).
 
     Args:
         action: ``stop`` (default) or ``skip``.
         max_skips: with ``skip``, stop once this many steps were skipped in the run.
     """
 
-    handles_nonfinite_loss = True  # OLMo2LitModule leaves non-finite steps to this callback
+    role = "intervention"
 
     def __init__(self, *, action: Literal["skip", "stop"] = "stop", max_skips: int = 100) -> None:
         if action not in ("skip", "stop"):
@@ -47,6 +50,13 @@ class NonFiniteGuard(Callback):
         self._batches: list[dict] = []
         self._step_done = False
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.action == "skip" and stage == "fit" and not pl_module.adapter.grads_in_params:
+            raise ValueError(
+                "NonFiniteGuard(action='skip') cannot run under DeepSpeed: its engine holds the gradients, "
+                "so dropping them does not skip the update; use nonfinite.action: stop"
+            )
+
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -57,46 +67,42 @@ class NonFiniteGuard(Callback):
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor) -> None:
         self._losses.append(loss.detach())
 
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
         self._step_done = True
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self._step_done and self.action == "skip":
+        if self.action == "skip":
             pl_module.log(M.NONFINITE_SKIPPED, float(self.skips), rank_zero_only=True)  # running count
 
-    def on_nonfinite_step(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_nonfinite_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
         """Called by OLMo2LitModule, on every rank, when the step's global loss or grad norm is not finite
         (after accumulation, before clipping and the update)."""
         model = pl_module.model
-        step = trainer.global_step
         if self.action == "skip" and self.skips < self.max_skips:
             self.skips += 1
             for p in model.parameters():
                 p.grad = None
-            rank_zero_warn(f"NonFiniteGuard: non-finite loss or gradient at step {step}; step skipped")
+            rank_zero_warn(f"NonFiniteGuard: non-finite loss or gradient at step {record.step}; step skipped")
             return
-        report = self._report(trainer, model, step, self._losses, self._batches)
+        report = self._report(trainer, model, record, self._losses, self._batches)
         for p in model.parameters():
             p.grad = None
         raise FloatingPointError(
-            f"non-finite loss or gradient at step {step}; see {report} for the batch's instances and the "
-            "first layers that went non-finite (NonFiniteGuard(action='skip') skips such steps)"
+            f"non-finite loss or gradient at step {record.step}; see {report} for the batch's instances and "
+            "the first layers that went non-finite (NonFiniteGuard(action='skip') skips such steps)"
         )
 
-    def _report(self, trainer, model, step, losses, batches) -> Path:
+    def _report(self, trainer, model, record: StepRecord, losses, batches) -> Path:
         grads, n_grads = nonfinite_grads(model)
         activations = []
         for batch in batches:  # every micro-batch on every rank: FSDP2's forward is collective
             found = nonfinite_activations(model, batch["input_ids"], batch.get("doc_lens"))
             activations = activations or found
-        locate = getattr(trainer.datamodule, "instance_location", None)
+        locate = trainer.datamodule.instance_location
+        per_micro = len(record.instance_ids) // max(len(losses), 1)
         instances = []
-        for batch, loss in zip(batches, losses):
-            for i in batch["index"].tolist() if "index" in batch else []:
-                shard, offset = locate(i) if locate else (None, None)
-                instances.append({"index": i, "shard": shard, "offset": offset, "backward_loss": float(loss)})
+        for n, i in enumerate(record.instance_ids.tolist()):
+            shard, offset = locate(i)
+            loss = float(losses[n // per_micro]) if n // per_micro < len(losses) else None
+            instances.append({"index": i, "shard": shard, "offset": offset, "backward_loss": loss})
         # backward_loss: the micro-batch's loss as backpropagated (divided by the accumulation)
         mine = {
             "rank": trainer.global_rank,
@@ -110,11 +116,11 @@ class NonFiniteGuard(Callback):
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             ranks = [None] * trainer.world_size
             dist.all_gather_object(ranks, mine)
-        path = Path(trainer.default_root_dir) / f"nonfinite_step{step:07d}.json"
+        path = Path(trainer.default_root_dir) / f"nonfinite_step{record.step:07d}.json"
         if trainer.is_global_zero:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(path, "w") as f:
-                json.dump({"step": step, "ranks": ranks}, f, indent=1)
+                json.dump({"step": record.step, "ranks": ranks}, f, indent=1)
         return path
 
     def state_dict(self) -> dict[str, Any]:

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from olmo2_lit.callbacks.step_callback import StepCallback
+from olmo2_lit.train.step_record import StepRecord
 
 HANDLED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
@@ -49,20 +52,23 @@ def resume_command(ckpt_path: str) -> str:
     return shlex.join(["olmo2-lit", *kept, "--ckpt_path", ckpt_path])
 
 
-class Preemption(Callback):
+class Preemption(StepCallback):
     """Finish the optimizer step, save a checkpoint, and exit non-zero on SIGTERM/SIGUSR1/SIGINT.
+
+    Its ``role`` is ``stop``: the checkpoint is saved after every other step callback has seen the step.
 
     Args:
         enabled: install the signal handlers during ``fit``; False leaves Lightning's own handling
             (stop after the micro-batch, no checkpoint, status 0).
     """
 
+    role = "stop"
+
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
         self.signum: Optional[int] = None
         self.saved_path: Optional[str] = None
         self._previous: dict[int, Any] = {}
-        self._step_at_start = 0
         self._trainer: Optional[Trainer] = None
 
     # --- handlers -------------------------------------------------------------------------------
@@ -107,16 +113,9 @@ class Preemption(Callback):
         self._previous = {}
 
     # --- the stop --------------------------------------------------------------------------------
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._step_at_start = trainer.global_step
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if not self.enabled or trainer.global_step == self._step_at_start or self.saved_path is not None:
-            return  # mid-accumulation: the optimizer step is not done yet
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
+        if not self.enabled or self.saved_path is not None:
+            return
         stop = self.signum is not None
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)

@@ -5,31 +5,45 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.callbacks.spike_monitor import SpikeMonitor, find_monitor
+from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.train import metrics as M
+from olmo2_lit.train.step_record import StepRecord
 
 
-class Rollback(Callback):
-    """After ``spikes`` spikes within ``window`` optimizer steps, reload the newest checkpoint saved before
-    the first of them (weights, optimizer state, LR schedule, step counter) and train on.
+@dataclass(frozen=True)
+class _Restart:
+    """Where the stopped run resumes and how far its data moves on afterwards."""
 
-    The data is *not* rewound: the loop's next batch is the one after the spike, so every batch trained
-    on between the checkpoint and the rollback is skipped, and the datamodule's position (which the
-    next checkpoint saves) already lies past them. Each rollback is appended to ``record_file`` (JSON,
-    written atomically by rank 0): the steps skipped and their global instance ids with shard paths and
-    token offsets (``datamodule.instance_location``). The run still reaches ``max_steps``: the steps
-    redone count again. Checkpoints saved after the restored one are forgotten, and ModelCheckpoint
-    saves again from the restored step on (overwriting its own later files); until its next save, a
-    crash resumes from the restored checkpoint and meets the bad data again.
+    checkpoint: str
+    tokens_seen: int  # the data position at the rollback: the restarted run skips to it
+
+
+class Rollback(StepCallback):
+    """After ``spikes`` spikes within ``window`` optimizer steps, stop, resume from the newest checkpoint
+    saved before the first of them, and train on past the data seen since.
+
+    The resume is the ordinary one (``fit --ckpt_path``'s path, in the same process): weights, optimizer
+    state, LR schedule, step counter, RNG and every callback's state come from the checkpoint; then the data
+    position jumps to where it was at the rollback (``datamodule.skip_tokens``), so every batch trained on
+    between the checkpoint and the rollback is skipped. This callback keeps its own count and record across
+    the restart. Each rollback is appended to ``record_file`` (JSON, written atomically by rank 0): the steps
+    skipped and their global instance ids with shard paths and token offsets
+    (``datamodule.instance_location``). The run still reaches ``max_steps``: the steps redone count again.
+    The step that triggers the rollback is not saved; checkpoints saved after the restored one (spiked
+    weights) are overwritten as the run passes their steps again, and until then a crash resumes from them.
+
+    Not under DeepSpeed (refused at setup): the restart would wrap the model in a second DeepSpeed engine.
 
     Args:
         spikes: how many spikes trigger a rollback.
@@ -38,6 +52,8 @@ class Rollback(Callback):
         record_file: where the record goes; relative paths are under ``trainer.default_root_dir``.
         max_rollbacks: stop with an error after this many (the run is not recovering).
     """
+
+    role = "intervention"
 
     def __init__(
         self,
@@ -61,16 +77,21 @@ class Rollback(Callback):
         self.checkpoints: list[tuple[int, str]] = []  # (global_step saved at, path) of files written
         self.rollbacks = 0
         self._batches: deque[tuple[int, torch.Tensor]] = deque()  # (global step, instance ids) this rank
-        self._micro: list[torch.Tensor] = []
         self._monitor: Optional[SpikeMonitor] = None
         self._saving_step: Optional[int] = None
-        self._pending = False
+        self._restart: Optional[_Restart] = None
 
     # --- checks -------------------------------------------------------------------------------
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._monitor = find_monitor(trainer, "Rollback")
+        if stage == "fit" and not pl_module.adapter.refits_in_process:
+            raise ValueError(
+                "Rollback does not run under DeepSpeed: it resumes the fit from a checkpoint in the same "
+                "process, which would wrap the model in a second DeepSpeed engine; use LRBackoff or "
+                "SkipStepAdamW"
+            )
         every = self._checkpoint_interval(trainer)
-        self._batches = deque(maxlen=every + self.window + 1)
+        self._batches = deque(self._batches, maxlen=every + self.window + 1)
 
     def _checkpoint_interval(self, trainer: Trainer) -> int:
         ckpt = trainer.checkpoint_callback
@@ -89,48 +110,37 @@ class Rollback(Callback):
 
     # --- bookkeeping --------------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._restart is not None:  # the fit restarted from the good checkpoint: skip the bad data
+            restart, self._restart = self._restart, None
+            trainer.datamodule.skip_tokens(restart.tokens_seen - trainer.datamodule.tokens_seen)
         if trainer.ckpt_path and not any(p == str(trainer.ckpt_path) for _, p in self.checkpoints):
             self.checkpoints.append((trainer.global_step, str(trainer.ckpt_path)))
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
         self._saving_step = trainer.global_step
 
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        if "index" in batch:
-            self._micro.append(batch["index"].detach())  # kept on the device: no sync per batch
-
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
-        self._pending = True
-
     def _note_checkpoint(self, trainer: Trainer) -> None:
         path = getattr(trainer.checkpoint_callback, "best_model_path", "")
         if path and self._saving_step is not None and all(p != path for _, p in self.checkpoints):
             self.checkpoints.append((self._saving_step, path))
 
+    def restart_from(self) -> Optional[str]:
+        return self._restart.checkpoint if self._restart is not None else None
+
     # --- the intervention ---------------------------------------------------------------------
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
         self._note_checkpoint(trainer)
-        if not self._pending:
-            return
-        self._pending = False
-        decision = self._monitor.observe(trainer, pl_module)
-        step = trainer.global_step - 1
-        if self._micro:
-            self._batches.append((step, torch.cat(self._micro)))
-            self._micro = []
-        if decision is not None and decision.spike:
+        step = record.step
+        self._batches.append((step, record.instance_ids))
+        if self._monitor.decision.spike:
             self.spike_steps.append(step)
         while self.spike_steps and self.spike_steps[0] <= step - self.window:
             self.spike_steps.popleft()
         if len(self.spike_steps) >= self.spikes:
-            self._roll_back(trainer, pl_module, step)
+            self._roll_back(trainer, step)
         pl_module.log(M.ROLLBACKS, float(self.rollbacks), rank_zero_only=True)
 
-    def _roll_back(self, trainer: Trainer, pl_module: LightningModule, step: int) -> None:
+    def _roll_back(self, trainer: Trainer, step: int) -> None:
         first = self.spike_steps[0]
         # A checkpoint at global step g holds the weights after g steps: good iff g <= the first spike.
         good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]
@@ -146,21 +156,13 @@ class Rollback(Callback):
             )
         restored_step, path = max(good)
         skipped = self._skipped_instances(trainer, restored_step)
-        checkpoint = trainer.strategy.load_checkpoint(path)
-        trainer.strategy.load_model_state_dict(checkpoint, strict=True)
-        trainer.strategy.load_optimizer_state_dict(checkpoint)
-        for config, state in zip(trainer.lr_scheduler_configs, checkpoint["lr_schedulers"]):
-            config.scheduler.load_state_dict(state)
-        pl_module.on_load_checkpoint(checkpoint)
-        # Lightning has no public way to rewind the step counter mid-fit: set the progress it counts.
-        progress = trainer.fit_loop.epoch_loop.automatic_optimization.optim_progress.optimizer.step
-        progress.total.ready = progress.total.completed = restored_step
-        # Checkpoints after the restored one hold spiked weights; let ModelCheckpoint save those steps anew.
+        # Checkpoints after the restored one hold spiked weights: no longer candidates.
         self.checkpoints = [(g, p) for g, p in self.checkpoints if g <= restored_step]
-        trainer.checkpoint_callback._last_global_step_saved = restored_step
         self._batches.clear()
+        self._restart = _Restart(checkpoint=path, tokens_seen=trainer.datamodule.tokens_seen)
+        trainer.should_stop = True  # the CLI resumes from the checkpoint once this fit has stopped
         rank_zero_info(
-            f"Rollback: spikes at steps {spikes}; restored {path} (step {restored_step}), "
+            f"Rollback: spikes at steps {spikes}; resuming from {path} (step {restored_step}), "
             f"skipping the data of steps {restored_step}..{step}"
         )
         entry = {
@@ -181,13 +183,12 @@ class Rollback(Callback):
         ids = torch.stack([i for _, i in steps])  # (steps, instances per rank)
         if trainer.world_size > 1:
             ids = trainer.strategy.all_gather(ids).transpose(0, 1).flatten(1)  # (steps, all instances)
-        datamodule = trainer.datamodule
-        locate = getattr(datamodule, "instance_location", None)
+        locate = trainer.datamodule.instance_location
         out = []
         for (s, _), row in zip(steps, ids.tolist()):
             instances = []
             for i in row:
-                shard, offset = locate(i) if locate else (None, None)
+                shard, offset = locate(i)
                 instances.append({"index": i, "shard": shard, "offset": offset})
             out.append({"step": s, "instances": instances})
         return out
@@ -210,6 +211,8 @@ class Rollback(Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self._restart is not None:
+            return  # resuming from the good checkpoint: this run's own count and record carry on
         self.spike_steps = deque(state_dict["spike_steps"])
         self.checkpoints = [tuple(c) for c in state_dict["checkpoints"]]
         self.rollbacks = state_dict["rollbacks"]

@@ -18,17 +18,20 @@ from __future__ import annotations
 import signal
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch import Callback
+
+from olmo2_lit.callbacks.step_callback import StepCallback
 
 
-class SLURMRequeue(Callback):
-    """Defers Lightning's SLURM save-and-requeue on the requeue signal to the next step boundary."""
+class SLURMRequeue(StepCallback):
+    """Defers Lightning's SLURM save-and-requeue on the requeue signal to the next step boundary (its
+    ``role`` is ``stop``: it saves after every other step callback has seen the step)."""
+
+    role = "stop"
 
     def __init__(self) -> None:
         self._signalled = False
         self._signum = None
         self._active = False
-        self._last_step = -1
 
     def on_train_start(self, trainer, pl_module) -> None:
         env = trainer._accelerator_connector.cluster_environment
@@ -38,15 +41,13 @@ class SLURMRequeue(Callback):
         # Lightning registered its immediate handler just before training; record the signal instead.
         self._signum = env.requeue_signal or signal.SIGUSR1
         signal.signal(self._signum, self._record)
-        self._last_step = trainer.global_step
 
     def _record(self, signum, frame) -> None:
         self._signalled = True
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not self._active or trainer.global_step == self._last_step:
-            return  # not SLURM, or mid-step (accumulating): wait for the step to complete
-        self._last_step = trainer.global_step
+    def on_step(self, trainer, pl_module, record) -> None:
+        if not self._active:
+            return
         if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):
             return
         # Lightning's own routine: finalize loggers, save hpc_ckpt_<n>.ckpt, rank 0 runs scontrol requeue.

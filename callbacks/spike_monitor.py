@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 
+from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.spikes import OLMoCoreSpikeDetector, PaperSpikeScore
+from olmo2_lit.train.step_record import StepRecord
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,15 @@ class SpikeDecision:
     grad_norm: float
 
 
-class SpikeMonitor(Callback):
-    """Judges every optimizer step's CE loss and pre-clip global grad norm (the module's ``step_loss`` and
-    ``step_grad_norm``, identical on every rank) and logs the spike rates (OLMO2.md §3.1).
+class SpikeMonitor(StepCallback):
+    """Judges every optimizer step's CE loss and pre-clip global grad norm (the step record's ``loss`` and
+    ``grad_norm``, identical on every rank) and logs the spike rates (OLMO2.md §3.1).
 
     OLMo-core's rule flags a value above mean + ``sigma`` x std (population) of the previous ``window``;
     the step is a spike if either signal is. The paper's score is the share of values at least
     ``paper_sigma`` standard deviations above the mean of the previous ``paper_window``, per signal.
 
-    Interventions call :meth:`observe` for the decision: the step is judged once, by whichever asks
-    first, so callback order does not matter. Costs one host sync (two scalars) per optimizer step.
+    An observer: it runs before every intervention, which reads its :attr:`decision` for the step.
     Non-finite values are left to the non-finite guard: they are not judged and stay out of the history.
 
     Args:
@@ -47,6 +47,8 @@ class SpikeMonitor(Callback):
         paper_window: previous values of the paper's score (1,000).
         paper_sigma: its threshold in standard deviations (7).
     """
+
+    role = "observer"
 
     def __init__(
         self,
@@ -68,40 +70,30 @@ class SpikeMonitor(Callback):
         )
         self.paper_loss = PaperSpikeScore(window=paper_window, sigma=paper_sigma)
         self.paper_grad_norm = PaperSpikeScore(window=paper_window, sigma=paper_sigma)
+        #: The decision about the last optimizer step; None before the first.
         self.decision: Optional[SpikeDecision] = None
-        self._pending = False
 
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
-        self._pending = True  # once per optimizer step, whatever the accumulation
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
+        self.decision = self.judge(record)
+        self._log(pl_module)
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        self.observe(trainer, pl_module)
-
-    def observe(self, trainer: Trainer, pl_module: LightningModule) -> Optional[SpikeDecision]:
-        """The decision for the optimizer step just taken (judged and logged on the first call after it);
-        None before the first step. Call it from ``on_train_batch_end``."""
-        if not self._pending:
-            return self.decision
-        self._pending = False
-        loss, norm = (float(v) for v in _two_scalars(pl_module.step_loss, pl_module.step_grad_norm))
+    def judge(self, record: StepRecord) -> SpikeDecision:
+        """Add the step to the histories and decide whether it spiked."""
+        loss, norm = record.loss, record.grad_norm
         finite = math.isfinite(loss) and math.isfinite(norm)
         spike = self.detector.update(loss, norm) if finite else False
         loss_spike, norm_spike = self.detector.last if finite else (False, False)
         if finite:
             self.paper_loss.update(loss)
             self.paper_grad_norm.update(norm)
-        self.decision = SpikeDecision(
-            step=trainer.global_step - 1,
+        return SpikeDecision(
+            step=record.step,
             spike=spike,
             loss_spike=loss_spike,
             grad_norm_spike=norm_spike,
             loss=loss,
             grad_norm=norm,
         )
-        self._log(pl_module)
-        return self.decision
 
     def _log(self, pl_module: LightningModule) -> None:
         d = self.decision
@@ -140,8 +132,3 @@ def find_monitor(trainer: Trainer, user: str) -> SpikeMonitor:
             "add exactly one, e.g. --config experiments/stability/spike_monitor.yaml"
         )
     return monitors[0]
-
-
-def _two_scalars(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    """Both values in one device-to-host copy."""
-    return torch.stack([a.detach().float().reshape(()), b.detach().float().reshape(()).to(a.device)]).tolist()

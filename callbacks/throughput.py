@@ -4,21 +4,23 @@ run's start-up time (``torch.compile``, warm-up), logged once."""
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Optional
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
+from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.model import flops_per_token
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.peak_flops import peak_flops_per_device
+from olmo2_lit.train.step_record import StepRecord
 
 
-class TokenThroughput(Callback):
+class TokenThroughput(StepCallback):
     """Logs the run's token count and its rate over a sliding window of optimizer steps.
 
-    The count is the datamodule's ``tokens_seen`` (the data position, the run's one token counter) and
-    the step boundaries come from the batch plan (``trainer.datamodule.batch_plan``). MFU = (FLOPs per
+    The count is the step record's ``tokens_seen`` (the data position, the run's one token counter), read
+    once per optimizer step. MFU = (FLOPs per
     token from the model config x tokens/s) / (peak FLOP/s x devices), with FLOPs counted as OLMo-core
     does (:func:`olmo2_lit.model.flops_per_token`).
 
@@ -54,12 +56,8 @@ class TokenThroughput(Callback):
         self._started = time.perf_counter()
         self._startup_logged = False
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict, batch_idx: int
-    ) -> None:
-        if not trainer.datamodule.batch_plan.ends_step(batch_idx):
-            return  # still accumulating: no optimizer step yet
-        tokens = trainer.datamodule.tokens_seen
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
+        tokens = record.tokens_seen
         self._history = (self._history + [(time.perf_counter(), tokens)])[-(self.window + 1) :]
         pl_module.log(M.TOKENS_SEEN, float(tokens))
         if len(self._history) < 2:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 
+from olmo2_lit.callbacks.step_callback import StepCallback
+from olmo2_lit.train.step_record import StepRecord
 from olmo2_lit.weights.soup import write_native
 
 
@@ -28,7 +30,7 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu")
 
 
-class ModelMerger(Callback):
+class ModelMerger(StepCallback):
     """Save the average of the weights over the last ``last_n_steps`` steps before each merge step.
 
     Args:
@@ -63,7 +65,6 @@ class ModelMerger(Callback):
         self._sums: dict[int, dict[str, torch.Tensor]] = {}
         self._counts: dict[int, int] = {}
         self._skipped: set[int] = set()
-        self._last_step = -1
         self.saved: list[Path] = []
 
     def _window(self, merge_step: int) -> range:
@@ -76,7 +77,6 @@ class ModelMerger(Callback):
             first = max(self.every_n_steps, self.last_n_steps)
             self.merge_steps = [m for m in range(first, trainer.max_steps + 1) if m % self.every_n_steps == 0]
         step = trainer.global_step
-        self._last_step = step
         for m in self.merge_steps:
             if m <= step or (step >= self._window(m).start and step < m):
                 if m > step:
@@ -97,13 +97,8 @@ class ModelMerger(Callback):
         return Path(root) / f"step{merge_step:07d}-merged"
 
     @torch.no_grad()
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx
-    ) -> None:
-        step = trainer.global_step  # optimizer steps completed
-        if step == self._last_step:  # a micro-batch inside gradient accumulation
-            return
-        self._last_step = step
+    def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
+        step = record.step + 1  # optimizer steps completed
         active = [m for m in self.merge_steps if m not in self._skipped and step in self._window(m)]
         if not active:
             return

@@ -7,9 +7,10 @@ from typing import Optional
 
 from jsonargparse.typing import register_type
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from olmo2_lit.callbacks.checkpoint import StepCheckpoint
 from olmo2_lit.callbacks.housekeeping import Housekeeping
 from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
 from olmo2_lit.callbacks.nonfinite_guard import NonFiniteGuard
@@ -17,6 +18,7 @@ from olmo2_lit.callbacks.predictions import PredictionWriter
 from olmo2_lit.callbacks.preemption import Preemption
 from olmo2_lit.callbacks.progress import StepProgressBar
 from olmo2_lit.callbacks.slurm import SLURMRequeue
+from olmo2_lit.callbacks.step_callback import requested_restart
 from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -59,7 +61,7 @@ class OLMo2CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.vocab_size", "model.config.vocab_size")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(StepCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.every_n_train_steps": 1000,
@@ -114,6 +116,15 @@ class OLMo2CLI(LightningCLI):
         # the effective strategy settings in the log dir; SLURM requeue at a step boundary (else inert)
         callbacks = [*callbacks, StrategyRecord(), SLURMRequeue()]
         return super()._instantiate_trainer(config, callbacks)
+
+    def fit(self, model, datamodule=None, ckpt_path=None, **kwargs) -> None:
+        """``trainer.fit``, fitted again from the checkpoint a step callback asked for once the fit stopped
+        (a ``Rollback``), through the same resume path as ``--ckpt_path``, until the run ends."""
+        while True:
+            self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+            ckpt_path = requested_restart(self.trainer)
+            if ckpt_path is None:
+                return
 
     def _subcommand_config(self):
         sub = self.config.get("subcommand")

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Optional
 
 import torch
-from lightning.pytorch.strategies import FSDPStrategy
 from torch.distributed.tensor.experimental import implicit_replication
 
 
-def global_grad_norm(params: Iterable[torch.nn.Parameter], *, strategy=None) -> torch.Tensor:
+def global_grad_norm(
+    params: Iterable[torch.nn.Parameter],
+    *,
+    sum_over_ranks: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+) -> torch.Tensor:
     """L2 norm over all gradients, as one scalar tensor identical on every rank.
 
     DDP gradients are already all-reduced, so the local norm is the global one. FSDP2 gradients are
     DTensor shards: ``get_total_norm`` reduces them and ``full_tensor()`` makes the result a plain
     tensor on every rank (LIGHTNING.md §4: Lightning's ``grad_norm`` crashes there). FSDP (v1) gradients
-    are plain tensors holding this rank's shard: pass the ``strategy`` and the squares are summed over
-    ranks.
+    are plain tensors holding this rank's shard: pass ``sum_over_ranks`` (an all-reduce sum) and the
+    squares are summed over ranks (``olmo2_lit.train.strategies.StrategyAdapter`` decides which).
     """
     grads = [p.grad for p in params if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0) if grads else torch.zeros(())
     if hasattr(norm, "full_tensor"):
         return norm.full_tensor()
-    if isinstance(strategy, FSDPStrategy):
-        return strategy.reduce(norm.float() ** 2, reduce_op="sum").sqrt()
+    if sum_over_ranks is not None:
+        return sum_over_ranks(norm.float() ** 2).sqrt()
     return norm
 
 

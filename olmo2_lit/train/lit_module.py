@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.strategies import DeepSpeedStrategy
 from torchmetrics import MeanMetric, SumMetric
 
+from olmo2_lit.callbacks.step_callback import NonFiniteHandler, StepPublisher
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.errors import CheckpointError
@@ -22,13 +24,24 @@ from olmo2_lit.train.checkpoint_state import (
     set_rng_state,
     start_from_checkpoint,
 )
-from olmo2_lit.train.grad_norm import clip_grads_, global_grad_norm, rescale_grads_
+from olmo2_lit.train.grad_norm import rescale_grads_
 from olmo2_lit.train.loss import StepSums, lm_loss, target_tokens
 from olmo2_lit.train.optim import AdamW, ParamGroup, apply_lr_scales, build_param_groups, olmo2_param_groups
 from olmo2_lit.train.parallelize import ParallelizeConfig, parallelize
 from olmo2_lit.train.schedules import Constant, Schedule, ScheduledLR
 from olmo2_lit.train.skip_step import SkipStepAdamW
+from olmo2_lit.train.step_record import StepRecord
+from olmo2_lit.train.strategies import StrategyAdapter, adapter_for
 from olmo2_lit.weights.pretrained import load_pretrained
+
+
+@dataclass
+class _OpenStep:
+    """An optimizer step measured before its update, published once the update is done."""
+
+    record: StepRecord
+    grad_norm: torch.Tensor  # on the device, for clipping without a host sync
+    skipped_nonfinite: bool
 
 
 class OLMo2LitModule(LightningModule):
@@ -79,15 +92,13 @@ class OLMo2LitModule(LightningModule):
         self.model: Optional[Transformer] = None
         self.batch_plan: Optional[BatchPlan] = None
         self.val_ce = MeanMetric()
-        #: Set once per optimizer step in ``on_before_optimizer_step``: the step's CE and z-loss over the
-        #: whole global batch (all micro-batches and ranks) and the global grad norm before clipping.
-        #: 0-dim tensors, the same on every rank, read without a host sync.
-        self.step_loss: Optional[torch.Tensor] = None
-        self.step_z_loss: Optional[torch.Tensor] = None
-        self.step_grad_norm: Optional[torch.Tensor] = None
+        #: The record of the last finished optimizer step (``olmo2_lit.train.step_record``); step callbacks
+        #: get each one through ``StepCallback.on_step``.
+        self.last_step: Optional[StepRecord] = None
         self._sums = StepSums()
         self._micro_index: list[torch.Tensor] = []
-        self._step_lr: Optional[float] = None  # the LR the last optimizer step ran at
+        self._open: Optional[_OpenStep] = None
+        self._adapter: Optional[StrategyAdapter] = None
         # Bits per byte (olmo2_lit/eval/bits_per_byte.py): summed CE over summed UTF-8 bytes of the
         # targets; logged when a byte-length table is known (shard sidecars or the BitsPerByte callback).
         self.token_bytes: Optional[torch.Tensor] = None
@@ -111,7 +122,27 @@ class OLMo2LitModule(LightningModule):
                 self.model = load_pretrained(self.init_from, config=self.config, dtype=torch.float32)
             else:
                 self.model = Transformer(self.config)
-        parallelize(self.model, self.parallelize_config, mesh=self.device_mesh)
+        dtypes = self.adapter.fsdp2_dtypes(self.parallelize_config)
+        parallelize(self.model, self.parallelize_config, mesh=self.device_mesh, fsdp_dtypes=dtypes)
+
+    @property
+    def adapter(self) -> StrategyAdapter:
+        """What the trainer's strategy changes in a step: loss scale, grad norm, clipping, dtypes."""
+        try:
+            strategy = self.trainer.strategy
+        except RuntimeError:  # not attached to a trainer (a model built by hand): one process
+            strategy = None
+        if self._adapter is None or self._adapter.strategy is not strategy:
+            self._adapter = adapter_for(strategy)
+        return self._adapter
+
+    def configure_callbacks(self) -> list:
+        """The publisher that hands each finished step's record to the step callbacks."""
+        return [StepPublisher()]
+
+    def use_token_bytes(self, table: torch.Tensor) -> None:
+        """Log bits per byte on held-out data with this table of UTF-8 byte lengths per token id."""
+        self.token_bytes = table
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
@@ -146,19 +177,11 @@ class OLMo2LitModule(LightningModule):
             z_loss_multiplier=self.z_loss_multiplier,
         )
         self._sums.add(ce_sum, z_sum, batch["labels"], batch.get("instance_mask"))
-        self._micro_index.append(batch.get("index"))
+        index = batch.get("index")
+        self._micro_index.append(index.detach() if index is not None else batch["input_ids"].new_zeros(0))
         # Lightning divides by the accumulation and DDP averages over ranks, so this sums to the
         # global batch's loss over its target-token count (OLMo-core's normalization).
-        return (ce_sum + z_sum) * self._loss_scale()
-
-    def _loss_scale(self) -> float:
-        plan = self.batch_plan
-        scale = plan.accumulation * plan.world_size / target_tokens(plan)
-        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
-            # Lightning divides by the accumulation and DeepSpeedEngine.backward divides again
-            # (scale_wrt_gas); undo the second so the gradients and the clipping threshold are OLMo 2's.
-            scale *= plan.accumulation
-        return scale
+        return (ce_sum + z_sum) * self.adapter.loss_scale(self.batch_plan)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["input_ids"], batch.get("doc_lens"))
@@ -218,78 +241,95 @@ class OLMo2LitModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # After accumulation and AMP unscale, before clipping: the step's global loss and grad norm.
+        """After accumulation (and AMP unscale), before clipping and the update: measure the step."""
+        if len(self._micro_index) < self.batch_plan.accumulation:
+            return  # DeepSpeed: Lightning calls this after every micro-batch; the step ends with the last
         ce, z, divisor, has_mask = self._sums.reduce(self.trainer.strategy)
         if has_mask:
             # The micro-batches were scaled by the divisor with no masked instance; masked ones count
             # T tokens each (OLMo-core), known only now: rescale the gradients to the true divisor.
             rescale_grads_(self.model.parameters(), target_tokens(self.batch_plan) / divisor)
-        self.step_loss, self.step_z_loss = ce, z
-        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
-            self.step_grad_norm = None  # the engine holds the gradients, norms and clips them itself
-        else:
-            self.step_grad_norm = global_grad_norm(self.model.parameters(), strategy=self.trainer.strategy)
-        if self._stop_on_nonfinite() and isinstance(optimizer, SkipStepAdamW):
+        norm = self.adapter.grad_norm(self.model)
+        # The step's one host sync: both values are global, so every rank takes the same branch below.
+        loss_host, z_host, norm_host = torch.stack([ce, z, norm.to(ce.device)]).tolist()
+        finite = math.isfinite(loss_host) and math.isfinite(norm_host)
+        ids, self._micro_index = torch.cat(self._micro_index), []  # stays on the device: no sync
+        record = StepRecord(
+            step=self.trainer.global_step,
+            tokens_seen=self.trainer.datamodule.tokens_seen,
+            loss=loss_host,
+            z_loss=z_host,
+            grad_norm=norm_host,
+            lr=optimizer.param_groups[0]["lr"],
+            finite=finite,
+            skipped=False,
+            skip_reason=None,
+            instance_ids=ids,
+        )
+        self._log_step(ce, z, norm, record.lr)
+        skipped = not finite and self._hand_over_nonfinite(record)
+        base = self.adapter.base_optimizer(optimizer)
+        if finite and isinstance(base, SkipStepAdamW):
             # Before optimizer.step (Lightning runs this hook inside its closure); a non-finite step
             # never enters the history, where it would make every later std NaN.
-            optimizer.latest_loss, optimizer.latest_grad_norm = ce, self.step_grad_norm
+            base.latest_loss, base.latest_grad_norm = ce, norm
+        self._open = _OpenStep(record=record, grad_norm=norm, skipped_nonfinite=skipped)
+
+    def _log_step(self, ce: torch.Tensor, z: torch.Tensor, norm: torch.Tensor, lr: float) -> None:
         self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
         self.log(M.TRAIN_Z_LOSS, z)
         self.log(M.TRAIN_PERPLEXITY, torch.exp(ce.clamp(max=50)))
-        if self.step_grad_norm is not None:
-            self.log(M.GRAD_NORM, self.step_grad_norm)
-        self._step_lr = optimizer.param_groups[0]["lr"]
-        self.log(M.LEARNING_RATE, self._step_lr)
+        self.log(M.GRAD_NORM, norm)
+        self.log(M.LEARNING_RATE, lr)
 
-    def _stop_on_nonfinite(self) -> bool:
-        """Whether this step's global loss and grad norm are finite (one host sync; the same on every
-        rank). If not, hand the step to the callbacks with ``handles_nonfinite_loss`` (their
-        ``on_nonfinite_step(trainer, module)`` may skip it or stop), or raise when there are none."""
-        index, self._micro_index = self._micro_index, []
-        norm = self.step_grad_norm if self.step_grad_norm is not None else torch.zeros(())  # None: DeepSpeed
-        if bool(torch.isfinite(self.step_loss + norm.to(self.step_loss.device))):
-            return True
-        handlers = [cb for cb in self.trainer.callbacks if getattr(cb, "handles_nonfinite_loss", False)]
+    def _hand_over_nonfinite(self, record: StepRecord) -> bool:
+        """Hand a non-finite step to the run's :class:`NonFiniteHandler` callbacks (they skip it or raise);
+        without one, raise naming the step and its instances. True: the step was skipped."""
+        handlers = [cb for cb in self.trainer.callbacks if isinstance(cb, NonFiniteHandler)]
         for cb in handlers:
-            cb.on_nonfinite_step(self.trainer, self)
+            cb.on_nonfinite_step(self.trainer, self, record)
         if handlers:
-            return False
-        ids = [i for t in index if t is not None for i in t.tolist()][:16]
+            return True
         raise FloatingPointError(
-            f"non-finite training loss {self.step_loss.item()} or grad norm {norm.item()} "
-            f"at step {self.trainer.global_step} "
-            f"(global instance indices {ids}); add a stability callback to skip such "
-            "steps, or lower the LR"
+            f"non-finite training loss {record.loss} or grad norm {record.grad_norm} at step {record.step} "
+            f"(global instance indices {record.instance_ids[:16].tolist()}); add a stability callback to "
+            "skip such steps, or lower the LR"
         )
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
     ) -> None:
-        """Clip by the global norm computed above, so DDP and FSDP2 ranks agree (OLMo 2: 1.0)."""
-        if not gradient_clip_val or self.step_grad_norm is None:  # None: DeepSpeed clips itself
+        """Clip by the global norm measured above, so every rank agrees (OLMo 2: 1.0)."""
+        if not gradient_clip_val or self._open is None:
             return
         if gradient_clip_algorithm not in (None, "norm"):
             raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")
-        clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)
+        self.adapter.clip(self.model, gradient_clip_val, self._open.grad_norm)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not self.batch_plan.ends_step(batch_idx):
-            return
-        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
-        if isinstance(optimizer, SkipStepAdamW):
-            self.log(M.STEP_SKIPPED, optimizer.step_skipped)
-        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
-            # the engine's global norm of this step's gradients, before its clipping (known after its step)
-            norm = self.trainer.strategy.deepspeed_engine.get_global_grad_norm()
-            if norm is not None:
-                self.log(M.GRAD_NORM, torch.as_tensor(norm, dtype=torch.float32))
+    def finish_step(self) -> Optional[StepRecord]:
+        """The record of the optimizer step that just finished, once per step (None mid-accumulation);
+        called by :class:`~olmo2_lit.callbacks.step_callback.StepPublisher` after the update."""
+        if self._open is None:
+            return None
+        opened, self._open = self._open, None
+        record = opened.record
+        if opened.skipped_nonfinite:
+            record = replace(record, skipped=True, skip_reason="nonfinite")
+        base = self.adapter.base_optimizer(self.trainer.optimizers[0])
+        if isinstance(base, SkipStepAdamW):
+            self.log(M.STEP_SKIPPED, base.step_skipped)
+            if not record.skipped and bool(base.step_skipped):  # a second host sync, with SkipStepAdamW only
+                record = replace(record, skipped=True, skip_reason="spike")
+        self.last_step = record
+        return record
 
     # --- checkpoints --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["olmo2_lit"] = {
             "model_config": self.config.to_dict(),
             "rng": rng_state(),
-            "step_lr": self._step_lr,  # stage 2 starts from it (OLMo-core get_lr_from_checkpoint)
+            # stage 2 starts from it (OLMo-core get_lr_from_checkpoint)
+            "step_lr": self.last_step.lr if self.last_step is not None else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

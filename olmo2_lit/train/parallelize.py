@@ -61,13 +61,21 @@ class ParallelizeConfig:
     fsdp_reduce_dtype: Optional[DTypeName] = None
 
 
-def parallelize(model: Transformer, config: ParallelizeConfig, *, mesh: Optional[DeviceMesh] = None) -> None:
+def parallelize(
+    model: Transformer,
+    config: ParallelizeConfig,
+    *,
+    mesh: Optional[DeviceMesh] = None,
+    fsdp_dtypes: tuple[Optional[torch.dtype], Optional[torch.dtype]] = (None, None),
+) -> None:
     """Wrap ``model``'s blocks in place: checkpointing, then compile, then FSDP2 over ``mesh``.
 
     Args:
         model: the transformer, with real (not meta) parameters.
         config: what to apply.
         mesh: the strategy's device mesh (``ModelParallelStrategy``); None means no sharding.
+        fsdp_dtypes: FSDP2's ``(param_dtype, reduce_dtype)``, as the strategy's adapter resolved them from
+            ``config`` (``olmo2_lit.train.strategies.StrategyAdapter.fsdp2_dtypes``).
     """
     for i, block in enumerate(model.blocks):
         if config.activation_checkpointing:
@@ -77,12 +85,7 @@ def parallelize(model: Transformer, config: ParallelizeConfig, *, mesh: Optional
         if config.compile:
             block.compile()
     if mesh is not None:
-        shard_fsdp2(
-            model,
-            mesh,
-            param_dtype=_dtype(config.fsdp_param_dtype),
-            reduce_dtype=_dtype(config.fsdp_reduce_dtype),
-        )
+        shard_fsdp2(model, mesh, param_dtype=fsdp_dtypes[0], reduce_dtype=fsdp_dtypes[1])
 
 
 def shard_fsdp2(model: Transformer, mesh: DeviceMesh, *, param_dtype=None, reduce_dtype=None) -> None:
@@ -111,5 +114,6 @@ def parameter_name(name: str) -> str:
     return name.replace(_CHECKPOINT_PREFIX, "")
 
 
-def _dtype(name: Optional[DTypeName]) -> Optional[torch.dtype]:
+def dtype_of(name: Optional[DTypeName]) -> Optional[torch.dtype]:
+    """The torch dtype of a dtype name; None stays None."""
     return None if name is None else getattr(torch, name)

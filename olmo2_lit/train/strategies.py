@@ -30,10 +30,15 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.distributed.fsdp import MixedPrecision
 from torch.distributed.fsdp.wrap import _Policy
 
+from olmo2_lit.data.batch_plan import BatchPlan
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.model import Transformer
 from olmo2_lit.train.checkpoint_kind import require_kind
 from olmo2_lit.train.checkpoint_publish import publish, stage, staging_path
 from olmo2_lit.train.full_load import load_full_checkpoint
+from olmo2_lit.train.grad_norm import clip_grads_, global_grad_norm
+from olmo2_lit.train.loss import target_tokens
+from olmo2_lit.train.parallelize import ParallelizeConfig, dtype_of
 
 #: Registered Lightning strategy names that need CUDA, and the fragment that replaces them on CPU.
 CUDA_ONLY_PREFIXES = ("fsdp", "deepspeed")
@@ -260,3 +265,125 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return repr(value)
+
+
+# --- what differs between strategies inside one optimizer step -------------------------------------------
+
+
+class StrategyAdapter:
+    """Loss scaling, grad norm, clipping and mixed-precision dtypes under one process, DDP and FSDP2.
+
+    ``OLMo2LitModule`` asks the adapter of its strategy (:func:`adapter_for`) and never tests which strategy
+    runs; the subclasses below hold every difference.
+    """
+
+    name = "DDP / one device"
+    #: The gradients live in the parameters' ``.grad`` (dropping them skips the update).
+    grads_in_params = True
+    #: The fit can be stopped and fitted again from a checkpoint in the same process (Rollback).
+    refits_in_process = True
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+
+    def loss_scale(self, plan: BatchPlan) -> float:
+        """The factor on a micro-batch's summed loss so the gradients are the global batch's mean over its
+        target tokens (OLMo-core's normalization), after Lightning divides by the accumulation and the
+        strategy averages over ranks."""
+        return plan.accumulation * plan.world_size / target_tokens(plan)
+
+    def grad_norm(self, model: torch.nn.Module) -> torch.Tensor:
+        """The global L2 norm of the accumulated gradients before clipping, identical on every rank."""
+        return global_grad_norm(model.parameters())
+
+    def clip(self, model: torch.nn.Module, max_norm: float, norm: torch.Tensor) -> None:
+        """Scale the gradients to a global norm of at most ``max_norm``, given their ``norm``."""
+        clip_grads_(model.parameters(), max_norm, norm)
+
+    def base_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """The optimizer the module built (SkipStepAdamW reads its loss and grad norm there)."""
+        return optimizer
+
+    def fsdp2_dtypes(self, config: ParallelizeConfig) -> tuple[Optional[torch.dtype], Optional[torch.dtype]]:
+        """``(param_dtype, reduce_dtype)`` for FSDP2's mixed precision; a dtype set under another strategy
+        cannot apply and is refused, naming the setting that does."""
+        for field in ("fsdp_param_dtype", "fsdp_reduce_dtype"):
+            if getattr(config, field) is not None:
+                raise ConfigError(
+                    f"model.parallelize.{field}: {getattr(config, field)} applies only under FSDP2 "
+                    f"(--config experiments/strategies/fsdp2.yaml) and this run uses {self.name}; "
+                    f"{self.mixed_precision_hint}"
+                )
+        return None, None
+
+    mixed_precision_hint = "set trainer.precision (e.g. bf16-mixed) instead, or leave it null"
+
+
+class FSDP2Adapter(StrategyAdapter):
+    """FSDP2: gradients are DTensor shards (their norm is reduced by torch), dtypes from model.parallelize."""
+
+    name = "FSDP2"
+
+    def fsdp2_dtypes(self, config: ParallelizeConfig) -> tuple[Optional[torch.dtype], Optional[torch.dtype]]:
+        return dtype_of(config.fsdp_param_dtype), dtype_of(config.fsdp_reduce_dtype)
+
+
+class FSDPv1Adapter(StrategyAdapter):
+    """FSDP (v1): each rank's gradients are its flat shard, so the squared norms are summed over ranks;
+    mixed precision is the strategy's own ``param_dtype`` / ``reduce_dtype``."""
+
+    name = "FSDP (v1)"
+    mixed_precision_hint = "set trainer.strategy.init_args.param_dtype / reduce_dtype (fsdp.yaml) instead"
+
+    def grad_norm(self, model: torch.nn.Module) -> torch.Tensor:
+        return global_grad_norm(
+            model.parameters(), sum_over_ranks=lambda x: self.strategy.reduce(x, reduce_op="sum")
+        )
+
+
+class DeepSpeedAdapter(StrategyAdapter):
+    """DeepSpeed: the engine owns the gradients (ZeRO partitions), divides the loss by the accumulation once
+    more, and clips itself (``trainer.gradient_clip_val``); the grad norm is the engine's own, before its
+    step."""
+
+    name = "DeepSpeed"
+    grads_in_params = False
+    refits_in_process = False  # deepspeed.initialize wraps the module once per process
+    mixed_precision_hint = "set trainer.precision (e.g. bf16-mixed), which DeepSpeed's config follows"
+
+    def loss_scale(self, plan: BatchPlan) -> float:
+        # Lightning divides by the accumulation and DeepSpeedEngine.backward divides again
+        # (scale_wrt_gas); undo the second so the gradients and the clipping threshold are OLMo 2's.
+        return super().loss_scale(plan) * plan.accumulation
+
+    def grad_norm(self, model: torch.nn.Module) -> torch.Tensor:
+        # The same norm the engine computes inside its step (ZeRO-2: scaled_global_norm; ZeRO-3: the norm
+        # of its groups' norms), divided by the loss scale (1 in fp32 and bf16), before the step.
+        zero = self.strategy.deepspeed_engine.optimizer
+        if hasattr(zero, "scaled_global_norm"):
+            norm = zero.scaled_global_norm()
+        else:
+            norm = torch.linalg.vector_norm(torch.stack(deepspeed_zero3_norm_groups(zero)))
+        return (torch.as_tensor(norm) / zero.loss_scale).float()
+
+    def clip(self, model: torch.nn.Module, max_norm: float, norm: torch.Tensor) -> None:
+        return  # the engine clips by the same global norm inside its step
+
+    def base_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        return getattr(optimizer, "optimizer", optimizer)  # ZeRO wraps the module's optimizer
+
+
+def deepspeed_zero3_norm_groups(zero: Any) -> list[torch.Tensor]:
+    """The per-group gradient norms of a ZeRO-3 optimizer, as its ``step`` computes them."""
+    return zero._get_norm_groups()
+
+
+def adapter_for(strategy: Any) -> StrategyAdapter:
+    """The adapter of a Lightning strategy: ours, Lightning's own registered ones, or a subclass of either."""
+    if isinstance(strategy, _DeepSpeedStrategy):
+        return DeepSpeedAdapter(strategy)
+    if isinstance(strategy, _FSDPStrategy):
+        return FSDPv1Adapter(strategy)
+    if isinstance(strategy, ModelParallelStrategy):
+        return FSDP2Adapter(strategy)
+    return StrategyAdapter(strategy)

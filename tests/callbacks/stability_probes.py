@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback
 
+from olmo2_lit.callbacks.step_callback import StepCallback
+
 
 def _local(t: torch.Tensor) -> torch.Tensor:
     return t.to_local() if hasattr(t, "to_local") else t
@@ -81,13 +83,14 @@ class StepRecorder(Callback):
 
 
 class RollbackRecorder(Callback):
-    """After each rollback (list it after Rollback): do the weights equal those in ``checkpoint``, and
-    where is the step counter? Writes ``rollback_record_rank<r>.json`` under the run's root."""
+    """After each rollback, as the fit restarts (list it after Rollback): do the weights equal those in
+    ``checkpoint``, and where are the step counter and the data? Writes ``rollback_record_rank<r>.json``
+    under the run's root."""
 
     def __init__(self, *, checkpoint: str) -> None:
         self.checkpoint, self.seen, self.records = checkpoint, 0, []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
         from olmo2_lit.callbacks.rollback import Rollback
 
         rollback = next(cb for cb in trainer.callbacks if isinstance(cb, Rollback))
@@ -104,4 +107,31 @@ class RollbackRecorder(Callback):
             }
         )
         path = Path(trainer.default_root_dir) / f"rollback_record_rank{trainer.global_rank}.json"
+        path.write_text(json.dumps(self.records))
+
+
+class ScaleLossAt(Callback):
+    """Multiplies the backpropagated loss by ``factor`` at the given optimizer steps (every micro-batch of
+    the step), so the gradients spike but the logged CE (measured before) does not: a grad-norm spike that
+    reaches gradients held anywhere (DeepSpeed's partitions included)."""
+
+    def __init__(self, *, steps: list[int], factor: float = 1e3) -> None:
+        self.steps, self.factor = steps, factor
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        if trainer.global_step in self.steps:
+            loss.mul_(self.factor)
+
+
+class RecordWriter(StepCallback):
+    """Writes every step record it gets, in order, to ``step_records_rank<r>.json`` under the run's root."""
+
+    def __init__(self) -> None:
+        self.records = []
+
+    def on_step(self, trainer, pl_module, record) -> None:
+        row = {k: v for k, v in vars(record).items() if k != "instance_ids"}
+        row["instance_ids"] = record.instance_ids.tolist()
+        self.records.append(row)
+        path = Path(trainer.default_root_dir) / f"step_records_rank{trainer.global_rank}.json"
         path.write_text(json.dumps(self.records))

@@ -26,16 +26,16 @@ MUTATIONS = [
     # --- issue 14's table ------------------------------------------------------------------------
     Mutation(
         name="gradient clipping removed",
-        file="olmo2_lit/train/lit_module.py",
-        original="clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)",
+        file="olmo2_lit/train/strategies.py",
+        original="clip_grads_(model.parameters(), max_norm, norm)",
         replacement="pass",
         tests=(TRAINING_STEP,),
     ),
     Mutation(
         name="clipping threshold hard-coded to 1.0",
-        file="olmo2_lit/train/lit_module.py",
-        original="clip_grads_(self.model.parameters(), gradient_clip_val, self.step_grad_norm)",
-        replacement="clip_grads_(self.model.parameters(), 1.0, self.step_grad_norm)",
+        file="olmo2_lit/train/strategies.py",
+        original="clip_grads_(model.parameters(), max_norm, norm)",
+        replacement="clip_grads_(model.parameters(), 1.0, norm)",
         tests=(TRAINING_STEP,),
     ),
     Mutation(
@@ -55,8 +55,8 @@ MUTATIONS = [
     Mutation(
         name="z-loss multiplier applied twice in the returned loss only",
         file="olmo2_lit/train/lit_module.py",
-        original="return (ce_sum + z_sum) * self._loss_scale()",
-        replacement="return (ce_sum + z_sum * self.z_loss_multiplier) * self._loss_scale()",
+        original="return (ce_sum + z_sum) * self.adapter",
+        replacement="return (ce_sum + z_sum * self.z_loss_multiplier) * self.adapter",
         tests=(TRAINING_STEP,),
     ),
     Mutation(
@@ -318,9 +318,44 @@ MUTATIONS = [
     Mutation(
         name="grad norm logged after clipping",
         file="olmo2_lit/train/lit_module.py",
-        original="        self.log(M.GRAD_NORM, self.step_grad_norm)\n",
-        replacement="        self.log(M.GRAD_NORM, self.step_grad_norm.clamp(max=0.05))\n",
+        original="        self.log(M.GRAD_NORM, norm)\n",
+        replacement="        self.log(M.GRAD_NORM, norm.clamp(max=0.05))\n",
         tests=(TRAINING_STEP,),
+    ),
+    # --- the step record and the step callbacks (issue 20) -------------------------------------------
+    Mutation(
+        name="step callbacks run in list order, interventions before observers",
+        file="callbacks/step_callback.py",
+        original="    return [cb for role in ROLES for cb in found if cb.role == role]\n",
+        replacement="    return found\n",
+        tests=(
+            "tests/callbacks/test_step_record.py::test_step_callbacks_run_observers_then_interventions_then_stops_in_list_order",
+        ),
+    ),
+    Mutation(
+        name="a SkipStepAdamW skip not recorded in the step record",
+        file="olmo2_lit/train/lit_module.py",
+        original='                record = replace(record, skipped=True, skip_reason="spike")\n',
+        replacement="                pass\n",
+        tests=("tests/callbacks/test_step_record.py::test_record_says_which_steps_were_skipped_and_why",),
+    ),
+    Mutation(
+        name="the record's tokens_seen read before the step's last micro-batch",
+        file="olmo2_lit/train/lit_module.py",
+        original="            tokens_seen=self.trainer.datamodule.tokens_seen,\n",
+        replacement="            tokens_seen=self.trainer.datamodule.tokens_seen - 1,\n",
+        tests=(
+            "tests/callbacks/test_step_record.py::test_one_record_per_optimizer_step_matching_what_the_module_logged",
+        ),
+    ),
+    Mutation(
+        name="rollback resumes without skipping the spiked data",
+        file="callbacks/rollback.py",
+        original="skip_tokens(restart.tokens_seen - trainer.datamodule.tokens_seen)",
+        replacement="skip_tokens(0)",
+        tests=(
+            "tests/callbacks/test_rollback.py::test_rollback_restores_checkpoint_skips_data_and_finishes",
+        ),
     ),
     # --- DeepSpeed --------------------------------------------------------------------------------
     Mutation(
