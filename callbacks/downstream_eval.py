@@ -9,11 +9,11 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from olmo2_lit.data.tokenizer import load_tokenizer
 from olmo2_lit.eval.bits_per_byte import tokenizer_of_shards
 from olmo2_lit.eval.metrics import task_metrics
 from olmo2_lit.eval.scoring import Instance, length_batches, score_instances, tokenize_task
 from olmo2_lit.eval.tasks import load_task
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 from olmo2_lit.train import metrics as M
 
 

@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from olmo2_lit.atomic import atomic_file
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.shard_format.tokenizer import load_tokenizer, tokenizer_sha256
 
 
 class PredictionWriter(BasePredictionWriter):

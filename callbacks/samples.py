@@ -11,9 +11,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.model.generate import generate
+from olmo2_lit.shard_format.tokenizer import load_tokenizer, tokenizer_sha256
 
 
 class PrintSamples(Callback):

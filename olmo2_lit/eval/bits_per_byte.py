@@ -24,8 +24,9 @@ from typing import Any, Optional
 import torch
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.shards import find_shards, read_meta
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.shard_format.layout import find_shards
+from olmo2_lit.shard_format.sidecar import read_meta
+from olmo2_lit.shard_format.tokenizer import load_tokenizer, tokenizer_sha256
 
 _BYTE_FALLBACK = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 

@@ -15,9 +15,9 @@ from typing import Optional
 import yaml
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.shards import read_meta
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
 from olmo2_lit.model import ModelConfig
+from olmo2_lit.shard_format.sidecar import read_meta
+from olmo2_lit.shard_format.tokenizer import load_tokenizer, tokenizer_sha256
 
 
 def _data_paths(config_yaml: Path) -> list[Path]:

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from olmo2_lit.data.tokenizer import train_bpe
 from olmo2_lit.eval.bits_per_byte import token_byte_lengths
 from olmo2_lit.model import ModelConfig
+from olmo2_lit.prepare.bpe import train_bpe
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.lit_module import OLMo2LitModule
 

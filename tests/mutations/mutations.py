@@ -128,10 +128,10 @@ MUTATIONS = [
     ),
     Mutation(
         name="n-gram threshold 31 in ngram.py",
-        file="olmo2_lit/data/ngram.py",
+        file="olmo2_lit/ngram.py",
         original="MIN_REPEATS = 32",
         replacement="MIN_REPEATS = 31",
-        tests=("tests/data/test_ngram.py",),
+        tests=("tests/test_ngram.py",),
     ),
     # --- model ------------------------------------------------------------------------------------
     Mutation(
