@@ -256,8 +256,8 @@ MUTATIONS = [
     ),
     Mutation(
         name="checkpoint data position saved in instances, not tokens",
-        file="olmo2_lit/data/position_state.py",
-        original='"tokens": self.position.instances * self._sequence_length,',
+        file="olmo2_lit/data/position.py",
+        original='"tokens": self.position.instances * self.plan.sequence_length,',
         replacement='"tokens": self.position.instances,',
         tests=(
             "tests/data/test_datamodule.py::test_changed_global_batch_size_on_resume_continues_at_the_same_token",
