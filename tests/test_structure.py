@@ -148,3 +148,47 @@ def test_no_module_level_import_circles():
 def test_the_circle_finder_finds_a_circle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
     assert _circles(graph) == [["a", "b", "c"]]
+
+
+# Lightning internals the callbacks still reach; issue 20 moves each behind one compat module, then this
+# set is emptied. Nothing of ours may join it: declare what a callback needs (olmo2_lit/data/contract.py).
+LIGHTNING_PRIVATE_FOR_NOW = {
+    ("model_summary.py", "_get_summary_data"),
+    ("preemption.py", "_accelerator_connector"),
+    ("preemption.py", "_signal_connector"),
+    ("rollback.py", "_last_global_step_saved"),
+    ("slurm.py", "_accelerator_connector"),
+    ("slurm.py", "_signal_connector"),
+    ("slurm.py", "_slurm_sigusr_handler_fn"),
+}
+
+
+def _private_reads(tree: ast.AST) -> set[str]:
+    """``x._name`` where ``x`` is not ``self`` or ``cls`` (dunders are not private)."""
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not (node.attr.startswith("__") and node.attr.endswith("__"))
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    }
+
+
+def test_callbacks_read_no_private_attribute_of_another_object():
+    """Callbacks read the module and the datamodule through what they declare, not their internals."""
+    bad = {}
+    for path in sorted((ROOT / "callbacks").glob("*.py")):
+        names = {
+            n
+            for n in _private_reads(ast.parse(path.read_text()))
+            if (path.name, n) not in LIGHTNING_PRIVATE_FOR_NOW
+        }
+        if names:
+            bad[path.name] = sorted(names)
+    assert not bad, bad
+
+
+def test_the_private_read_finder_sees_one():
+    tree = ast.parse("self._ok\ncls._ok\nx.__len__\ntrainer.datamodule._train\n")
+    assert _private_reads(tree) == {"_train"}

@@ -26,6 +26,7 @@ from olmo2_lit.data.resume import check_saved_data, saved_seed
 from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, open_shards
 from olmo2_lit.errors import ConfigError, DataError
+from olmo2_lit.shard_format.identity import TokenizerIdentity, recorded_tokenizer
 
 # Lightning warns that an IterableDataset's __len__ may be wrong with several workers. Ours is exact: each
 # worker builds only its own share of the micro-batches (datasets.py).
@@ -179,6 +180,13 @@ class TokenShardDataModule(L.LightningDataModule):
             self.setup("fit")
         shard, start = self._train.index.locate(index)
         return shard.path, start
+
+    def tokenizer_identity(self) -> Optional[TokenizerIdentity]:
+        """The tokenizer recorded by the first shard sidecar of the training sources, else of
+        ``val_paths`` and ``test_paths``, with its tokenizer.json when it is beside the shards (where
+        ``prepare`` puts it) and matches; None for shards without sidecars (OLMo's own)."""
+        train = [str(path) for source in self.train_sources for path in source.paths]
+        return recorded_tokenizer(train + self.val_paths + self.test_paths)
 
     # ---- Lightning hooks --------------------------------------------------------------------------
 

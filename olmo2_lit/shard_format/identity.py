@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from tokenizers import Tokenizer
+
 from olmo2_lit.shard_format.layout import find_shards
 from olmo2_lit.shard_format.sidecar import ShardMeta, read_meta
 from olmo2_lit.shard_format.tokenizer import load_tokenizer, tokenizer_sha256
@@ -32,6 +34,10 @@ class TokenizerIdentity:
     name: str
     path: Optional[Path]
     shard: Path
+
+    def load(self) -> Optional[Tokenizer]:
+        """The tokenizer from :attr:`path`, or None when it was not found."""
+        return load_tokenizer(str(self.path)) if self.path is not None else None
 
 
 def recorded_tokenizer(paths: Iterable[str]) -> Optional[TokenizerIdentity]:
