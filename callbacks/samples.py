@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 from olmo2_lit.data.contract import RunData
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.model.generate import generate
-from olmo2_lit.shard_format.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, load_tokenizer, tokenizer_sha256
 
 
 class PrintSamples(Callback):
@@ -80,7 +80,7 @@ class PrintSamples(Callback):
                 [tok.encode(p).ids for p in self.prompts],
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature,
-                eos_id=tok.token_to_id("<|endoftext|>"),
+                eos_id=tok.token_to_id(DEFAULT_EOS),
             )
             for prompt, ids in zip(self.prompts, outputs):
                 print(f"--- {prompt!r}\n{prompt}{tok.decode(ids)}")
