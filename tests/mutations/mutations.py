@@ -246,6 +246,20 @@ MUTATIONS = [
         replacement="return epoch_size",
         tests=("tests/data/test_sampler.py",),
     ),
+    Mutation(
+        name="skip_tokens not rounded up to a micro-step of every rank",
+        file="olmo2_lit/data/position.py",
+        original="self.advance(math.ceil(tokens / self.plan.sequence_length / step) * step)",
+        replacement="self.advance(tokens // self.plan.sequence_length)",
+        tests=("tests/data/test_position.py",),
+    ),
+    Mutation(
+        name="a tokenizer.json beside the shards used without checking its sha256",
+        file="olmo2_lit/shard_format/identity.py",
+        original="and tokenizer_sha256(load_tokenizer(str(candidate))) == meta.tokenizer_sha256:",
+        replacement=":",
+        tests=("tests/shard_format/test_identity.py",),
+    ),
     # --- checkpoints ------------------------------------------------------------------------------
     Mutation(
         name="checkpoint model-config check skipped",
