@@ -25,10 +25,11 @@ import numpy as np
 
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
-from olmo2_lit.data.tokenizer import load_tokenizer, train_bpe
+from olmo2_lit.prepare.bpe import train_bpe
 from olmo2_lit.prepare.corpus import STDLIB_CORPUS
 from olmo2_lit.prepare.documents import DocumentReader, resolve_inputs
 from olmo2_lit.prepare.prepare import prepare
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 DOLMA2_VOCAB, DOLMA2_EOS, SEQ = 100278, 100257, 4096
 

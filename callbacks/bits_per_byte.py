@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from olmo2_lit.data.tokenizer import load_tokenizer
 from olmo2_lit.eval.bits_per_byte import token_byte_lengths
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 
 class BitsPerByte(Callback):

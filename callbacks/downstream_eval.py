@@ -9,11 +9,11 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from olmo2_lit.data.tokenizer import load_tokenizer
-from olmo2_lit.eval.bits_per_byte import tokenizer_of_shards
+from olmo2_lit.data.contract import RunData
 from olmo2_lit.eval.metrics import task_metrics
 from olmo2_lit.eval.scoring import Instance, length_batches, score_instances, tokenize_task
 from olmo2_lit.eval.tasks import load_task
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 from olmo2_lit.train import metrics as M
 
 
@@ -78,10 +78,9 @@ class DownstreamEval(Callback):
             return
         path = self.tokenizer
         if path is None:
-            dm = trainer.datamodule
-            paths = list(getattr(dm, "val_paths", []) or [])
-            paths += [p for src in getattr(dm, "train_sources", []) or [] for p in src.paths]
-            found = tokenizer_of_shards(paths)
+            data = trainer.datamodule
+            recorded = data.tokenizer_identity() if isinstance(data, RunData) else None
+            found = recorded.path if recorded is not None else None
             if found is None:
                 raise ValueError(
                     "DownstreamEval: the shards do not record their tokenizer; "

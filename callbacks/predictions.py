@@ -11,17 +11,19 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+from tokenizers import Tokenizer
 
 from olmo2_lit.atomic import atomic_file
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.data.contract import RunData
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 
 class PredictionWriter(BasePredictionWriter):
     """Write each instance's greedy next-token predictions as JSON lines, atomically.
 
     A line: ``{"index": global instance id, "predicted_ids": [...], "text": ...}``; ``text`` (the
-    decoded predictions) only when a tokenizer is known: ``tokenizer``, else the ``tokenizer.json``
-    that ``prepare`` wrote beside the shards, when their sidecar's sha256 matches it.
+    decoded predictions) only when a tokenizer is known: ``tokenizer``, else the one the shards' sidecars
+    record (``datamodule.tokenizer_identity()``), when its ``tokenizer.json`` is beside them.
 
     Args:
         path: the output file; None: ``<default_root_dir>/predictions.jsonl`` (``.rank<r>`` before the
@@ -86,16 +88,9 @@ class PredictionWriter(BasePredictionWriter):
             self._stack = None
 
 
-def _find_tokenizer(path: Optional[str], datamodule):
+def _find_tokenizer(path: Optional[str], datamodule: Any) -> Optional[Tokenizer]:
+    """``path``, else the tokenizer the datamodule's shards record when it is beside them."""
     if path is not None:
         return load_tokenizer(path)
-    index = getattr(datamodule, "_test", None)
-    shards = index.shards if index is not None else []
-    meta = shards[0].meta if shards else None
-    if meta is None:
-        return None
-    beside = Path(shards[0].path).parent.parent / meta.tokenizer
-    if not beside.is_file():
-        return None
-    tok = load_tokenizer(str(beside))
-    return tok if tokenizer_sha256(tok) == meta.tokenizer_sha256 else None
+    recorded = datamodule.tokenizer_identity() if isinstance(datamodule, RunData) else None
+    return recorded.load() if recorded is not None else None

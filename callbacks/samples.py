@@ -11,9 +11,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.data.contract import RunData
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.model.generate import generate
+from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, load_tokenizer, tokenizer_sha256
 
 
 class PrintSamples(Callback):
@@ -57,8 +58,9 @@ class PrintSamples(Callback):
                 f"{where}: {self.tokenizer} has {size:,} tokens but the model's vocab_size is {vocab:,}; "
                 "it is not the tokenizer of this data"
             )
-        recorded = _shard_tokenizer_sha(trainer.datamodule)
-        if recorded is not None and recorded != tokenizer_sha256(tok):
+        data = trainer.datamodule
+        recorded = data.tokenizer_identity() if isinstance(data, RunData) else None
+        if recorded is not None and recorded.sha256 != tokenizer_sha256(tok):
             raise ConfigError(
                 f"{where}: {self.tokenizer} is not the tokenizer the training shards were written with "
                 "(their .meta.json records another sha256); use the tokenizer.json beside those shards"
@@ -78,7 +80,7 @@ class PrintSamples(Callback):
                 [tok.encode(p).ids for p in self.prompts],
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature,
-                eos_id=tok.token_to_id("<|endoftext|>"),
+                eos_id=tok.token_to_id(DEFAULT_EOS),
             )
             for prompt, ids in zip(self.prompts, outputs):
                 print(f"--- {prompt!r}\n{prompt}{tok.decode(ids)}")
@@ -91,11 +93,3 @@ class PrintSamples(Callback):
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and (ckpt.last_model_path or ckpt.best_model_path):
             print(f"checkpoint: {ckpt.last_model_path or ckpt.best_model_path}")
-
-
-def _shard_tokenizer_sha(datamodule) -> Optional[str]:
-    """The tokenizer sha256 the first training shard's sidecar records, if it has one."""
-    train = getattr(datamodule, "_train", None)
-    shards = train.index.shards if train is not None else []
-    meta = shards[0].meta if shards else None
-    return meta.tokenizer_sha256 if meta is not None else None

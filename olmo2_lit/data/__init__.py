@@ -1,1 +1,2 @@
-"""Token shards in OLMo's on-disk format and the datamodule that reads them."""
+"""The reader side of the data: opening OLMo-format token shards, the global order, the data position and
+the datamodule (the format itself is ``olmo2_lit.shard_format``)."""

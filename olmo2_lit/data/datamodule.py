@@ -16,22 +16,26 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from olmo2_lit.data.batch_plan import BatchPlan
-from olmo2_lit.data.datasets import DataPosition, TrainBatches, ValBatches
+from olmo2_lit.data.datasets import TrainBatches, ValBatches
 from olmo2_lit.data.instances import InstanceIndex, chunk_size
 from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.order_file import EpochOrders
-from olmo2_lit.data.position_state import PositionState
+from olmo2_lit.data.position import DataPosition, PositionTracker
 from olmo2_lit.data.prepare_spec import PrepareSpec, prepare_if_missing
+from olmo2_lit.data.resume import check_saved_data, saved_seed
 from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, open_shards
 from olmo2_lit.errors import ConfigError, DataError
+from olmo2_lit.shard_format.identity import TokenizerIdentity, recorded_tokenizer
 
 # Lightning warns that an IterableDataset's __len__ may be wrong with several workers. Ours is exact: each
 # worker builds only its own share of the micro-batches (datasets.py).
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
+_STATE_VERSION = 1
 
-class TokenShardDataModule(PositionState, L.LightningDataModule):
+
+class TokenShardDataModule(L.LightningDataModule):
     """Fixed-length instances from OLMo-format token shards, in a global order fixed by the seed.
 
     Batches are dicts: ``input_ids`` (B, T) int64; ``labels`` (B, T) int64, next-token targets already
@@ -104,7 +108,6 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
             sequence_length=sequence_length, global_batch=global_batch_size, micro_batch=micro_batch_size
         )
         self._vocab_size = vocab_size
-        self._sequence_length = sequence_length
         self.train_sources = list(train_sources or [])
         self.val_paths = list(val_paths or [])
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
@@ -129,8 +132,7 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
         self.ignore_fingerprint_mismatch = ignore_fingerprint_mismatch
         self.prepare_if_missing = prepare_if_missing
         self.pin_memory = pin_memory
-        self.position = DataPosition()
-        self._tokens_seen = 0
+        self._tracker: Optional[PositionTracker] = None  # made at setup("fit")
         self._train: Optional[TrainingSet] = None
         self._val: Optional[InstanceIndex] = None
         self._test: Optional[InstanceIndex] = None
@@ -145,8 +147,8 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
 
     @property
     def sequence_length(self) -> int:
-        """Tokens per instance."""
-        return self._sequence_length
+        """Tokens per instance (the batch plan's)."""
+        return self._plan.sequence_length
 
     @property
     def batch_plan(self) -> BatchPlan:
@@ -164,7 +166,12 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
         Advanced as the loop takes each micro-batch and saved in checkpoints; the LR schedule and the
         throughput callback derive their counts from it.
         """
-        return self._tokens_seen
+        return self._tracker.tokens_seen if self._tracker is not None else 0
+
+    @property
+    def position(self) -> DataPosition:
+        """The data epoch and the instances of its order consumed by all ranks (``setup("fit")`` first)."""
+        return self._tracker.position if self._tracker is not None else DataPosition()
 
     def instance_location(self, index: int) -> tuple[str, int]:
         """Where training instance ``index`` (a value of ``batch["index"]``) lives: shard path, first
@@ -173,6 +180,13 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
             self.setup("fit")
         shard, start = self._train.index.locate(index)
         return shard.path, start
+
+    def tokenizer_identity(self) -> Optional[TokenizerIdentity]:
+        """The tokenizer recorded by the first shard sidecar of the training sources, else of
+        ``val_paths`` and ``test_paths``, with its tokenizer.json when it is beside the shards (where
+        ``prepare`` puts it) and matches; None for shards without sidecars (OLMo's own)."""
+        train = [str(path) for source in self.train_sources for path in source.paths]
+        return recorded_tokenizer(train + self.val_paths + self.test_paths)
 
     # ---- Lightning hooks --------------------------------------------------------------------------
 
@@ -189,7 +203,7 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
                 raise ConfigError("train_sources is empty: give at least one source of shard paths")
             self._train = TrainingSet.open(
                 self.train_sources,
-                sequence_length=self._sequence_length,
+                sequence_length=self.sequence_length,
                 vocab_size=self._vocab_size,
                 dtype=self.dtype,
                 eos_token_id=self.eos_token_id,
@@ -203,6 +217,7 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
                 )
             rank_zero_info(self._train.describe())
             self._plan = self._plan.with_world_size(self._world_size())
+            self._tracker = PositionTracker(plan=self._plan, epoch_size=self._train.epoch_size)
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
             self._val = self._open_held_out(self.val_paths)
         if stage in ("test", "predict") and self._test is None and self.test_paths:
@@ -212,7 +227,7 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
                 "document_masking needs the EOS id and these shards have no sidecar: set eos_token_id "
                 "(dolma2: 100257)"
             )
-        if self._pending_state is not None and self._train is not None:
+        if self._pending_state is not None and self._tracker is not None:
             self._apply_state(self._pending_state)
             self._pending_state = None
 
@@ -226,11 +241,9 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
             ranges=m.ranges,
             counts=m.counts,
             seed=self.seed,
-            position=self.position,
-            global_batch=self._plan.global_batch,
-            micro_batch=self._plan.micro_batch,
+            position=self._tracker.position,
+            plan=self._plan,
             rank=self._rank(),
-            world_size=self._world_size(),
             eos_token_id=self.eos_token_id if self.document_masking else None,
             instance_filter=self.instance_filter,
             orders=self._epoch_orders(),
@@ -259,7 +272,7 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
         shards, self.eos_token_id = open_shards(
             paths, vocab_size=self._vocab_size, dtype=self.dtype, eos_token_id=self.eos_token_id
         )
-        index = InstanceIndex(shards, sequence_length=self._sequence_length)
+        index = InstanceIndex(shards, sequence_length=self.sequence_length)
         if len(index) < self.val_batch_size * self._world_size():
             rank_zero_warn(f"{paths}: {len(index)} held-out instances, fewer than one batch")
         return index
@@ -277,8 +290,57 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the training micro-batch the loop is about to use (prefetched ones are not counted yet)."""
         if self.trainer is not None and self.trainer.training:
-            self._advance(batch["input_ids"].shape[0] * self._world_size())
+            self._tracker.advance(batch["input_ids"].shape[0] * self._world_size())
         return batch
+
+    # ---- position and checkpoint state ------------------------------------------------------------
+
+    def skip_tokens(self, tokens: int) -> None:
+        """Jump the position forward by ``tokens`` (rounded up to a whole micro-batch on every rank).
+
+        For rolling back past bad data. It takes effect when the train dataloader is next iterated (a new
+        epoch, or a run resumed from a checkpoint saved after the jump).
+        """
+        if self._tracker is None:
+            raise RuntimeError("skip_tokens needs the shards open: call setup('fit') first")
+        self._tracker.skip_tokens(tokens)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position (epoch, tokens into it), seed and the shard-set fingerprint, for the checkpoint."""
+        if self._tracker is None:
+            return {}
+        return {
+            "version": _STATE_VERSION,
+            **self._tracker.state_dict(),
+            "seed": self.seed,
+            "order": self.order,
+            "max_target_sequence_length": self.max_target_sequence_length,
+            "fingerprint": self._train.fingerprint,
+            "shards": self._train.shard_list,
+            # read by `convert to-hf` for the exported EOS/pad ids
+            "eos_token_id": self.eos_token_id,
+            "vocab_size": self._vocab_size,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the position (applied at ``setup`` if the shards are not open yet)."""
+        if not state_dict:
+            return
+        if self._tracker is None:
+            self._pending_state = dict(state_dict)
+        else:
+            self._apply_state(state_dict)
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        check_saved_data(
+            state,
+            self._train,
+            order=self.order,
+            max_target_sequence_length=self.max_target_sequence_length,
+            ignore_fingerprint_mismatch=self.ignore_fingerprint_mismatch,
+        )
+        self.seed = saved_seed(state, seed=self.seed, sequence_length=self.sequence_length)
+        self._tracker.load_state_dict(state)
 
     # ---- helpers --------------------------------------------------------------------------------
 
@@ -291,7 +353,7 @@ class TokenShardDataModule(PositionState, L.LightningDataModule):
             chunk_size=self._chunk_size,
             directory=directory,
             shards=self._train.fingerprint,
-            sequence_length=self._sequence_length,
+            sequence_length=self.sequence_length,
             max_target_sequence_length=self.max_target_sequence_length,
         )
 

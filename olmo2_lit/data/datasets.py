@@ -9,24 +9,17 @@ for any worker count.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.instances import InstanceIndex, make_batch
 from olmo2_lit.data.order_file import EpochOrders
+from olmo2_lit.data.position import DataPosition
 from olmo2_lit.data.sampler import epoch_end, epoch_order, order_length, rank_micro_batches
-
-
-@dataclass
-class DataPosition:
-    """Where training is in the data: the data epoch, and instances of its order consumed by all ranks."""
-
-    epoch: int = 0
-    instances: int = 0
 
 
 def _this_workers_share(batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -41,7 +34,8 @@ class TrainBatches(IterableDataset):
     """One rank's training micro-batches, from the shared :class:`DataPosition` to the end of its epoch.
 
     The position is read when iteration starts (DataLoader workers receive a copy then), so batches
-    that workers prefetch never move it; the datamodule advances it as the loop consumes batches.
+    that workers prefetch never move it; the datamodule advances it as the loop consumes batches. The
+    batch plan gives the global batch (an epoch ends on a whole one), the micro batch and the world size.
     The epoch's order comes from ``orders`` (an order file shared by the node's processes, or in memory);
     without it, the OLMo trainer's order is built in memory.
     """
@@ -54,27 +48,20 @@ class TrainBatches(IterableDataset):
         counts: list[int],
         seed: int,
         position: DataPosition,
-        global_batch: int,
-        micro_batch: int,
+        plan: BatchPlan,
         rank: int,
-        world_size: int,
         eos_token_id: Optional[int],
         instance_filter: bool,
         orders: Optional[EpochOrders] = None,
     ) -> None:
         self.index, self.ranges, self.counts, self.seed, self.position = index, ranges, counts, seed, position
-        self.global_batch, self.micro_batch, self.rank, self.world_size = (
-            global_batch,
-            micro_batch,
-            rank,
-            world_size,
-        )
+        self.plan, self.rank = plan, rank
         self.eos_token_id, self.instance_filter, self.orders = eos_token_id, instance_filter, orders
 
     def __len__(self) -> int:
         """Micro-batches per rank in a whole data epoch (Lightning's epoch length)."""
         size = order_length(sum(self.counts), self.orders.chunk_size if self.orders else 1)
-        return epoch_end(size, self.global_batch) // (self.micro_batch * self.world_size)
+        return epoch_end(size, self.plan.global_batch) // self.plan.instances_per_micro_step
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self._batches(
@@ -89,10 +76,10 @@ class TrainBatches(IterableDataset):
         ids = rank_micro_batches(
             order,
             start=start,
-            global_batch=self.global_batch,
-            micro_batch=self.micro_batch,
+            global_batch=self.plan.global_batch,
+            micro_batch=self.plan.micro_batch,
             rank=self.rank,
-            world_size=self.world_size,
+            world_size=self.plan.world_size,
         )
         try:
             for micro in _this_workers_share(ids):

@@ -16,8 +16,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from olmo2_lit.data.ngram import flag_repetitive
 from olmo2_lit.data.shards import Shard, read_tokens
+from olmo2_lit.ngram import flag_repetitive
 
 IGNORE_INDEX = -100
 

@@ -43,8 +43,8 @@ class PrepareSpec:
 def prepare_if_missing(spec: PrepareSpec, train_sources: list[DataSource], *, vocab_size: int) -> None:
     """Run ``prepare`` for ``spec`` unless its manifest exists or no training source reads its output."""
     from olmo2_lit.prepare.corpus import STDLIB_CORPUS
-    from olmo2_lit.prepare.output import MANIFEST
     from olmo2_lit.prepare.prepare import prepare
+    from olmo2_lit.shard_format.layout import MANIFEST
 
     if (Path(spec.output_dir) / MANIFEST).exists():
         return

@@ -11,8 +11,9 @@ from typing import Optional
 from olmo2_lit.data.instances import InstanceIndex, chunk_size, instances_in
 from olmo2_lit.data.mixture import DataSource, mixture_counts
 from olmo2_lit.data.sampler import order_length
-from olmo2_lit.data.shards import Shard, find_shards, open_shard
+from olmo2_lit.data.shards import Shard, open_shard
 from olmo2_lit.errors import DataError
+from olmo2_lit.shard_format.layout import find_shards
 
 
 def open_shards(

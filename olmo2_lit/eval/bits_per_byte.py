@@ -10,22 +10,20 @@ token decoded on its own (a ``<0xNN>`` byte-fallback token counts 1). Special to
 count 0 bytes: their loss is in the numerator, as it is in the training loss, but they are not text.
 So over a shard, the byte count is the UTF-8 size of the decoded documents.
 
-The tokenizer is the one recorded in the held-out shards' sidecars (``olmo2-lit prepare`` writes
-them; the file's sha256 must match), or the one given to the
+The tokenizer is the one recorded in the shards' sidecars (``olmo2-lit prepare`` writes them; the
+file's sha256 must match; ``TokenShardDataModule.tokenizer_identity``), or the one given to the
 :class:`~olmo2_lit.callbacks.bits_per_byte.BitsPerByte` callback (needed for OLMo's own raw shards).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.shards import find_shards, read_meta
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
+from olmo2_lit.data.contract import RunData
 
 _BYTE_FALLBACK = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
@@ -58,33 +56,12 @@ def token_byte_lengths(tokenizer: Tokenizer, *, size: Optional[int] = None) -> t
     return table
 
 
-def tokenizer_of_shards(paths: list[str]) -> Optional[Path]:
-    """The tokenizer.json named by the first shard sidecar under ``paths`` (beside the shard or in its
-    parent, as ``olmo2-lit prepare`` lays it out) when its sha256 matches the sidecar; else None."""
-    try:
-        shards = find_shards(list(paths))
-    except (FileNotFoundError, ValueError):
-        return None
-    for shard in shards[:1]:
-        meta = read_meta(shard)
-        if meta is None:
-            return None
-        for candidate in (shard.parent / meta.tokenizer, shard.parent.parent / meta.tokenizer):
-            if (
-                candidate.is_file()
-                and tokenizer_sha256(load_tokenizer(str(candidate))) == meta.tokenizer_sha256
-            ):
-                return candidate
-    return None
-
-
 def held_out_token_bytes(datamodule: Any, vocab_size: int) -> Optional[torch.Tensor]:
-    """The byte-length table for the datamodule's held-out shards, if their tokenizer is recorded."""
-    paths = list(getattr(datamodule, "val_paths", None) or []) + list(
-        getattr(datamodule, "test_paths", None) or []
-    )
-    found = tokenizer_of_shards(paths) if paths else None
-    return None if found is None else token_byte_lengths(load_tokenizer(str(found)), size=vocab_size)
+    """The byte-length table for the tokenizer the datamodule's shards record, if it is known
+    (:meth:`~olmo2_lit.data.contract.RunData.tokenizer_identity`)."""
+    recorded = datamodule.tokenizer_identity() if isinstance(datamodule, RunData) else None
+    tok = recorded.load() if recorded is not None else None
+    return None if tok is None else token_byte_lengths(tok, size=vocab_size)
 
 
 def bits_per_byte(nats: torch.Tensor, n_bytes: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,9 @@ from typing import Optional, TextIO
 
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.tokenizer import DEFAULT_EOS, load_tokenizer
 from olmo2_lit.eval.tokenizer_lookup import check_vocab, tokenizer_from_run
 from olmo2_lit.model.generate import stream
+from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, load_tokenizer
 from olmo2_lit.weights.pretrained import load_pretrained
 
 

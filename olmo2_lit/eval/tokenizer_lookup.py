@@ -4,7 +4,8 @@ A Lightning ``.ckpt`` does not store its tokenizer, but the run does: LightningC
 ``config.yaml`` into the log version directory (``runs/<name>/version_N/``, the checkpoint's parent's
 parent by default), whose ``data`` section names the shards, and each shard written by ``olmo2-lit
 prepare`` has a sidecar naming its ``tokenizer.json`` (beside the shard directory) and its sha256.
-:func:`tokenizer_from_run` follows that chain; anything else needs an explicit tokenizer path.
+:func:`tokenizer_from_run` follows that chain, reading the sidecars as the datamodule does
+(``olmo2_lit.shard_format.identity``); anything else needs an explicit tokenizer path.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Optional
 import yaml
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.shards import read_meta
-from olmo2_lit.data.tokenizer import load_tokenizer, tokenizer_sha256
 from olmo2_lit.model import ModelConfig
+from olmo2_lit.shard_format.identity import recorded_tokenizer
 
 
-def _data_paths(config_yaml: Path) -> list[Path]:
+def _data_paths(config_yaml: Path) -> list[str]:
     """Shard paths and directories named by a fit's config.yaml (train sources, val, prepare)."""
     cfg = yaml.safe_load(config_yaml.read_text()) or {}
     data = cfg.get("data") or {}
@@ -30,23 +30,7 @@ def _data_paths(config_yaml: Path) -> list[Path]:
     prepared = data.get("prepare_if_missing") or {}
     if prepared.get("output_dir"):
         paths += [str(Path(prepared["output_dir"]) / "train"), str(Path(prepared["output_dir"]) / "val")]
-    return [Path(p) for p in paths]
-
-
-def _sidecar_tokenizer(shard_path: Path) -> Optional[tuple[Path, str]]:
-    """(tokenizer.json, sha256) recorded by the first sidecar under ``shard_path``, if any."""
-    metas = [shard_path.with_suffix(".meta.json")] if shard_path.is_file() else []
-    if shard_path.is_dir():
-        metas = sorted(shard_path.glob("*.meta.json"))[:1]
-    for meta_file in metas:
-        meta = read_meta(meta_file.with_name(meta_file.name.removesuffix(".meta.json") + ".npy"))
-        if meta is None:
-            continue
-        shard_dir = meta_file.parent
-        for candidate in (shard_dir / meta.tokenizer, shard_dir.parent / meta.tokenizer):
-            if candidate.is_file():
-                return candidate, meta.tokenizer_sha256
-    return None
+    return [str(p) for p in paths]
 
 
 def tokenizer_from_run(checkpoint: Path) -> Optional[Path]:
@@ -60,9 +44,9 @@ def tokenizer_from_run(checkpoint: Path) -> Optional[Path]:
         if not config_yaml.is_file():
             continue
         for data_path in _data_paths(config_yaml):
-            found = _sidecar_tokenizer(data_path)
-            if found is not None and tokenizer_sha256(load_tokenizer(str(found[0]))) == found[1]:
-                return found[0]
+            recorded = recorded_tokenizer([data_path])
+            if recorded is not None and recorded.path is not None:
+                return recorded.path
     return None
 
 

@@ -16,10 +16,10 @@ from typing import BinaryIO
 import numpy as np
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.ngram import MAX_PERIOD, MIN_REPEATS, flag_repetitive
-from olmo2_lit.data.shards import dtype_for_vocab
 from olmo2_lit.errors import ConfigError
+from olmo2_lit.ngram import MAX_PERIOD, MIN_REPEATS, flag_repetitive
 from olmo2_lit.prepare.documents import DocumentReader, InputFile, Piece
+from olmo2_lit.shard_format.layout import dtype_for_vocab
 
 # A span of >= MIN_REPEATS repeats of a period <= MAX_PERIOD fits in this many tokens, so carrying this
 # much of a long document's previous piece lets the filter see a run that crosses a piece boundary.

@@ -12,12 +12,10 @@ import os
 import shutil
 from pathlib import Path
 
-from olmo2_lit.data.shards import sidecar_path
 from olmo2_lit.errors import OutputExistsError
+from olmo2_lit.shard_format.layout import MANIFEST, SPLITS, TOKENIZER_FILE
+from olmo2_lit.shard_format.sidecar import sidecar_path
 
-MANIFEST = "manifest.json"
-TOKENIZER_FILE = "tokenizer.json"
-SPLITS = ("train", "val")
 STAGING = ".prepare-staging"
 
 

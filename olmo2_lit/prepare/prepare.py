@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from olmo2_lit.data.shards import dtype_for_vocab
-from olmo2_lit.data.tokenizer import DEFAULT_EOS, eos_token_id, tokenizer_sha256
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.prepare.documents import EncodingErrors, InputFile, resolve_inputs
 from olmo2_lit.prepare.encode import EncodeConfig, TaskResult
-from olmo2_lit.prepare.output import STAGING, TOKENIZER_FILE, check_output
+from olmo2_lit.prepare.output import STAGING, check_output
 from olmo2_lit.prepare.steps import (
     absorb,
     check_counts,
@@ -37,31 +34,11 @@ from olmo2_lit.prepare.steps import (
     report,
     subsample,
 )
+from olmo2_lit.prepare.summary import PrepareSummary
 from olmo2_lit.prepare.tasks import plan_tasks, run_tasks
 from olmo2_lit.prepare.writer import RollingShardWriter
-
-_COPY_BLOCK_TOKENS = 4 << 20
-
-
-@dataclass
-class PrepareSummary:
-    """What ``prepare`` wrote (also saved, with the settings, in ``manifest.json``)."""
-
-    output_dir: str
-    vocab_size: int
-    dtype: str
-    eos_token_id: int
-    train_tokens: int
-    val_tokens: int
-    train_shards: list[str]
-    val_shards: list[str]
-    documents: int
-    filtered_documents: int
-    filtered_tokens: int
-    empty_documents: int
-    input_bytes: int
-    seconds: float
-    tokens_per_second: float
+from olmo2_lit.shard_format.layout import TOKENIZER_FILE, dtype_for_vocab
+from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, eos_token_id, tokenizer_sha256
 
 
 def prepare(

@@ -11,23 +11,23 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from olmo2_lit.data.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
-from olmo2_lit.data.tokenizer import load_tokenizer, train_bpe
 from olmo2_lit.errors import DataError
+from olmo2_lit.ngram import MAX_PERIOD, MIN_PERIOD, MIN_REPEATS
+from olmo2_lit.prepare.bpe import train_bpe
 from olmo2_lit.prepare.documents import DocumentReader, InputFile
 from olmo2_lit.prepare.encode import TaskResult
-from olmo2_lit.prepare.output import MANIFEST, TOKENIZER_FILE, publish
+from olmo2_lit.prepare.output import publish
+from olmo2_lit.prepare.summary import PrepareSummary
 from olmo2_lit.prepare.writer import RollingShardWriter, atomic_write_text
+from olmo2_lit.shard_format.layout import MANIFEST, TOKENIZER_FILE
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 _COPY_BLOCK_TOKENS = 4 << 20
-
-if TYPE_CHECKING:
-    from olmo2_lit.prepare.prepare import PrepareSummary
 
 
 def default_workers() -> int:

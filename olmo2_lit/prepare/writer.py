@@ -6,16 +6,15 @@ that is renamed into place, after its sidecar, once complete (issue 3, "bad inpu
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from olmo2_lit.atomic import atomic_file
-from olmo2_lit.data.shards import PathLike, ShardMeta, dtype_for_vocab, sidecar_path
+from olmo2_lit.atomic import PathLike, atomic_file
+from olmo2_lit.shard_format.layout import dtype_for_vocab
+from olmo2_lit.shard_format.sidecar import ShardMeta, write_meta
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
@@ -85,7 +84,7 @@ class ShardWriter:
             checksum=f"sha256:{self._hash.hexdigest()}",
             **self._fields,
         )
-        atomic_write_text(sidecar_path(self.path), json.dumps(dataclasses.asdict(meta), indent=2) + "\n")
+        write_meta(self.path, meta)
         os.replace(self._tmp, self.path)
         return meta
 

@@ -12,8 +12,8 @@ from conftest import VOCAB, assert_short_error, snapshot, tiny_fit, write_ids
 
 from olmo2_lit.data.datamodule import PrepareSpec, TokenShardDataModule
 from olmo2_lit.data.mixture import DataSource
-from olmo2_lit.data.tokenizer import train_bpe
 from olmo2_lit.errors import REPORTED, ConfigError, DataError
+from olmo2_lit.prepare.bpe import train_bpe
 from olmo2_lit.train.checkpoint_publish import STAGING
 
 

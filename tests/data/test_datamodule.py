@@ -270,3 +270,25 @@ def test_prepare_if_missing_builds_shards_once(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].max() < VOCAB and dm.eos_token_id == 0
     assert len(dm.val_dataloader()) > 0
+
+
+def test_checkpoint_state_keeps_its_format(shards):
+    """Checkpoints written before the position had its own object resume: the same keys, same meaning."""
+    dm = _dm(shards)
+    dm.setup("fit")
+    dm.skip_tokens(10 * T)
+    state = dm.state_dict()
+    assert set(state) == {
+        "version", "epoch", "tokens", "total_tokens", "seed", "sequence_length", "order",
+        "max_target_sequence_length", "fingerprint", "shards", "eos_token_id", "vocab_size",
+    }  # fmt: skip
+    assert (state["version"], state["epoch"], state["tokens"], state["total_tokens"]) == (
+        1,
+        0,
+        10 * T,
+        10 * T,
+    )
+    resumed = _dm(shards)
+    resumed.load_state_dict(state)
+    resumed.setup("fit")
+    assert resumed.state_dict() == state and resumed.tokens_seen == 10 * T

@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 import zstandard
 
-from olmo2_lit.data.shards import find_shards, open_shard, read_meta, read_tokens
-from olmo2_lit.data.tokenizer import load_tokenizer, train_bpe
+from olmo2_lit.data.shards import open_shard, read_tokens
+from olmo2_lit.prepare.bpe import train_bpe
 from olmo2_lit.prepare.documents import resolve_inputs
 from olmo2_lit.prepare.encode import EncodeConfig, Task, encode_task
 from olmo2_lit.prepare.prepare import prepare
+from olmo2_lit.shard_format.layout import find_shards
+from olmo2_lit.shard_format.sidecar import read_meta
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 WORDS = "the of and to in is was for on that with as by at from his her which or an be this".split()
 

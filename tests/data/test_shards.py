@@ -3,16 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from olmo2_lit.data.shards import (
-    dtype_for_vocab,
-    find_shards,
-    open_shard,
-    read_meta,
-    read_tokens,
-    sidecar_path,
-    verify_checksum,
-)
+from olmo2_lit.data.shards import open_shard, read_tokens
 from olmo2_lit.prepare.writer import RollingShardWriter, ShardWriter
+from olmo2_lit.shard_format.layout import dtype_for_vocab, find_shards
+from olmo2_lit.shard_format.sidecar import read_meta, sidecar_path, verify_checksum
 
 WRITER = dict(vocab_size=1000, eos_token_id=0, tokenizer="tokenizer.json", tokenizer_sha256="ab" * 32)
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from olmo2_lit.data.tokenizer import train_bpe
 from olmo2_lit.eval.bits_per_byte import token_byte_lengths
 from olmo2_lit.model import ModelConfig
+from olmo2_lit.prepare.bpe import train_bpe
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.lit_module import OLMo2LitModule
 
@@ -57,22 +58,27 @@ def test_validation_logs_bpb_equal_to_a_hand_computation(tokenizer):
     assert logged[M.VAL_BPB] > 1.0  # an untrained model: several bits per byte
 
 
-def test_tokenizer_is_found_from_prepared_shards_and_checked(tmp_path):
-    """Shards from `olmo2-lit prepare` name their tokenizer.json; a file whose sha256 differs from the
-    sidecar's (another tokenizer under the same name) is not used; raw shards give None."""
-    from types import SimpleNamespace
-
-    from olmo2_lit.eval.bits_per_byte import held_out_token_bytes, tokenizer_of_shards
+def test_the_table_comes_from_the_tokenizer_the_datamodule_records(tmp_path):
+    """Shards from `olmo2-lit prepare` name their tokenizer.json (the datamodule's tokenizer_identity);
+    raw shards, or a datamodule outside the RunData contract, give no table."""
+    from olmo2_lit.data.datamodule import TokenShardDataModule
+    from olmo2_lit.data.mixture import DataSource
+    from olmo2_lit.eval.bits_per_byte import held_out_token_bytes
     from olmo2_lit.prepare.prepare import prepare
 
     (tmp_path / "c.txt").write_text("\n".join(TEXTS * 40))
     prepare(inputs=[str(tmp_path / "c.txt")], output_dir=str(tmp_path / "d"), vocab_size=300, progress=False)
-    assert tokenizer_of_shards([str(tmp_path / "d" / "train")]) == tmp_path / "d" / "tokenizer.json"
-    table = held_out_token_bytes(SimpleNamespace(val_paths=[str(tmp_path / "d" / "train")]), 300)
-    assert table is not None and table.numel() == 300 and int(table.sum()) > 300
-    other = train_bpe(["something else entirely"] * 50, vocab_size=280)
-    other.save(str(tmp_path / "d" / "tokenizer.json"))
-    assert tokenizer_of_shards([str(tmp_path / "d" / "train")]) is None
     (tmp_path / "raw").mkdir()
     torch.zeros(64, dtype=torch.int16).numpy().tofile(tmp_path / "raw" / "part-0.npy")
-    assert held_out_token_bytes(SimpleNamespace(val_paths=[str(tmp_path / "raw")]), 300) is None
+
+    def data(path):
+        return TokenShardDataModule(
+            vocab_size=300, train_sources=[DataSource(paths=[str(path)])], sequence_length=8
+        )
+
+    table = held_out_token_bytes(data(tmp_path / "d" / "train"), 300)
+    assert torch.equal(
+        table, token_byte_lengths(load_tokenizer(str(tmp_path / "d" / "tokenizer.json")), size=300)
+    )
+    assert held_out_token_bytes(data(tmp_path / "raw"), 300) is None
+    assert held_out_token_bytes(object(), 300) is None

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from olmo2_lit.data.tokenizer import load_tokenizer
 from olmo2_lit.eval.metrics import task_metrics
 from olmo2_lit.eval.scoring import score_instances, tokenize_task
 from olmo2_lit.eval.tasks import load_task
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))

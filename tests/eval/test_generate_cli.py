@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from olmo2_lit.cli import main
-from olmo2_lit.data.tokenizer import load_tokenizer
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.model.generate import generate
 from olmo2_lit.prepare.prepare import prepare
+from olmo2_lit.shard_format.tokenizer import load_tokenizer
 from olmo2_lit.weights.export import save_native
 
 TEXT = "\n".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))

@@ -128,10 +128,10 @@ MUTATIONS = [
     ),
     Mutation(
         name="n-gram threshold 31 in ngram.py",
-        file="olmo2_lit/data/ngram.py",
+        file="olmo2_lit/ngram.py",
         original="MIN_REPEATS = 32",
         replacement="MIN_REPEATS = 31",
-        tests=("tests/data/test_ngram.py",),
+        tests=("tests/test_ngram.py",),
     ),
     # --- model ------------------------------------------------------------------------------------
     Mutation(
@@ -246,6 +246,20 @@ MUTATIONS = [
         replacement="return epoch_size",
         tests=("tests/data/test_sampler.py",),
     ),
+    Mutation(
+        name="skip_tokens not rounded up to a micro-step of every rank",
+        file="olmo2_lit/data/position.py",
+        original="self.advance(math.ceil(tokens / self.plan.sequence_length / step) * step)",
+        replacement="self.advance(tokens // self.plan.sequence_length)",
+        tests=("tests/data/test_position.py",),
+    ),
+    Mutation(
+        name="a tokenizer.json beside the shards used without checking its sha256",
+        file="olmo2_lit/shard_format/identity.py",
+        original="and tokenizer_sha256(load_tokenizer(str(candidate))) == meta.tokenizer_sha256:",
+        replacement=":",
+        tests=("tests/shard_format/test_identity.py",),
+    ),
     # --- checkpoints ------------------------------------------------------------------------------
     Mutation(
         name="checkpoint model-config check skipped",
@@ -256,8 +270,8 @@ MUTATIONS = [
     ),
     Mutation(
         name="checkpoint data position saved in instances, not tokens",
-        file="olmo2_lit/data/position_state.py",
-        original='"tokens": self.position.instances * self._sequence_length,',
+        file="olmo2_lit/data/position.py",
+        original='"tokens": self.position.instances * self.plan.sequence_length,',
         replacement='"tokens": self.position.instances,',
         tests=(
             "tests/data/test_datamodule.py::test_changed_global_batch_size_on_resume_continues_at_the_same_token",

@@ -5,7 +5,7 @@ import math
 import pytest
 from training_helpers import fit, fit_subprocess, scalars, tiny_args
 
-from olmo2_lit.data.tokenizer import train_bpe
+from olmo2_lit.prepare.bpe import train_bpe
 from olmo2_lit.train import metrics as M
 
 TEXTS = ["def f(x):\n    return x + 1\n", "héllo wörld, naïve café €5 ", "emoji 😀 and 中文 text\n"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from olmo2_lit.data.ngram import find_repetitions, flag_repetitive, is_repetitive
+from olmo2_lit.ngram import find_repetitions, flag_repetitive, is_repetitive
 
 
 def _planted(ngram, repeats, *, before=50, after=50, seed=0):

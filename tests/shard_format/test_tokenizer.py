@@ -1,6 +1,7 @@
 import pytest
 
-from olmo2_lit.data.tokenizer import eos_token_id, load_tokenizer, tokenizer_sha256, train_bpe
+from olmo2_lit.prepare.bpe import train_bpe
+from olmo2_lit.shard_format.tokenizer import eos_token_id, load_tokenizer, tokenizer_sha256
 
 TEXTS = [
     "def add(a, b):\n    return a + b\n",
