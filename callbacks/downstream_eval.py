@@ -26,7 +26,7 @@ class TaskSpec:
             files (format: ``olmo2_lit/eval/tasks.py``, docs/eval.md).
         name: name in the logs; default: ``<task>_<variant>`` or the file's stem.
         primary_metric: override the task's headline metric (acc | len_norm | pmi_dc | bpb).
-        limit: evaluate only the first this many questions.
+        limit: evaluate only the first this many questions of the file.
     """
 
     path: str
@@ -95,9 +95,7 @@ class DownstreamEval(Callback):
                 "set tokenizer to the one the model is trained with"
             )
         for spec in self.specs:
-            task = load_task(spec.path, name=spec.name, primary_metric=spec.primary_metric)
-            if spec.limit is not None:
-                task.requests = [r for r in task.requests if r.doc_id < spec.limit]
+            task = load_task(spec.path, name=spec.name, primary_metric=spec.primary_metric, limit=spec.limit)
             self.instances[task.name] = tokenize_task(
                 task,
                 tok,

@@ -110,6 +110,9 @@ NOT_RUN: dict[str, str] = {
     "--prompt+ 'import '": "needs a trained run (tests/eval/test_generate_cli.py runs the verb)",
     "olmo2-lit generate --checkpoint ckpt/olmo2-1b-hf --prompt_file prompts.txt --temperature 0.7 "
     "--top_p 0.9": "needs a released checkpoint (tests/eval/test_generate_cli.py runs the verb)",
+    "olmo2-lit generate --checkpoint ckpt/olmo2-1b-hf --prompt+ 'def f(x):' --stop+ return": (
+        "needs a released checkpoint (tests/eval/test_generate_cli.py runs the verb with --stop+)"
+    ),
     "olmo2-lit soup run_a/last.ckpt run_b/last.ckpt ckpt/native_c --out souped": (
         "needs three trained runs (tests/test_soup.py runs the verb)"
     ),

@@ -74,6 +74,7 @@ def generate(
     top_p: Optional[float] = None,
     seed: int = 0,
     eos_token: str = DEFAULT_EOS,
+    stop: Optional[list[str]] = None,
     device: str = "cpu",
     dtype: Optional[str] = None,
 ) -> None:
@@ -93,6 +94,8 @@ def generate(
         top_p: nucleus sampling: the smallest set of tokens with this much probability.
         seed: sampling seed.
         eos_token: generation of a prompt stops at this token (if the tokenizer has it).
+        stop: generation of a prompt also stops once it has produced this text's tokens (the text
+            encoded alone, matched on token ids; printed); repeat the flag for several.
         device: cpu, cuda, cuda:1, ...
         dtype: cast the weights (float32, bfloat16, ...); default keeps the stored dtype.
     """
@@ -114,6 +117,12 @@ def generate(
             )
         encoded.append(ids)
     eos_id = tok.token_to_id(eos_token)
+    stops = []
+    for text in stop or []:
+        ids = tok.encode(text, add_special_tokens=False).ids
+        if not ids:
+            raise ValueError(f"--stop {text!r}: the stop text encodes to no tokens")
+        stops.append(ids)
     for i, ((text, _), ids) in enumerate(zip(prompts, encoded)):
         print(f"=== {i}", flush=True)
         sys.stdout.write(text)
@@ -126,6 +135,7 @@ def generate(
             top_k=top_k,
             top_p=top_p,
             eos_id=eos_id,
+            stop=stops,
             seed=seed + i,
         ):
             if token is None or token == eos_id:

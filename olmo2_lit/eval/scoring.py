@@ -10,7 +10,9 @@ Follows ai2-olmo-eval's ``OEEvalTask.prep_examples`` and ``ICLMetric.update`` (O
 * for ``pmi_dc`` the same continuation is also scored after the domain-conditional prompt ``" "``.
 
 Queries are sorted by length and right-padded per batch (causal attention makes the padding
-invisible to earlier positions); identical domain-conditional queries are scored once.
+invisible to earlier positions). A domain-conditional score is shared by the requests whose whole
+continuation is the same (:attr:`Instance.dc_key`): two choices that differ only in their last token
+have the same ``dc_query`` but not the same score.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class Instance:
     dc_len: int
     cont_str_len: int
     cont_byte_len: int
+
+    @property
+    def dc_key(self) -> tuple[int, ...]:
+        """What the domain-conditional score depends on: the prompt ``" "`` and the whole continuation
+        (``dc_query`` lacks the continuation's last token, which is scored but not fed)."""
+        return self.dc_query[: self.dc_len] + self.continuation
 
 
 def tokenize_task(
@@ -139,7 +147,7 @@ def score_instances(
     with_domain_conditional: bool = True,
     batches: Optional[list[list[int]]] = None,
 ) -> tuple[dict[int, float], dict[tuple[int, ...], float]]:
-    """(log-likelihood per instance index, log-likelihood per distinct domain-conditional query).
+    """(log-likelihood per instance index, domain-conditional log-likelihood per :attr:`Instance.dc_key`).
 
     Args:
         model: maps (B, T) ids to (B, T, V) logits.
@@ -158,9 +166,9 @@ def score_instances(
     dc: dict[tuple[int, ...], float] = {}
     if with_domain_conditional:
         mine = sorted({i for b in batches for i in b})
-        distinct = {instances[i].dc_query: instances[i] for i in mine}
+        distinct = {instances[i].dc_key: instances[i] for i in mine}
         keys = list(distinct)
-        dq = [list(k) for k in keys]
+        dq = [distinct[k].dc_query for k in keys]
         d_starts = [distinct[k].dc_len for k in keys]
         d_conts = [distinct[k].continuation for k in keys]
         for b in length_batches([len(q) for q in dq], batch_size):

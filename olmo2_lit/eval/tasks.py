@@ -150,8 +150,20 @@ def read_jsonl_task(path: Path, *, name: Optional[str] = None, primary_metric: s
     return Task(name or path.stem, requests, primary_metric, str(path))
 
 
-def load_task(path: str, *, name: Optional[str] = None, primary_metric: Optional[str] = None) -> Task:
-    """An oe-eval task directory or one of our ``.jsonl`` files; ``primary_metric`` overrides the file's."""
+def load_task(
+    path: str,
+    *,
+    name: Optional[str] = None,
+    primary_metric: Optional[str] = None,
+    limit: Optional[int] = None,
+) -> Task:
+    """An oe-eval task directory or one of our ``.jsonl`` files; ``primary_metric`` overrides the file's.
+
+    Args:
+        limit: keep only the first this many questions (in file order, all their choices).
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"{path}: limit must be a number of questions >= 1, got {limit}")
     p = Path(path)
     if p.is_dir():
         task = read_oe_eval_task(p, name=name, primary_metric=primary_metric)
@@ -163,4 +175,8 @@ def load_task(path: str, *, name: Optional[str] = None, primary_metric: Optional
         task.primary_metric = primary_metric
     if not task.requests:
         raise ValueError(f"{task.source}: no requests")
+    if limit is not None:
+        first = list(dict.fromkeys(r.doc_id for r in task.requests))[:limit]
+        kept = set(first)
+        task.requests = [r for r in task.requests if r.doc_id in kept]
     return task

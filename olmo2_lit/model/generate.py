@@ -67,6 +67,32 @@ def _check_args(model: Transformer, prompts: Sequence[Sequence[int]], temperatur
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
+class _RowEnds:
+    """Which rows of a batch have ended: at ``eos_id`` or at the last token of a stop sequence."""
+
+    def __init__(self, batch: int, eos_id: Optional[int], stops: list[tuple[int, ...]]) -> None:
+        self.eos_id, self.stops = eos_id, stops
+        self.ended = [False] * batch
+        self.tails: list[list[int]] = [[] for _ in range(batch)]  # each row's latest new tokens
+        self.keep = max((len(s) for s in stops), default=0)
+
+    def mask(self, tokens: list[int]) -> list[Optional[int]]:
+        """The step's tokens, None for the rows that ended before it."""
+        return [None if e else t for e, t in zip(self.ended, tokens)]
+
+    def update(self, step: list[Optional[int]]) -> bool:
+        """Record a yielded step; True once every row has ended."""
+        for i, tok in enumerate(step):
+            if tok is None:
+                continue
+            tail = self.tails[i]
+            tail.append(tok)
+            del tail[: -self.keep or len(tail)]
+            if tok == self.eos_id or any(tuple(tail[-len(s) :]) == s for s in self.stops):
+                self.ended[i] = True
+        return all(self.ended)
+
+
 @torch.no_grad()
 def stream(
     model: Transformer,
@@ -77,13 +103,15 @@ def stream(
     top_k: Optional[int] = None,
     top_p: Optional[float] = None,
     eos_id: Optional[int] = None,
+    stop: Sequence[Sequence[int]] = (),
     seed: int = 0,
     use_cache: Optional[bool] = None,
 ) -> Iterator[list[Optional[int]]]:
     """Yield, at each step, the new token of every row (None for a row that already ended).
 
-    Generation ends after ``max_new_tokens`` steps, when every row has produced ``eos_id`` (which is
-    yielded, then None after), or when the longest row fills the model's context.
+    A row ends at the step it produces ``eos_id`` or the last token of one of the ``stop`` sequences
+    (that token is yielded; the row yields None from the next step on). Generation ends when every
+    row has ended, after ``max_new_tokens`` steps, or when the longest row fills the model's context.
 
     Args:
         model: the transformer (put it in eval mode first).
@@ -93,14 +121,19 @@ def stream(
         top_k: sample among the k most likely tokens only.
         top_p: sample from the smallest set of tokens with this much probability (nucleus).
         eos_id: token that ends a row.
+        stop: token sequences that end a row once its new tokens end with one (the prompt does not
+            count; matched on token ids).
         seed: seed of the sampling generator.
         use_cache: KV-cache decoding; None = whenever the block class supports it.
 
     Raises:
-        ValueError: a prompt longer than the model's context, an empty prompt, or a bad sampling
-            argument.
+        ValueError: a prompt longer than the model's context, an empty prompt, an empty stop sequence
+            or a bad sampling argument.
     """
     _check_args(model, prompts, temperature, top_k, top_p)
+    stops = [tuple(s) for s in stop]
+    if any(not s for s in stops):
+        raise ValueError("every stop sequence needs at least one token")
     if use_cache is None:
         use_cache = model.supports_kv_cache
     device = model.embeddings.weight.device
@@ -109,7 +142,6 @@ def stream(
     context = model.config.max_sequence_length
     B, longest = len(prompts), max(len(p) for p in prompts)
     steps = min(max_new_tokens, context - longest + 1)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
     if steps <= 0:
         return
 
@@ -131,14 +163,13 @@ def stream(
     else:
         rows = [torch.as_tensor(list(p), dtype=torch.long, device=device) for p in prompts]
         logits = torch.stack([model(r[None], last_only=True)[0, -1] for r in rows])
+    ended = _RowEnds(B, eos_id, stops)
     for step in range(steps):
         nxt = pick(logits)
-        out = [None if d else int(t) for d, t in zip(done.tolist(), nxt.tolist())]
+        out = ended.mask(nxt.tolist())
         yield out
-        if eos_id is not None:
-            done |= nxt == eos_id
-            if bool(done.all()):
-                return
+        if ended.update(out):
+            return
         if step == steps - 1:
             return
         if use_cache:
@@ -157,15 +188,16 @@ def generate(
     top_k: Optional[int] = None,
     top_p: Optional[float] = None,
     eos_id: Optional[int] = None,
+    stop: Sequence[Sequence[int]] = (),
     seed: int = 0,
     use_cache: Optional[bool] = None,
 ) -> list[list[int]]:
-    """The new tokens of every row, without the prompt and without ``eos_id``.
+    """The new tokens of every row, without the prompt and without ``eos_id`` (a ``stop`` sequence
+    that ended a row is kept).
 
     Same arguments as :func:`stream`, which yields the same tokens one step at a time.
     """
     rows: list[list[int]] = [[] for _ in prompts]
-    ended = [False] * len(prompts)
     for step in stream(
         model,
         prompts,
@@ -174,16 +206,13 @@ def generate(
         top_k=top_k,
         top_p=top_p,
         eos_id=eos_id,
+        stop=stop,
         seed=seed,
         use_cache=use_cache,
     ):
-        for i, tok in enumerate(step):
-            if tok is None or ended[i]:
-                continue
-            if tok == eos_id:
-                ended[i] = True
-            else:
-                rows[i].append(tok)
+        for row, tok in zip(rows, step):
+            if tok is not None and tok != eos_id:
+                row.append(tok)
     return rows
 
 

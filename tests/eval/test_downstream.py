@@ -1,25 +1,36 @@
-"""Downstream eval by ranked classification: log-likelihoods against a hand computation, accuracies
-against values recorded with ai2-olmo-eval's own code (tests/eval/fixtures/make_olmo_eval_reference.py),
-and the task-file errors."""
+"""Downstream eval by ranked classification: every request's acc / len_norm / pmi_dc score and the
+accuracies against values recorded with ai2-olmo-eval's own ``OEEvalTask`` + ``ICLMetric`` on its own
+request files with the dolma2 tokenizer (tests/eval/fixtures/make_olmo_eval_reference.py), a task's
+``limit`` through the DownstreamEval callback, log-likelihoods against a hand computation and
+transformers, and the task-file errors."""
 
 import gzip
+import hashlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from tokenizers import Tokenizer
 
-from olmo2_lit.eval.metrics import task_metrics
+from olmo2_lit.eval.metrics import ACCURACY_METRICS, request_scores, task_metrics
 from olmo2_lit.eval.scoring import score_instances, tokenize_task
 from olmo2_lit.eval.tasks import load_task
 from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-from make_olmo_eval_reference import MODEL, TASKS, build_model  # noqa: E402
+from make_olmo_eval_reference import DOLMA2, MODEL, TASKS, build_model  # noqa: E402
 
 REFERENCE = json.loads((FIXTURES / "olmo_eval_reference.json").read_text())
+CONTEXT = MODEL["max_sequence_length"]
+PRIMARY = {"arc_easy": "acc", "piqa": "len_norm", "boolq": "acc"}  # what each config.json says
+
+
+def _task_dir(name: str) -> str:
+    task, variant, _ = TASKS[name]
+    return str(FIXTURES / "oe_eval_tasks" / task / variant)
 
 
 @pytest.fixture(scope="module")
@@ -28,49 +39,121 @@ def model():
     m = build_model()
     # The recorded values belong to this exact seeded init; a changed init must regenerate them.
     assert float(m.embeddings.weight.detach().double().sum()) == pytest.approx(
-        REFERENCE["embedding_sum"], abs=1e-9
+        REFERENCE["embedding_sum"], rel=1e-12
     )
     return m
 
 
 @pytest.fixture(scope="module")
+def dolma2_json() -> str:
+    """The dolma2 tokenizer.json that ai2-olmo 0.6.0 ships, as recorded (sha256 checked)."""
+    raw = gzip.decompress((FIXTURES / DOLMA2["file"]).read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == REFERENCE["tokenizer"]["sha256"]
+    return raw.decode()
+
+
+@pytest.fixture(scope="module")
+def dolma2(dolma2_json):
+    return Tokenizer.from_str(dolma2_json)
+
+
+@pytest.fixture(scope="module")
 def tokenizer():
+    """A 512-token BPE trained on the task texts, for the format tests (a small context is enough)."""
     return load_tokenizer(str(FIXTURES / "tokenizer.json"))
 
 
-@pytest.mark.parametrize("name", list(TASKS))
-def test_metrics_equal_ai2_olmo_eval(model, tokenizer, name):
-    """acc, len_norm and pmi_dc equal what ai2-olmo-eval's OEEvalTask + ICLMetric computed on the same
-    model and request files (40 questions each; arc_easy 5-shot has 46 left-truncated requests), and
-    ce_loss/bpb match its acc run. Our batching (sorted by length) differs from theirs on purpose."""
-    task, variant = TASKS[name]
-    t = load_task(str(FIXTURES / "oe_eval_tasks" / task / variant))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("arc") else n for n in TASKS]
+)
+def test_every_request_and_accuracy_equal_ai2_olmo_eval(model, dolma2, name):
+    """Per request (doc_id, cont_id): our acc score (summed log-prob), len_norm score (/ characters)
+    and pmi_dc score (/ log-prob after " ") equal what ai2-olmo-eval's ICLMetric recorded for the same
+    weights, tokenizer and request file; the three accuracies equal its compute() exactly and
+    ce_loss/bpb its acc run. arc_easy (30 of 161 requests) and boolq (all) have choices sharing a
+    domain-conditional query (choices that differ only in their last token: single-token answers,
+    " yes"/" no"), which must still get their own pmi_dc score; boolq has left-truncated requests.
+    Our batching (sorted by length) differs from theirs on purpose."""
     ref = REFERENCE["tasks"][name]
-    instances = tokenize_task(t, tokenizer, context_length=MODEL["max_sequence_length"])
+    t = load_task(_task_dir(name))
+    instances = tokenize_task(t, dolma2, context_length=CONTEXT)
     assert len(instances) == ref["n_requests"]
     truncated = sum(
-        len(x.query) < len(tokenizer.encode(r.context).ids) + len(x.continuation) - 1
+        len(x.query) < len(dolma2.encode(r.context).ids) + len(x.continuation) - 1
         for x, r in zip(instances, t.requests)
     )
     assert truncated == ref["truncated"]
+    dc_queries = [x.dc_query for x in instances]
+    sharing = sum(dc_queries.count(q) > 1 for q in dc_queries)
+    assert sharing == ref["requests_sharing_a_dc_query"]
+    assert sharing > 0 or name == "piqa_rc_0shot"  # piqa's 40 questions happen to have none
     ll, dc = score_instances(model, instances, batch_size=8)
+    ours = request_scores(instances, ll, dc)
+    keys = [(x.doc_id, x.cont_id) for x in instances]
+    for metric in ACCURACY_METRICS:
+        theirs = {(d, c): v for d, c, v in ref[f"{metric}_per_request"]}
+        assert sorted(theirs) == sorted(keys), metric
+        for key, value in zip(keys, ours[metric]):
+            assert value == pytest.approx(theirs[key], rel=1e-5, abs=1e-6), (metric, key)
     got = task_metrics(instances, ll, dc)
-    for metric in ("acc", "len_norm", "pmi_dc"):
+    for metric in ACCURACY_METRICS:
         assert got[metric] == pytest.approx(ref[metric][f"{metric}_v1"], abs=1e-6), metric
     assert got["ce_loss"] == pytest.approx(ref["acc"]["ce_loss_v2"], rel=1e-5)
     assert got["bpb"] == pytest.approx(ref["acc"]["bpb_v2"], rel=1e-5)
-    # config.json's primary_metric: arc_easy rc_5shot says acc_raw, hellaswag rc_0shot acc_per_char
-    assert t.primary_metric == {"arc_easy": "acc", "hellaswag": "len_norm"}[task]
+    assert t.primary_metric == PRIMARY[TASKS[name][0]]
 
 
-def test_loglikelihoods_equal_a_hand_computation(model, tokenizer):
+@pytest.mark.slow
+def test_task_limit_in_the_callback_keeps_the_first_questions(model, dolma2_json, tmp_path):
+    """DownstreamEval with ``limit: 10`` scores only the first 10 questions of a file (all their
+    choices) and logs what ai2-olmo-eval's ICLMetric computes over those 10 (arc_easy, boolq); a task
+    without a limit (piqa) is scored whole."""
+    from lightning.pytorch import Trainer
+
+    from olmo2_lit.callbacks.downstream_eval import DownstreamEval
+    from olmo2_lit.train.lit_module import OLMo2LitModule
+
+    (tmp_path / "dolma2.json").write_text(dolma2_json)
+    limit = REFERENCE["limit"]
+    callback = DownstreamEval(
+        tasks=[
+            {"path": _task_dir("arc_easy_rc_5shot"), "limit": limit},
+            {"path": _task_dir("boolq_rc_0shot"), "limit": limit, "name": "boolq_first"},
+            {"path": _task_dir("piqa_rc_0shot")},
+        ],
+        tokenizer=str(tmp_path / "dolma2.json"),
+        batch_size=8,
+    )
+    module = OLMo2LitModule(config=model.config)
+    module.model = model
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    callback.setup(trainer, module, "validate")
+    expected_names = {"arc_easy_rc_5shot": "arc_easy_rc_5shot", "boolq_first": "boolq_rc_0shot"}
+    for ours, theirs in expected_names.items():
+        per_request = REFERENCE["tasks"][theirs]["acc_per_request"]
+        assert sorted({x.doc_id for x in callback.instances[ours]}) == list(range(limit))
+        assert len(callback.instances[ours]) == sum(d < limit for d, _, _ in per_request)
+    assert len(callback.instances["piqa_rc_0shot"]) == REFERENCE["tasks"]["piqa_rc_0shot"]["n_requests"]
+    results = callback.evaluate(trainer, module)
+    for metric in ACCURACY_METRICS:
+        for ours, theirs in expected_names.items():
+            ref = REFERENCE["tasks"][theirs][f"{metric}_limit{limit}"][f"{metric}_v1"]
+            assert results[ours][metric] == pytest.approx(ref, abs=1e-6), (ours, metric)
+        ref = REFERENCE["tasks"]["piqa_rc_0shot"][metric][f"{metric}_v1"]
+        assert results["piqa_rc_0shot"][metric] == pytest.approx(ref, abs=1e-6), metric
+    assert results["arc_easy_rc_5shot"]["primary"] == results["arc_easy_rc_5shot"]["acc"]
+    with pytest.raises(ValueError, match="limit must be a number of questions >= 1, got 0"):
+        load_task(_task_dir("boolq_rc_0shot"), limit=0)
+
+
+def test_loglikelihoods_equal_a_hand_computation(model, dolma2):
     """Each choice's score is the sum of log_softmax at its continuation tokens given the (left-
     truncated) context, computed here one unpadded sequence at a time; batching, padding and the
-    truncation offsets must not change it."""
-    task, variant = TASKS["arc_easy_rc_5shot"]
-    t = load_task(str(FIXTURES / "oe_eval_tasks" / task / variant))
-    t.requests = t.requests[:24]
-    C = MODEL["max_sequence_length"]
+    truncation offsets must not change it. Likewise each domain-conditional score, whose continuation
+    is the choice's own (boolq: " yes" and " no" share a query, not a score)."""
+    t = load_task(_task_dir("arc_easy_rc_5shot"), limit=3)
+    t.requests += load_task(_task_dir("boolq_rc_0shot"), limit=2).requests
+    tokenizer, C = dolma2, CONTEXT
     instances = tokenize_task(t, tokenizer, context_length=C)
     ll, dc = score_instances(model, instances, batch_size=5)
     n_truncated = 0
@@ -87,8 +170,9 @@ def test_loglikelihoods_equal_a_hand_computation(model, tokenizer):
             dq = tokenizer.encode(" ").ids + cont
             dlogp = torch.log_softmax(model(torch.tensor([dq[:-1]]))[0].double(), -1)
         d_expected = sum(float(dlogp[p, dq[p + 1]]) for p in range(len(dq) - 1 - len(cont), len(dq) - 1))
-        assert dc[instances[i].dc_query] == pytest.approx(d_expected, abs=2e-4)
+        assert dc[instances[i].dc_key] == pytest.approx(d_expected, abs=2e-4)
     assert n_truncated > 0
+    assert len({x.dc_query for x in instances}) < len({x.dc_key for x in instances})
 
 
 def test_our_jsonl_format_and_its_errors(tmp_path, tokenizer):
@@ -149,14 +233,14 @@ def test_oe_eval_file_errors(tmp_path):
         load_task(str(folder))
 
 
-def test_exported_model_scores_the_same_in_transformers(model, tokenizer, tmp_path):
+def test_exported_model_scores_the_same_in_transformers(model, dolma2, tmp_path):
     """Export the model to an HF directory, load it with transformers' Olmo2ForCausalLM, and score
-    OLMo's arc_easy 5-shot requests (truncated ones included) with it: every choice's log-likelihood
-    and the accuracies equal ours."""
+    OLMo's arc_easy 5-shot requests (the first 10 questions, truncated ones included) with it: every
+    choice's log-likelihood and the accuracies equal ours."""
     transformers = pytest.importorskip("transformers")
     from olmo2_lit.weights.export import export_hf
 
-    export_hf(model, model.config, tmp_path / "hf", dtype="float32", eos_token_id=0, pad_token_id=0)
+    export_hf(model, model.config, tmp_path / "hf", dtype="float32")  # dolma2 eos/pad ids
     hf = transformers.Olmo2ForCausalLM.from_pretrained(tmp_path / "hf").eval()
 
     class Logits(torch.nn.Module):
@@ -167,9 +251,8 @@ def test_exported_model_scores_the_same_in_transformers(model, tokenizer, tmp_pa
         def forward(self, ids):
             return self.hf(input_ids=ids).logits
 
-    task, variant = TASKS["arc_easy_rc_5shot"]
-    t = load_task(str(FIXTURES / "oe_eval_tasks" / task / variant))
-    instances = tokenize_task(t, tokenizer, context_length=MODEL["max_sequence_length"])
+    t = load_task(_task_dir("arc_easy_rc_5shot"), limit=10)
+    instances = tokenize_task(t, dolma2, context_length=CONTEXT)
     ours = score_instances(model, instances, batch_size=8)
     theirs = score_instances(Logits(), instances, batch_size=8)
     assert ours[0].keys() == theirs[0].keys()

@@ -160,3 +160,29 @@ def test_vocab_check_accepts_a_released_checkpoints_padded_vocab(run):
         with pytest.raises(ValueError, match=f"tokenizer has {n} tokens"):
             check_vocab(tok, bad, source="tok.json")
     check_vocab(tok, ModelConfig.tiny(vocab_size=n), source="tok.json")
+
+
+def test_stop_text_ends_each_prompt_where_its_tokens_are_produced(run, tmp_path, capsys):
+    """``--stop+ TEXT`` ends a prompt's generation right after the tokens TEXT encodes to (printed);
+    a prompt whose continuation never produces them runs to --max_new_tokens. Reference: each
+    prompt's free greedy continuation cut by hand."""
+    root, tok, model = run
+    save_native(model, tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text(tok.to_str())
+    eos = tok.token_to_id("<|endoftext|>")
+    prompts = ["def f", "import ", "class A:"]
+    free = {p: generate(model, [tok.encode(p).ids], max_new_tokens=12, eos_id=eos)[0] for p in prompts}
+    # a token first produced mid-way through a continuation, that encodes alone to itself
+    row = free["import "]
+    stop_tok = next(t for t in row if row.index(t) >= 2 and tok.encode(tok.decode([t])).ids == [t])
+    stop = tok.decode([stop_tok])
+    main(
+        ["generate", "--checkpoint", str(tmp_path / "m"), "--max_new_tokens", "12", "--stop+", stop]
+        + [a for p in prompts for a in ("--prompt+", p)]
+    )
+    blocks = [b.removeprefix("\n") for b in capsys.readouterr().out.split("=== ")[1:]]
+    got = [b.split("\n", 1)[1].rstrip("\n") for b in blocks]
+    expected = [p + tok.decode(r[: r.index(stop_tok) + 1] if stop_tok in r else r) for p, r in free.items()]
+    assert got == expected
+    assert len(got[1]) < len("import " + tok.decode(row))  # it really stopped early
+    assert any(stop_tok not in r for r in free.values())  # and a row without it ran on

