@@ -20,6 +20,8 @@ import signal
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import Callback
 
+from olmo2_lit import compat
+
 
 class SLURMRequeue(Callback):
     """Defers Lightning's SLURM save-and-requeue on the requeue signal to the next step boundary."""
@@ -31,7 +33,7 @@ class SLURMRequeue(Callback):
         self._last_step = -1
 
     def on_train_start(self, trainer, pl_module) -> None:
-        env = trainer._accelerator_connector.cluster_environment
+        env = compat.cluster_environment(trainer)
         self._active = isinstance(env, SLURMEnvironment) and env.auto_requeue
         if not self._active:
             return
@@ -50,5 +52,5 @@ class SLURMRequeue(Callback):
         if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):
             return
         # Lightning's own routine: finalize loggers, save hpc_ckpt_<n>.ckpt, rank 0 runs scontrol requeue.
-        trainer._signal_connector._slurm_sigusr_handler_fn(self._signum, None)
+        compat.slurm_save_and_requeue(trainer, self._signum)
         trainer.should_stop = True

@@ -8,6 +8,8 @@ import torch
 from lightning.pytorch.strategies import FSDPStrategy
 from torch.distributed.tensor.experimental import implicit_replication
 
+from olmo2_lit import compat
+
 
 def global_grad_norm(params: Iterable[torch.nn.Parameter], *, strategy=None) -> torch.Tensor:
     """L2 norm over all gradients, as one scalar tensor identical on every rank.
@@ -42,4 +44,4 @@ def rescale_grads_(params: Iterable[torch.nn.Parameter], factor: torch.Tensor) -
     if grads:
         # FSDP2 gradients are DTensor shards; a plain 0-dim factor is a replicated scalar to them.
         with implicit_replication():
-            torch._foreach_mul_(grads, factor.to(grads[0].dtype))
+            compat.foreach.mul_(grads, factor.to(grads[0].dtype))
