@@ -9,6 +9,7 @@ from lightning.pytorch.utilities.model_summary.model_summary import (
     get_human_readable_count,
 )
 
+from olmo2_lit import compat
 from olmo2_lit.model import flops_per_token
 
 
@@ -23,12 +24,13 @@ class OLMo2ModelSummary(ModelSummary):
 
     def __init__(self, *, max_depth: int = 2) -> None:
         super().__init__(max_depth=max_depth)
+        self.max_depth = max_depth
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._max_depth or not trainer.is_global_zero:
+        if not self.max_depth or not trainer.is_global_zero:
             return
-        summary = self._summary(trainer, pl_module)
-        columns = [col for col in summary._get_summary_data() if col[0] != "FLOPs"]
+        summary = compat.model_summary(self, trainer, pl_module)
+        columns = [col for col in compat.summary_columns(summary) if col[0] != "FLOPs"]
         print("\n" + _table(columns) + "\n" + self.footer(trainer, pl_module, summary))
 
     @staticmethod

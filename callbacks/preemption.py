@@ -30,6 +30,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from olmo2_lit import compat
 from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.train.step_record import StepRecord
 
@@ -78,7 +79,7 @@ class Preemption(StepCallback):
         if not self.enabled:
             return
         self._trainer, self.signum, self.saved_path = trainer, None, None
-        env = trainer._accelerator_connector.cluster_environment
+        env = compat.cluster_environment(trainer)
         slurm_requeue = isinstance(env, SLURMEnvironment) and env.auto_requeue
         for signum in HANDLED:
             if signum == signal.SIGUSR1 and slurm_requeue:
@@ -137,7 +138,7 @@ class Preemption(StepCallback):
                 file=sys.stderr,
                 flush=True,
             )
-        trainer._signal_connector.received_sigterm = True  # Lightning stops once the step is logged
+        compat.stop_after_this_step(trainer)  # Lightning stops once the step is logged
 
     @property
     def exit_status(self) -> int:

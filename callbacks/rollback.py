@@ -14,6 +14,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from olmo2_lit import compat
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.callbacks.spike_monitor import SpikeMonitor, find_monitor
 from olmo2_lit.callbacks.step_callback import StepCallback
@@ -95,7 +96,7 @@ class Rollback(StepCallback):
 
     def _checkpoint_interval(self, trainer: Trainer) -> int:
         ckpt = trainer.checkpoint_callback
-        every = getattr(ckpt, "_every_n_train_steps", 0) if isinstance(ckpt, ModelCheckpoint) else 0
+        every = compat.checkpoint_interval(ckpt) if isinstance(ckpt, ModelCheckpoint) else 0
         if not every:
             raise ValueError(
                 "Rollback needs periodic checkpoints to roll back to: set checkpoint.every_n_train_steps "

@@ -19,6 +19,7 @@ import signal
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
+from olmo2_lit import compat
 from olmo2_lit.callbacks.step_callback import StepCallback
 
 
@@ -34,7 +35,7 @@ class SLURMRequeue(StepCallback):
         self._active = False
 
     def on_train_start(self, trainer, pl_module) -> None:
-        env = trainer._accelerator_connector.cluster_environment
+        env = compat.cluster_environment(trainer)
         self._active = isinstance(env, SLURMEnvironment) and env.auto_requeue
         if not self._active:
             return
@@ -51,5 +52,5 @@ class SLURMRequeue(StepCallback):
         if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):
             return
         # Lightning's own routine: finalize loggers, save hpc_ckpt_<n>.ckpt, rank 0 runs scontrol requeue.
-        trainer._signal_connector._slurm_sigusr_handler_fn(self._signum, None)
+        compat.slurm_save_and_requeue(trainer, self._signum)
         trainer.should_stop = True

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 from jsonargparse.typing import register_type
-from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from olmo2_lit import compat
 from olmo2_lit.callbacks.checkpoint import StepCheckpoint
 from olmo2_lit.callbacks.housekeeping import Housekeeping
 from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
@@ -42,7 +42,7 @@ TRAINER_DEFAULTS = {
 }
 
 
-class OLMo2CLI(LightningCLI):
+class OLMo2CLI(compat.CLIHooks, LightningCLI):
     """LightningCLI with the datamodule's vocab linked into the model config, checkpointing, throughput,
     a step progress bar and a model summary on by default, and configs validated right after parsing."""
 
@@ -104,8 +104,9 @@ class OLMo2CLI(LightningCLI):
         except ValueError as err:
             self.parser.error(str(err))
 
-    def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
-        # Our progress bar and model summary, unless switched off or the user gave their own.
+    def trainer_callbacks(self, config: dict, callbacks: list) -> list:
+        """Our progress bar and model summary, unless switched off or the user gave their own; the effective
+        strategy settings in the log dir; SLURM requeue at a step boundary (else inert)."""
         given = list(config.get("callbacks") or []) + callbacks
         for switch, kind, ours in (
             ("enable_progress_bar", ProgressBar, StepProgressBar),
@@ -113,9 +114,7 @@ class OLMo2CLI(LightningCLI):
         ):
             if config.get(switch) is not False and not any(isinstance(c, kind) for c in given):
                 callbacks = [*callbacks, ours()]
-        # the effective strategy settings in the log dir; SLURM requeue at a step boundary (else inert)
-        callbacks = [*callbacks, StrategyRecord(), SLURMRequeue()]
-        return super()._instantiate_trainer(config, callbacks)
+        return [*callbacks, StrategyRecord(), SLURMRequeue()]
 
     def fit(self, model, datamodule=None, ckpt_path=None, **kwargs) -> None:
         """``trainer.fit``, fitted again from the checkpoint a step callback asked for once the fit stopped
@@ -130,11 +129,10 @@ class OLMo2CLI(LightningCLI):
         sub = self.config.get("subcommand")
         return self.config[sub] if sub else self.config
 
-    def _parse_ckpt_path(self) -> None:
-        # Workaround: LightningCLI 2.5-2.6 overwrites the config with the checkpoint's
-        # hyper_parameters (Lightning-AI/pytorch-lightning#20310, #20801; PR #21455 changes it).
-        # We keep the user's config and let OLMo2LitModule.on_load_checkpoint name any mismatch.
-        # Remove when the pinned Lightning has PR #21455.
+    def check_ckpt_path(self) -> None:
+        """In place of LightningCLI's reading of the checkpoint's hyper-parameters into the config
+        (``compat.CLIHooks``): we keep the user's config and let ``OLMo2LitModule.on_load_checkpoint`` name
+        any mismatch; here, a ``ckpt_path`` that does not exist is a parse error."""
         cfg = self._subcommand_config()
         ckpt = cfg.get("ckpt_path")
         # before Lightning looks for last/hpc/ckpt_path: put back a checkpoint whose replacement a kill

@@ -42,6 +42,8 @@ REQUIRED = [
     ),
     ("scaled_dot_product_attention(enable_gqa=...)", None, "enable_gqa", (2, 5)),
     ("nn.Module.compile()", "torch.nn:Module.compile", ".compile()", (2, 2)),
+    # the public spelling of torch._dynamo.disable (private names live in olmo2_lit/compat.py)
+    ("torch.compiler.disable", "torch.compiler:disable", "torch.compiler.disable", (2, 1)),
     ("torch.load(mmap=True)", None, "mmap=True", (2, 1)),
 ]
 

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from olmo2_lit.compat import tensor_version
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.flops import linear_flops
-from olmo2_lit.model.kv_cache import _LayerKV
+from olmo2_lit.model.kv_cache import LayerKV
 from olmo2_lit.model.registry import ATTENTION, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -109,7 +110,7 @@ class FlexBackend(AttentionBackend):
         from torch.nn.attention.flex_attention import create_block_mask
 
         B, T = q.shape[0], q.shape[-2]
-        key = (None if doc_lens is None else doc_lens._version, B, T, q.device)
+        key = (None if doc_lens is None else tensor_version(doc_lens), B, T, q.device)
         if cls._last[0] is doc_lens and cls._last[1] == key:  # the same tensor, unchanged
             return cls._last[2]
         if doc_lens is None:
@@ -206,7 +207,7 @@ class Attention(nn.Module):
         x: torch.Tensor,
         rope: RotaryEmbedding,
         doc_lens: Optional[torch.Tensor],
-        cache: Optional[_LayerKV] = None,
+        cache: Optional[LayerKV] = None,
     ) -> torch.Tensor:
         """(B, T, d_model) -> (B, T, d_model).
 

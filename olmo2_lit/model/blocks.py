@@ -16,7 +16,7 @@ from olmo2_lit.model.attention import Attention
 from olmo2_lit.model.config import ModelConfig
 from olmo2_lit.model.feed_forward import FeedForward
 from olmo2_lit.model.flops import linear_flops
-from olmo2_lit.model.kv_cache import _LayerKV
+from olmo2_lit.model.kv_cache import LayerKV
 from olmo2_lit.model.registry import BLOCKS, MLPS, NORMS
 from olmo2_lit.model.rope import RotaryEmbedding
 
@@ -47,7 +47,7 @@ class Block(nn.Module):
         x: torch.Tensor,
         rope: RotaryEmbedding,
         doc_lens: Optional[torch.Tensor],
-        cache: Optional[_LayerKV] = None,
+        cache: Optional[LayerKV] = None,
     ) -> torch.Tensor:
         """(B, T, d_model) -> (B, T, d_model).
 

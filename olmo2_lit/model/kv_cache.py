@@ -54,7 +54,7 @@ class KVCache:
         self._new = 0  # tokens in the step being run
         self.positions: Optional[torch.Tensor] = None  # (B, T) RoPE positions of the new tokens
         self.mask: Optional[torch.Tensor] = None  # (B, 1, T, length + T) True = may attend
-        self._layers = [_LayerKV(self, i) for i in range(n_layers)]
+        self._layers = [LayerKV(self, i) for i in range(n_layers)]
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, *, batch_size: int, max_length: int) -> KVCache:
@@ -71,7 +71,7 @@ class KVCache:
             device=weight.device,
         )
 
-    def layer(self, idx: int) -> _LayerKV:
+    def layer(self, idx: int) -> LayerKV:
         """The view of layer ``idx`` that its attention reads and writes."""
         return self._layers[idx]
 
@@ -105,7 +105,7 @@ class KVCache:
         self._new = 0
 
 
-class _LayerKV:
+class LayerKV:
     """One layer's slice of a :class:`KVCache`."""
 
     def __init__(self, cache: KVCache, idx: int) -> None:

@@ -8,6 +8,8 @@ from typing import Optional
 import torch
 from torch.distributed.tensor.experimental import implicit_replication
 
+from olmo2_lit import compat
+
 
 def global_grad_norm(
     params: Iterable[torch.nn.Parameter],
@@ -46,4 +48,4 @@ def rescale_grads_(params: Iterable[torch.nn.Parameter], factor: torch.Tensor) -
     if grads:
         # FSDP2 gradients are DTensor shards; a plain 0-dim factor is a replicated scalar to them.
         with implicit_replication():
-            torch._foreach_mul_(grads, factor.to(grads[0].dtype))
+            compat.foreach.mul_(grads, factor.to(grads[0].dtype))

@@ -12,6 +12,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
 from torchmetrics import MeanMetric, SumMetric
 
+from olmo2_lit import compat
 from olmo2_lit.callbacks.step_callback import NonFiniteHandler, StepPublisher
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datamodule import TokenShardDataModule
@@ -334,11 +335,12 @@ class OLMo2LitModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("olmo2_lit")
-        path = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
+        trainer = compat.attached_trainer(self)
+        path = getattr(trainer, "ckpt_path", None) or "the checkpoint"
         if saved is None:
             raise CheckpointError(f"{path} was not written by OLMo2LitModule (no 'olmo2_lit' entry)")
         check_model_config(saved["model_config"], self.config, path=path)
-        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        fitting = trainer is not None and trainer.state.fn == "fit"
         # a file carries its optimizer state in the dict (a sharded directory: loaded by the strategy)
         if fitting and Path(str(path)).is_file() and "optimizer_states" not in checkpoint:
             raise CheckpointError(

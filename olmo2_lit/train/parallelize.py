@@ -11,14 +11,10 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
-from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
-    _CHECKPOINT_PREFIX,
-    CheckpointImpl,
-    CheckpointWrapper,
-)
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+from olmo2_lit.compat import CHECKPOINT_PREFIX, CheckpointImpl, CheckpointWrapper
 from olmo2_lit.model import Transformer
 
 DTypeName = Literal["float32", "bfloat16"]
@@ -111,7 +107,7 @@ def parameter_name(name: str) -> str:
     ``named_parameters()`` of a wrapped block shows torch's wrapper prefix; its ``state_dict`` does not.
     Param-group patterns and diagnostics use this form so they are the same with or without wrapping.
     """
-    return name.replace(_CHECKPOINT_PREFIX, "")
+    return name.replace(CHECKPOINT_PREFIX, "")
 
 
 def dtype_of(name: Optional[DTypeName]) -> Optional[torch.dtype]:

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import torch
 
+from olmo2_lit import compat
+
 STATE_KEY = "skip_step"
 """Key of the loss and grad-norm history in :meth:`SkipStepAdamW.state_dict`."""
 
@@ -45,27 +47,27 @@ def foreach_adamw_step(
     """:func:`adamw_step` over lists of tensors with multi-tensor kernels (lerp spelled as mul + add:
     ``_foreach_lerp_`` misbehaves with DTensor, pytorch/pytorch#132017)."""
     beta1, beta2 = betas
-    torch._foreach_mul_(params, 1 - step_factor * (lr * weight_decay))
+    compat.foreach.mul_(params, 1 - step_factor * (lr * weight_decay))
     grads = [g.type_as(ea) for g, ea in zip(grads, exp_avgs)]
     w1 = step_factor * (1 - beta1)
-    torch._foreach_mul_(exp_avgs, 1.0 - w1)
-    torch._foreach_add_(exp_avgs, torch._foreach_mul(grads, w1))
-    grad_squares = torch._foreach_mul(grads, grads)
+    compat.foreach.mul_(exp_avgs, 1.0 - w1)
+    compat.foreach.add_(exp_avgs, compat.foreach.mul(grads, w1))
+    grad_squares = compat.foreach.mul(grads, grads)
     w2 = step_factor * (1 - beta2)
-    torch._foreach_mul_(exp_avg_sqs, 1.0 - w2)
-    torch._foreach_add_(exp_avg_sqs, torch._foreach_mul(grad_squares, w2))
+    compat.foreach.mul_(exp_avg_sqs, 1.0 - w2)
+    compat.foreach.add_(exp_avg_sqs, compat.foreach.mul(grad_squares, w2))
     steps_t = torch.stack(steps)
     bias_corrections1 = 1 - torch.pow(beta1, steps_t + 1)
     bias_corrections2 = 1 - torch.pow(beta2, steps_t + 1)
     step_sizes = lr / bias_corrections1
-    denoms = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denoms, bias_corrections2.sqrt().unbind())
-    torch._foreach_add_(denoms, eps)
-    updates = torch._foreach_div(exp_avgs, denoms)
-    torch._foreach_mul_(updates, (-step_factor * step_sizes).unbind())
-    torch._foreach_add_(params, updates)
+    denoms = compat.foreach.sqrt(exp_avg_sqs)
+    compat.foreach.div_(denoms, bias_corrections2.sqrt().unbind())
+    compat.foreach.add_(denoms, eps)
+    updates = compat.foreach.div(exp_avgs, denoms)
+    compat.foreach.mul_(updates, (-step_factor * step_sizes).unbind())
+    compat.foreach.add_(params, updates)
     if stepfix:
-        torch._foreach_add_(steps, [step_factor] * len(steps))
+        compat.foreach.add_(steps, [step_factor] * len(steps))
 
 
 class SkipStepAdamW(torch.optim.Optimizer):
@@ -165,7 +167,7 @@ class SkipStepAdamW(torch.optim.Optimizer):
         self._grad_norms.append(grad_norm)
         del self._grad_norms[: -(self.rolling_interval_length + 1)]
 
-    @torch._dynamo.disable()
+    @torch.compiler.disable()
     def get_step_factor(self) -> torch.Tensor:
         """1.0 to take the step, 0.0 to skip it, as a float tensor on the parameters' device."""
         if len(self._losses) < max(2, self.rolling_interval_length // 2):

@@ -15,7 +15,6 @@ Every checkpoint directory is written atomically (:func:`save_directory_atomical
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -28,8 +27,8 @@ from lightning.pytorch.strategies import DeepSpeedStrategy as _DeepSpeedStrategy
 from lightning.pytorch.strategies import FSDPStrategy as _FSDPStrategy
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.distributed.fsdp import MixedPrecision
-from torch.distributed.fsdp.wrap import _Policy
 
+from olmo2_lit import compat
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.model import Transformer
@@ -61,7 +60,7 @@ def check_strategy_name(name: str) -> None:
         require_cuda(name)
 
 
-class BlockWrapPolicy(_Policy):
+class BlockWrapPolicy(compat.fsdp_wrap_policy_base()):
     """FSDP (v1) auto-wrap policy: one FSDP unit per entry of every :class:`Transformer`'s ``blocks``.
 
     Whatever block class the registry built, and whether or not ``parallelize`` wrapped it for
@@ -69,14 +68,10 @@ class BlockWrapPolicy(_Policy):
     The root (embeddings, final norm, LM head) is the outer unit.
     """
 
-    def _run_policy(self, root_module, ignored_modules, root_kwargs) -> dict:
-        targets = {}
+    def units(self, root_module: torch.nn.Module) -> Iterator[torch.nn.Module]:
         for module in root_module.modules():
             if isinstance(module, Transformer):
-                for block in module.blocks:
-                    if block not in ignored_modules:
-                        targets[block] = copy.copy(root_kwargs)
-        return targets
+                yield from module.blocks
 
 
 def save_directory_atomically(strategy, save, checkpoint: dict[str, Any], filepath, storage_options) -> None:
@@ -132,11 +127,11 @@ class FSDP2Strategy(ModelParallelStrategy):
         )
 
     def setup_environment(self) -> None:
-        self._data_parallel_size = self.num_nodes * self.num_processes  # pure data parallel
+        compat.set_data_parallel_size(self, self.num_nodes * self.num_processes)  # pure data parallel
         super().setup_environment()
 
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
-        if not self._save_distributed_checkpoint:  # one file from rank 0, through AtomicCheckpointIO
+        if not compat.saves_distributed_checkpoint(self):  # one file from rank 0, through AtomicCheckpointIO
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
@@ -181,7 +176,7 @@ class FSDPStrategy(_FSDPStrategy):
         )
 
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options=None) -> None:
-        if self._state_dict_type != "sharded":  # one file from rank 0, through AtomicCheckpointIO
+        if compat.fsdp_state_dict_type(self) != "sharded":  # one file from rank 0, through AtomicCheckpointIO
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         save_directory_atomically(self, super().save_checkpoint, checkpoint, filepath, storage_options)
 
@@ -191,7 +186,7 @@ class FSDPStrategy(_FSDPStrategy):
         return super().load_checkpoint(checkpoint_path, weights_only)
 
 
-class DeepSpeedStrategy(_DeepSpeedStrategy):
+class DeepSpeedStrategy(compat.DeepSpeedMicroBatch, _DeepSpeedStrategy):
     """DeepSpeed ZeRO around the module's own optimizer (our AdamW and param groups). Needs CUDA.
 
     DeepSpeed clips by the global norm itself, from ``trainer.gradient_clip_val``; the z-loss is part of
@@ -229,9 +224,9 @@ class DeepSpeedStrategy(_DeepSpeedStrategy):
         require_kind(checkpoint_path, accepts=accepts, strategy="DeepSpeed")
         return super().load_checkpoint(checkpoint_path, weights_only)
 
-    def _auto_select_batch_size(self) -> int:
-        # Lightning reads the dataloader's batch_sampler, which ours has none of (batch_size=None: the
-        # dataset yields whole micro-batches); the batch plan knows the micro batch.
+    def micro_batch_size(self) -> int:
+        """DeepSpeed's ``train_micro_batch_size_per_gpu``: the batch plan's micro batch (Lightning would
+        read the dataloader's ``batch_sampler``; ours has none: the dataset yields whole micro-batches)."""
         return self.lightning_module.trainer.datamodule.batch_plan.micro_batch
 
 
@@ -247,11 +242,14 @@ def describe(strategy) -> dict[str, Any]:
         "precision": getattr(strategy.precision_plugin, "precision", None),
         "process_group_backend": getattr(strategy, "process_group_backend", None),
     }
-    for attr in ("_data_parallel_size", "_tensor_parallel_size", "_save_distributed_checkpoint",
-                 "sharding_strategy", "_state_dict_type", "mixed_precision", "cpu_offload", "_ddp_kwargs",
-                 "kwargs", "config"):  # fmt: skip
-        if hasattr(strategy, attr):
-            out[attr.lstrip("_")] = _plain(getattr(strategy, attr))
+    private = compat.strategy_settings(strategy)  # settings Lightning keeps in private attributes
+    for key in ("data_parallel_size", "tensor_parallel_size", "save_distributed_checkpoint",
+                "sharding_strategy", "state_dict_type", "mixed_precision", "cpu_offload", "ddp_kwargs",
+                "kwargs", "config"):  # fmt: skip
+        if key in private:
+            out[key] = _plain(private[key])
+        elif hasattr(strategy, key):
+            out[key] = _plain(getattr(strategy, key))
     return out
 
 
@@ -363,7 +361,7 @@ class DeepSpeedAdapter(StrategyAdapter):
         if hasattr(zero, "scaled_global_norm"):
             norm = zero.scaled_global_norm()
         else:
-            norm = torch.linalg.vector_norm(torch.stack(deepspeed_zero3_norm_groups(zero)))
+            norm = torch.linalg.vector_norm(torch.stack(compat.deepspeed_zero3_norm_groups(zero)))
         return (torch.as_tensor(norm) / zero.loss_scale).float()
 
     def clip(self, model: torch.nn.Module, max_norm: float, norm: torch.Tensor) -> None:
@@ -371,11 +369,6 @@ class DeepSpeedAdapter(StrategyAdapter):
 
     def base_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         return getattr(optimizer, "optimizer", optimizer)  # ZeRO wraps the module's optimizer
-
-
-def deepspeed_zero3_norm_groups(zero: Any) -> list[torch.Tensor]:
-    """The per-group gradient norms of a ZeRO-3 optimizer, as its ``step`` computes them."""
-    return zero._get_norm_groups()
 
 
 def adapter_for(strategy: Any) -> StrategyAdapter:

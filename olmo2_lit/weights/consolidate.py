@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any, Union
 
 import torch
-from torch.distributed.checkpoint import FileSystemReader
-from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
-from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
+from olmo2_lit import compat
 from olmo2_lit.atomic import atomic_file
 
 LIGHTNING_META = "meta.pt"  # Lightning's non-tensor state inside a sharded checkpoint directory
@@ -46,10 +44,7 @@ def load_sharded(path: Union[str, Path], *, with_optimizer: bool = True) -> dict
         raise FileNotFoundError(
             f"{path} is not a sharded checkpoint directory (no {DCP_METADATA} file in it)"
         )
-    shards: dict[str, Any] = {}
-    _load_state_dict(
-        shards, storage_reader=FileSystemReader(path), planner=_EmptyStateDictLoadPlanner(), no_dist=True
-    )
+    shards = compat.read_distributed_checkpoint(path)
     meta = path / LIGHTNING_META
     checkpoint = torch.load(meta, map_location="cpu", weights_only=False) if meta.is_file() else {}
     # FSDP2 (ModelParallelStrategy) stores the weights under "state_dict", Lightning's FSDP (v1) under "model"

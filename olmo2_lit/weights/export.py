@@ -35,14 +35,15 @@ def check_out_dir(out_dir: Path) -> None:
 
 
 @contextmanager
-def _atomic_dir(out_dir: Path) -> Iterator[Path]:
+def atomic_out_dir(out_dir: Path) -> Iterator[Path]:
     """An :func:`atomic_dir` for ``out_dir`` after checking it is new or empty."""
     check_out_dir(out_dir)
     with atomic_dir(out_dir) as tmp:
         yield tmp
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
+    """``data`` as indented JSON with sorted keys (config files meant to be read and diffed)."""
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -78,7 +79,7 @@ def _write_safetensors(
             "metadata": {"total_size": sum(t.numel() for t in sd.values()) * itemsize},
             "weight_map": {k: name for keys, name in zip(shards, names) for k in keys},
         }
-        _write_json(out_dir / HF_INDEX, index)
+        write_json(out_dir / HF_INDEX, index)
     return len(shards)
 
 
@@ -123,9 +124,9 @@ def export_hf(
     hf_sd = native_to_hf(sd, cfg)
     if tokenizer_json is not None:
         require_file(Path(tokenizer_json))
-    with _atomic_dir(out_dir) as tmp:
-        _write_json(tmp / "config.json", hf_config)
-        _write_json(tmp / "generation_config.json", {k: v for k, v in ids.items() if v is not None})
+    with atomic_out_dir(out_dir) as tmp:
+        write_json(tmp / "config.json", hf_config)
+        write_json(tmp / "generation_config.json", {k: v for k, v in ids.items() if v is not None})
         n_shards = _write_safetensors(hf_sd, tmp, dtype=dtype, max_shard_size=max_shard_size)
         if tokenizer_json is not None:
             shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
@@ -138,6 +139,6 @@ def save_native(model: Transformer, out_dir: Union[str, Path]) -> None:
     Atomic, like :func:`export_hf`; read it back with :func:`load_native` or :func:`load_pretrained`.
     """
     sd = {k: t.detach().cpu().contiguous() for k, t in model.state_dict().items()}
-    with _atomic_dir(Path(out_dir)) as tmp:
-        _write_json(tmp / NATIVE_CONFIG, model.config.to_dict())
+    with atomic_out_dir(Path(out_dir)) as tmp:
+        write_json(tmp / NATIVE_CONFIG, model.config.to_dict())
         save_file(sd, tmp / HF_WEIGHTS, metadata={"format": "pt"})

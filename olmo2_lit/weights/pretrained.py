@@ -204,7 +204,9 @@ def read_checkpoint(path: Union[str, Path]) -> tuple[ModelConfig, StateDict]:
     )
 
 
-def _check_same_architecture(stored: ModelConfig, given: ModelConfig) -> None:
+def check_same_architecture(stored: ModelConfig, given: ModelConfig) -> None:
+    """Raise if ``stored`` and ``given`` differ in a field that is not overridable (one that shapes
+    the weights)."""
     differ = [
         f"{f.name} (weights: {effective(stored, f.name)!r}, config: {effective(given, f.name)!r})"
         for f in dataclasses.fields(ModelConfig)
@@ -244,7 +246,7 @@ def load_pretrained(
     stored, sd = read_checkpoint(path)
     if config is not None:
         try:
-            _check_same_architecture(stored, config)
+            check_same_architecture(stored, config)
             check_tensors(sd, native_shapes(config))
         except ValueError as err:
             raise WeightsError(f"{path} does not fit the given config: {err}") from None

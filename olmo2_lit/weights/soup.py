@@ -20,8 +20,8 @@ from safetensors.torch import save_file
 
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.weights.convert_hf import DTypeName, StateDict, as_dtype
-from olmo2_lit.weights.export import _atomic_dir, _write_json, check_out_dir
-from olmo2_lit.weights.pretrained import HF_WEIGHTS, NATIVE_CONFIG, _check_same_architecture, read_checkpoint
+from olmo2_lit.weights.export import atomic_out_dir, check_out_dir, write_json
+from olmo2_lit.weights.pretrained import HF_WEIGHTS, NATIVE_CONFIG, check_same_architecture, read_checkpoint
 
 
 def check_same_tensors(reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor]) -> None:
@@ -70,7 +70,7 @@ def average_checkpoints(
             continue
         try:
             check_same_tensors(total, sd)
-            _check_same_architecture(first_cfg, cfg)
+            check_same_architecture(first_cfg, cfg)
         except ValueError as err:
             raise ValueError(f"{path} does not have the architecture of {paths[0]}: {err}") from None
         for key, tensor in sd.items():
@@ -90,8 +90,8 @@ def write_native(
     """Write a native directory atomically (``out_dir`` must be new or empty), with an optional
     tokenizer.json copied in."""
     tensors = {k: t.detach().to(device="cpu", dtype=dtype).contiguous() for k, t in sd.items()}
-    with _atomic_dir(out_dir) as tmp:
-        _write_json(tmp / NATIVE_CONFIG, cfg.to_dict())
+    with atomic_out_dir(out_dir) as tmp:
+        write_json(tmp / NATIVE_CONFIG, cfg.to_dict())
         save_file(tensors, tmp / HF_WEIGHTS, metadata={"format": "pt"})
         if tokenizer_json is not None:
             shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
