@@ -43,6 +43,11 @@ class RunData(Protocol):
         """Shard path and first token of training instance ``index`` (a value of ``batch["index"]``)."""
         ...
 
+    def skip_tokens(self, tokens: int) -> None:
+        """Move the data position on by ``tokens`` (rounded up to whole micro-batches): data never trained
+        on (``Rollback`` skips past spiked batches)."""
+        ...
+
     def tokenizer_identity(self) -> Optional[TokenizerIdentity]:
         """The tokenizer the shards' sidecars record, with its tokenizer.json when it is beside them;
         None for shards without sidecars."""
