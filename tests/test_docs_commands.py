@@ -95,6 +95,14 @@ NOT_RUN: dict[str, str] = {
     "--warmup 2 --rounds 3 --precisions fp32 --peers olmo2_lit transformers --compile blocks": "benchmark",
     "TORCHINDUCTOR_FORCE_DISABLE_CACHES=1 python benchmarks/bench_model.py --batch 8 --seq 512 --steps 3 "
     "--warmup 2 --rounds 3 --precisions fp32 --peers olmo2_lit transformers --compile model": "benchmark",
+    # GPU checks (docs/gpu.md); tests/benchmarks/test_gpu_scripts.py runs each with --cpu_smoke
+    "python benchmarks/gpu_throughput.py --preset olmo2_1b --seq 4096 --batch 8 4 --variants bf16 float8": (
+        "needs a GPU"
+    ),
+    "python benchmarks/gpu_throughput.py --preset olmo2_7b --layers 4 --seq 4096 --batch 2 --fsdp2 "
+    "--peer transformers": "needs a GPU",
+    "python benchmarks/gpu_scaleout.py --precision 32-true": "needs a GPU",
+    "python benchmarks/gpu_attention.py --seq 4096 --backends sdpa flex xformers eager": "needs a GPU",
     # the published config and the mirror are the user's; tests/data/test_mirror.py runs the verb
     "olmo2-lit data-paths --source OLMo2-7B-stage1.yaml --mirror /data/ai2-llm --output mirror.yaml": (
         "needs a published config and a local mirror of OLMo-mix (tests/data/test_mirror.py runs the verb)"

@@ -110,8 +110,11 @@ class FlexBackend(AttentionBackend):
         from torch.nn.attention.flex_attention import create_block_mask
 
         B, T = q.shape[0], q.shape[-2]
-        key = (None if doc_lens is None else tensor_version(doc_lens), B, T, q.device)
-        if cls._last[0] is doc_lens and cls._last[1] == key:  # the same tensor, unchanged
+        # Under torch.compile (per block) the mask is built inside each block's graph: the cache's
+        # identity and version checks would be data-dependent guards, a graph break.
+        compiling = torch.compiler.is_compiling()
+        key = None if compiling else (None if doc_lens is None else tensor_version(doc_lens), B, T, q.device)
+        if not compiling and cls._last[0] is doc_lens and cls._last[1] == key:  # the same tensor, unchanged
             return cls._last[2]
         if doc_lens is None:
 
@@ -126,7 +129,8 @@ class FlexBackend(AttentionBackend):
                 return (q_idx >= kv_idx) & (doc[b, q_idx] == doc[b, kv_idx])
 
             mask = create_block_mask(mask_mod, B, None, T, T, device=q.device)
-        cls._last = (doc_lens, key, mask)
+        if not compiling:
+            cls._last = (doc_lens, key, mask)
         return mask
 
 

@@ -465,4 +465,25 @@ MUTATIONS = [
         replacement="any(tail[-1] == s[-1] for s in self.stops)",
         tests=("tests/model/test_generate.py::test_stream_rows_end_at_max_tokens_stop_sequences_and_eos",),
     ),
+    Mutation(
+        name="float8 converts the output projection too (not only the blocks' linear layers)",
+        file="olmo2_lit/train/float8.py",
+        original='take = fqn.startswith("blocks.") and',
+        replacement="take =",
+        tests=("tests/training/test_parallelize.py::test_float8_converts_the_blocks_linear_layers_only",),
+    ),
+    Mutation(
+        name="float8 accepted on an A100 (compute capability 8.0)",
+        file="olmo2_lit/train/float8.py",
+        original="MIN_CAPABILITY = (8, 9)",
+        replacement="MIN_CAPABILITY = (8, 0)",
+        tests=("tests/training/test_parallelize.py::test_float8_refuses_gpus_without_float8_matmuls",),
+    ),
+    Mutation(
+        name="compile: auto compiles on the CPU too",
+        file="olmo2_lit/train/parallelize.py",
+        original='if input_ids.device.type == "cuda":',
+        replacement="if True:",
+        tests=("tests/training/test_parallelize.py::test_compile_auto_stays_eager_on_cpu_and_true_compiles",),
+    ),
 ]

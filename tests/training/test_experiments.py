@@ -55,6 +55,8 @@ def test_recipe_parses(path, capsys):
     cfg = _print_config(_layers(path), capsys)
     # the model's vocab is a link target of data.vocab_size, so it is not settable or printed
     assert "vocab_size" not in cfg["model"]["config"] and cfg["data"]["vocab_size"] > 0
+    # per-block compile where it pays: on CUDA (auto), in every recipe; none switches it off or forces it
+    assert cfg["model"]["parallelize"]["compile"] == "auto"
 
 
 @pytest.mark.parametrize(
