@@ -270,10 +270,13 @@ def test_checkpoint_interval():
 
 def test_deepspeed_zero3_norm_groups():
     stage3 = pytest.importorskip("deepspeed.runtime.zero.stage3")
-    method = getattr(stage3.DeepSpeedZeroOptimizer_Stage3, "_get_norm_groups", None)
+    cls = stage3.DeepSpeedZeroOptimizer_Stage3
     name = "deepspeed.runtime.zero.stage3.DeepSpeedZeroOptimizer_Stage3._get_norm_groups"
-    assert callable(method), moved(name, "deepspeed_zero3_norm_groups")
-    assert list(inspect.signature(method).parameters) == ["self"], moved(name, "deepspeed_zero3_norm_groups")
+    assert callable(vars(cls).get("_get_norm_groups")), moved(name, "deepspeed_zero3_norm_groups")
+    # the norm ZeRO-3's own step clips by is built from these groups, so ours equals it
+    assert "norm_groups = self._get_norm_groups()" in inspect.getsource(cls), moved(
+        name, "deepspeed_zero3_norm_groups"
+    )
 
 
 def test_attached_trainer(tmp_path):
