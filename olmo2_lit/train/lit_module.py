@@ -242,39 +242,47 @@ class OLMo2LitModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """After accumulation (and AMP unscale), before clipping and the update: measure the step."""
+        """After accumulation (and AMP unscale), before clipping and the update: measure the step, log it,
+        hand a non-finite one to the handlers, and give SkipStepAdamW its loss and grad norm."""
         if len(self._micro_index) < self.batch_plan.accumulation:
             return  # DeepSpeed: Lightning calls this after every micro-batch; the step ends with the last
+        ce, z, norm = self._reduce_step()
+        record = self._record(optimizer, ce, z, norm)
+        self._log_step(ce, z, norm, record.lr)
+        skipped = not record.finite and self._hand_over_nonfinite(record)
+        base = self.adapter.base_optimizer(optimizer)
+        if record.finite and isinstance(base, SkipStepAdamW):
+            # Before optimizer.step (Lightning runs this hook inside its closure); a non-finite step
+            # never enters the history, where it would make every later std NaN.
+            base.latest_loss, base.latest_grad_norm = ce, norm
+        self._open = _OpenStep(record=record, grad_norm=norm, skipped_nonfinite=skipped)
+
+    def _reduce_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The global batch's CE and z-loss (one collective) and the global grad norm, on the device."""
         ce, z, divisor, has_mask = self._sums.reduce(self.trainer.strategy)
         if has_mask:
             # The micro-batches were scaled by the divisor with no masked instance; masked ones count
             # T tokens each (OLMo-core), known only now: rescale the gradients to the true divisor.
             rescale_grads_(self.model.parameters(), target_tokens(self.batch_plan) / divisor)
-        norm = self.adapter.grad_norm(self.model)
-        # The step's one host sync: both values are global, so every rank takes the same branch below.
+        return ce, z, self.adapter.grad_norm(self.model)
+
+    def _record(self, optimizer, ce: torch.Tensor, z: torch.Tensor, norm: torch.Tensor) -> StepRecord:
+        """The step's record, with the step's one host sync (every value but the ids is global, so every
+        rank takes the same branches after it)."""
         loss_host, z_host, norm_host = torch.stack([ce, z, norm.to(ce.device)]).tolist()
-        finite = math.isfinite(loss_host) and math.isfinite(norm_host)
         ids, self._micro_index = torch.cat(self._micro_index), []  # stays on the device: no sync
-        record = StepRecord(
+        return StepRecord(
             step=self.trainer.global_step,
             tokens_seen=self.trainer.datamodule.tokens_seen,
             loss=loss_host,
             z_loss=z_host,
             grad_norm=norm_host,
             lr=optimizer.param_groups[0]["lr"],
-            finite=finite,
+            finite=math.isfinite(loss_host) and math.isfinite(norm_host),
             skipped=False,
             skip_reason=None,
             instance_ids=ids,
         )
-        self._log_step(ce, z, norm, record.lr)
-        skipped = not finite and self._hand_over_nonfinite(record)
-        base = self.adapter.base_optimizer(optimizer)
-        if finite and isinstance(base, SkipStepAdamW):
-            # Before optimizer.step (Lightning runs this hook inside its closure); a non-finite step
-            # never enters the history, where it would make every later std NaN.
-            base.latest_loss, base.latest_grad_norm = ce, norm
-        self._open = _OpenStep(record=record, grad_norm=norm, skipped_nonfinite=skipped)
 
     def _log_step(self, ce: torch.Tensor, z: torch.Tensor, norm: torch.Tensor, lr: float) -> None:
         self.log(M.TRAIN_CE_LOSS, ce, prog_bar=True)
