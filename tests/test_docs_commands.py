@@ -130,7 +130,7 @@ NOT_RUN: dict[str, str] = {
         "needs the two rehearsal runs above (minutes of training; their output is on the page)"
     ),
     "olmo2-lit generate --checkpoint runs/rehearsal_soup --tokenizer data/quickstart/tokenizer.json "
-    "--prompt+ 'def ' --max_new_tokens 40": (
+    "--prompt+ 'def ' --max_new_tokens 40 --temperature 0.7": (
         "needs the rehearsal's soup (tests/eval/test_generate_cli.py runs the verb)"
     ),
     "tensorboard --logdir runs/stability_demo --port 6006": "starts a web server",

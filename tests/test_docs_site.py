@@ -39,8 +39,10 @@ def site(tmp_path_factory) -> Path:
 def hook():
     spec = importlib.util.spec_from_file_location("config_reference", ROOT / "docs/hooks/config_reference.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as mkdocs loads a hook (its dataclass needs the module)
     spec.loader.exec_module(module)
-    return module
+    yield module
+    del sys.modules[spec.name]
 
 
 def test_site_builds_strictly_with_a_reference_page_per_section(site):

@@ -447,7 +447,7 @@ def nav() -> list:
     top = [{p.title: p.path} for p in rest if p.path.count("/") == 1]
     callbacks = [{p.title: p.path} for p in rest if p.path.startswith("reference/callbacks/")]
     strategies = [{p.title: p.path} for p in rest if p.path.startswith("reference/strategies/")]
-    return [index.path, *top, {"callbacks": callbacks}, {"strategies": strategies}]
+    return [{"Overview": index.path}, *top, {"callbacks": callbacks}, {"strategies": strategies}]
 
 
 # --- mkdocs events ------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ def doc_example(marker: str) -> tuple[str, str]:
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
     (code,) = [b for b in blocks if marker in b]
     first = code.splitlines()[0]
-    assert first.startswith("# ") and first.endswith(".py"), f"docs/custom_components.md example lacks its path: {first}"
+    assert first.startswith("# ") and first.endswith(".py"), (
+        f"docs/custom_components.md example lacks its path: {first}"
+    )
     return first[2:], code
 
 
