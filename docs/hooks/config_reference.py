@@ -19,7 +19,7 @@ import inspect
 import pkgutil
 import re
 from argparse import SUPPRESS
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -40,7 +40,6 @@ class Page:
     path: str
     title: str
     text: str
-    children: list[Page] = field(default_factory=list)
 
 
 # --- reading the parser -------------------------------------------------------------------------
@@ -72,10 +71,7 @@ def class_parser(cls):
     from jsonargparse import ArgumentParser
 
     parser = ArgumentParser(exit_on_error=False)
-    if issubclass(cls, __import__("torch").optim.Optimizer):
-        parser.add_class_arguments(cls, "init_args", skip={"params"}, fail_untyped=False)
-    else:
-        parser.add_class_arguments(cls, "init_args", fail_untyped=False)
+    parser.add_class_arguments(cls, "init_args", skip={"params"}, fail_untyped=False)  # an optimizer's
     return parser
 
 
@@ -96,10 +92,6 @@ def _options(parser, prefix: str) -> list:
             continue
         found.append(action)
     return found
-
-
-def _formatter(parser):
-    return parser._get_formatter()
 
 
 def _default(action) -> str:
@@ -156,7 +148,7 @@ def option_block(
     instead: for a class given by ``class_path`` or an entry of a list).
     """
     name = action.dest[len(prefix) :]
-    fmt = _formatter(parser)
+    fmt = parser._get_formatter()
     type_str = fmt._get_type_str(action)
     facts = [f"`{flag}{action.dest}`" if flag else f"`{key}{name}`"]
     if type_str:
@@ -227,19 +219,15 @@ def class_section(cls, *, key: str | None = None, intro: str = "") -> str:
 
 
 def classes_in(package: str, base: type) -> list[type]:
-    """Public classes defined in ``package``'s modules (walked, not listed) that subclass ``base``."""
+    """Public, concrete classes defined in ``package``'s modules (walked, not listed) that subclass
+    ``base``; an abstract base class of several (``inspect.isabstract``) is left out."""
     pkg = importlib.import_module(package)
     found = []
     for info in pkgutil.iter_modules(pkg.__path__, package + "."):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if (
-                cls.__module__ == module.__name__
-                and issubclass(cls, base)
-                and not cls.__name__.startswith("_")
-            ):
-                if cls is not base:
-                    found.append(cls)
+            if cls.__module__ == module.__name__ and issubclass(cls, base) and cls is not base:
+                found += [] if cls.__name__.startswith("_") or inspect.isabstract(cls) else [cls]
     return found
 
 
