@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from jsonargparse import set_parsing_settings
 from jsonargparse.typing import register_type
 from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
@@ -27,6 +28,10 @@ from olmo2_lit.train.checkpoint_publish import recover
 from olmo2_lit.train.lit_module import OLMo2LitModule
 from olmo2_lit.train.slurm import check_slurm_layout
 from olmo2_lit.train.strategies import check_strategy_name
+
+# --help (and the generated configuration reference) reads dataclass fields' attribute docstrings,
+# e.g. every ModelConfig field's; jsonargparse reads only Args: sections without this.
+set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
 # Component names are validated while parsing: an unknown name fails with the list of valid ones.
 for _name_type in (BlockName, AttentionName, NormName, MLPName, InitName):

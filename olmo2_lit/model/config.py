@@ -66,7 +66,7 @@ class ModelConfig:
 
     # --- attention ---
     attention: AttentionName = "sdpa"
-    """Attention backend: sdpa | xformers | eager, or a dotted path to your own."""
+    """Attention backend: sdpa | flex | xformers | eager, or a dotted path to your own."""
     rope_theta: float = 500_000.0
     """RoPE base frequency."""
     qk_norm: bool = True

@@ -83,7 +83,9 @@ class Registry(Generic[T]):
             registry.get(str(value))
             return str.__new__(cls, value)
 
-        return type(type_name, (str,), {"__new__": __new__, "__doc__": f"Name of a registered {self.kind}."})
+        doc = f"Name of a registered {self.kind}."
+        namespace = {"__new__": __new__, "__doc__": doc, "registry": registry}  # registry: for the docs
+        return type(type_name, (str,), namespace)
 
 
 BLOCKS: Registry = Registry("block")

@@ -1,4 +1,4 @@
-"""The own-block example of docs/model.md, copied out of the page, trains under 2-process DDP.
+"""The own-block example of docs/custom_components.md, copied out of the page, trains under 2-process DDP.
 
 DDP (without ``find_unused_parameters``) fails at the second step when a block leaves one of its
 parameters out of the forward pass, as an earlier version of the example did with
@@ -11,21 +11,23 @@ from pathlib import Path
 
 from training_helpers import fit_subprocess, scalars, tiny_args
 
-DOCS = Path(__file__).parents[2] / "docs" / "model.md"
+DOCS = Path(__file__).parents[2] / "docs" / "custom_components.md"
 
 
 def doc_example(marker: str) -> tuple[str, str]:
-    """(path, code) of the ```python block of docs/model.md that contains ``marker``; the path is
+    """(path, code) of the ```python block of docs/custom_components.md that contains ``marker``; the path is
     the block's first-line comment (``# my_lab/blocks.py``)."""
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
     (code,) = [b for b in blocks if marker in b]
     first = code.splitlines()[0]
-    assert first.startswith("# ") and first.endswith(".py"), f"docs/model.md example lacks its path: {first}"
+    assert first.startswith("# ") and first.endswith(".py"), (
+        f"docs/custom_components.md example lacks its path: {first}"
+    )
     return first[2:], code
 
 
 def test_docs_parallel_block_trains_under_ddp(shards, tmp_path):
-    """Guards the docs' own-block example: copied verbatim from docs/model.md, selected by dotted
+    """Guards the docs' own-block example: copied verbatim from docs/custom_components.md, selected by dotted
     path, it runs 2 steps of a 2-rank DDP fit (an unused parameter fails the second step)."""
     path, code = doc_example("class ParallelBlock(Block)")
     target = tmp_path / "user" / path
