@@ -21,6 +21,8 @@ from typing import Optional
 from olmo2_lit.research.grid import Cell
 
 LOG = "fit.log"
+#: exit statuses of a fit stopped by a signal after saving last.ckpt (callbacks/preemption.py: 128 + signal)
+PREEMPTED = (128 + signal.SIGTERM, 128 + signal.SIGUSR1, 128 + signal.SIGINT)
 
 
 class LocalRunner:
@@ -87,7 +89,7 @@ class LocalRunner:
         with self._lock:
             del self._live[cell.key]
         seconds = round(time.time() - start, 2)
-        status = "done" if rc == 0 else ("interrupted" if self.stopping else "failed")
+        status = "done" if rc == 0 else ("interrupted" if self.stopping or rc in PREEMPTED else "failed")
         self.on_update(cell.key, status=status, returncode=rc, seconds=seconds, pid=None)
         tail = "" if rc == 0 else f"; last lines of {cell.run_dir / LOG}:\n{_tail(cell.run_dir / LOG)}"
         print(f"sweep: {cell.key} {status} (exit {rc}, {seconds:.1f} s){tail}", flush=True)
