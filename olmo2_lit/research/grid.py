@@ -101,7 +101,8 @@ def run_args(run_dir: Path, seed: int) -> list[str]:
 
 
 def _override_args(overrides: dict[str, Any]) -> list[str]:
-    return [f"--{key}={json.dumps(value)}" for key, value in overrides.items()]
+    """``--key=value``: a string as it is (as typed on the command line), anything else as JSON."""
+    return [f"--{key}={v if isinstance(v, str) else json.dumps(v)}" for key, v in overrides.items()]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

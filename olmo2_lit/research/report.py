@@ -79,7 +79,7 @@ def _ago(seconds: float) -> str:
 
 
 def _max_steps(root: Path) -> Optional[int]:
-    for path in sorted(root.rglob("config.yaml")):
+    for path in sorted(root.rglob("config.yaml"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             steps = (yaml.safe_load(path.read_text()) or {}).get("trainer", {}).get("max_steps")
         except yaml.YAMLError:

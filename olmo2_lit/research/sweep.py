@@ -86,8 +86,9 @@ def resolve_config(cell: Cell) -> dict[str, Any]:
             OLMo2CLI(args=["fit", *cell.args, "--print_config"])
     except SystemExit as exit_:
         if exit_.code not in (0, None):
-            errors = [line for line in stderr.getvalue().splitlines() if line.startswith("error:")]
-            why = errors[-1][len("error:") :].strip() if errors else stderr.getvalue().strip()[-500:]
+            lines = stderr.getvalue().strip().splitlines()
+            first = max((i for i, line in enumerate(lines) if line.startswith("error:")), default=0)
+            why = " ".join(line.strip() for line in lines[first:])[:800].removeprefix("error:").strip()
             raise ConfigError(f"variant '{cell.variant}' (seed {cell.seed}): {why}") from None
     return yaml.safe_load(stdout.getvalue())
 
