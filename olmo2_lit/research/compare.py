@@ -93,7 +93,7 @@ def compare(
     _write(out_dir / "compare.md", markdown)
     _write(out_dir / "compare.csv", _csv(rows, loaded, spikes))
     _write(out_dir / "spikes.csv", _spikes_csv(loaded, spikes))
-    print(markdown)
+    print(markdown, end="")
 
 
 def load(dirs: list[str], *, tags: list[str], x: str = "step", requested: bool = False) -> Loaded:

@@ -55,7 +55,7 @@ def report(
         markdown += _plots(series, health, out_dir)
     with atomic_file(out_dir / "report.md", "w") as f:
         f.write(markdown)
-    print(markdown)
+    print(markdown, end="")
 
 
 def _status(root: Path, last_step: int) -> str:
