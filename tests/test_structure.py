@@ -16,12 +16,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "olmo2_lit"
 
 # section -> the olmo2_lit sections and third-party roots it must not import at module level
 FORBIDDEN = {
-    "model": {"olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "lightning"},
-    "data": {"olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights"},
-    "prepare": {"olmo2_lit.train", "olmo2_lit.weights", "lightning"},
-    "weights": {"olmo2_lit.train", "olmo2_lit.data", "olmo2_lit.prepare", "lightning"},
-    "train": {"olmo2_lit.prepare"},
-}
+    "model": {
+        "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.research",
+        "lightning",
+    },
+    "data": {"olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.research"},
+    "prepare": {"olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.research", "lightning"},
+    "weights": {"olmo2_lit.train", "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.research", "lightning"},
+    "train": {"olmo2_lit.prepare", "olmo2_lit.research"},
+    # sweeps, comparisons, reports: read what runs wrote (train's metric names and spike rules); the CLI's
+    # parser only inside the function that resolves a run's config
+    "research": {
+        "olmo2_lit.model", "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.weights", "lightning", "torch",
+    },
+}  # fmt: skip
 CLI = {"olmo2_lit.cli", "olmo2_lit.lightning_cli"}
 
 
