@@ -51,7 +51,7 @@ def plot_runs(loaded: Loaded, tags: list[str], out: Path, *, smoothing: float = 
         band = "mean ± std over seeds" + (f", smoothing {smoothing:g}" if smoothing else "")
         ax.set(title=f"{tag} ({band})", xlabel=loaded.x, ylabel=tag)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")  # "best" searches the data: seconds for long curves
         fig.tight_layout()
         images[tag] = out / file_name(tag)
         fig.savefig(images[tag])
@@ -78,7 +78,7 @@ def plot_series(series: dict[str, tuple[np.ndarray, np.ndarray]], tag: str, path
     ax.set(title=tag, xlabel="step")
     ax.grid(alpha=0.3)
     if len(marks):
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
