@@ -31,7 +31,7 @@ BEGIN, END = (
     "<!-- study-table:end -->",
 )
 #: the comparison: columns at these steps and the end; the paper's window scaled to the run's length
-COMPARE = ["--at", "[250, 500]", "--paper_window", "200", "--plots", "[train/ce_loss, optim/grad_norm]"]
+COMPARE = ["--at", "[100, 250]", "--paper_window", "200", "--plots", "[train/ce_loss, optim/grad_norm]"]
 COMPARE_TAGS = ["--tags", "[train/ce_loss, optim/grad_norm, val/ce_loss]"]
 
 
