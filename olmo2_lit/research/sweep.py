@@ -110,8 +110,9 @@ def _run_entry(cell: Cell, config: dict[str, Any]) -> dict[str, Any]:
         "dir": str(cell.run_dir),
         "command": ["olmo2-lit", "fit", *cell.args],
         "status": status,
-        "returncode": record.get("returncode"),
-        "seconds": record.get("seconds"),
+        **{
+            k: record[k] for k in ("returncode", "seconds", "started", "finished", "slurm_job") if k in record
+        },
         "config": config,
     }
 
@@ -130,7 +131,7 @@ def _slurm(spec, root: Path, cells, runs, pending, template: Path, dry_run: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(script)
     job = submit(path)
-    for i, run in enumerate(r for r in runs if r["status"] != "done"):
-        run.update(status="submitted", slurm_job=f"{job}_{i}")
-    Manifest(root, {**spec.to_dict(), "slurm_script": str(path)}, runs)
+    manifest = Manifest(root, {**spec.to_dict(), "slurm_script": str(path)}, runs)
+    for i, run in enumerate([r for r in runs if r["status"] != "done"]):  # the array's task order
+        manifest.update(run["key"], status="submitted", slurm_job=f"{job}_{i}")
     print(f"sweep: submitted job array {job} ({len(pending)} tasks, {path})")
