@@ -6,7 +6,8 @@ Sweeps a tiny config (tests/research/research_helpers.py's, on synthetic shards)
 (2 variants x runs/2 seeds), one at a time, and compares the sweep's wall time with the sum of its runs'
 own wall times (each fit subprocess, timed by the sweep from start to exit, in ``sweep.json``). The
 difference is the sweep's own cost: its start-up, resolving every run's config (``--print_config``
-parsed in process), the manifest writes and the bookkeeping between runs.
+parsed in process), the manifest writes and the bookkeeping between runs. Also prints the sweep
+process's own CPU time (without its fits), which a busy machine does not inflate.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,12 +54,14 @@ def main() -> None:
         "--threads",
         "1",
     ]
-    subprocess.run(command, cwd=work, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(command, cwd=work, check=True, stdout=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
+    own_cpu = float(re.search(r"the sweep's own CPU time ([\d.]+) s", proc.stdout).group(1))
     runs = json.loads((work / "out" / "sweep.json").read_text())["runs"]
     own = sum(r["seconds"] for r in runs)
     per_run = (wall - own) / len(runs)
     print(f"{len(runs)} runs: sweep {wall:.1f} s wall, runs {own:.1f} s, overhead {per_run:.2f} s per run")
+    print(f"the sweep process's own CPU time: {own_cpu:.1f} s, {own_cpu / len(runs):.2f} s per run")
     print(f"(load average {load:.1f} at start; files in {work})")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
+import resource
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -51,7 +53,7 @@ def sweep(
     spec = load_grid(grid, seeds=seeds)
     root = Path(out)
     cells = spec.cells(root)
-    configs = {cell.key: resolve_config(cell) for cell in cells}
+    configs = resolve_configs(cells)
     runs = [_run_entry(cell, configs[cell.key]) for cell in cells]
     pending = [cell for cell, run in zip(cells, runs) if run["status"] != "done"]
     if slurm:
@@ -67,13 +69,37 @@ def sweep(
     counts = {
         s: sum(r["status"] == s for r in manifest.runs.values()) for s in ("done", "failed", "interrupted")
     }
+    own = resource.getrusage(resource.RUSAGE_SELF)
     print(f"sweep: {counts['done']}/{len(cells)} done, {counts['failed']} failed, "
-          f"{counts['interrupted']} interrupted ({manifest.path})", flush=True)  # fmt: skip
+          f"{counts['interrupted']} interrupted ({manifest.path}); the sweep's own CPU time "
+          f"{own.ru_utime + own.ru_stime:.1f} s", flush=True)  # fmt: skip
     if runner.stopping:
         sys.exit(EXIT_STOPPED)
     if runner.failed:
         print("sweep: failed: " + ", ".join(runner.failed) + " (rerun the same command to retry them)")
         sys.exit(EXIT_FAILED)
+
+
+def resolve_configs(cells: list[Cell]) -> dict[str, dict[str, Any]]:
+    """Every cell's resolved config, parsing one seed per variant: the other seeds' configs differ only
+    in the seed and the run's directories (``run_args``), which are set in a copy; a config whose shape
+    does not allow that is parsed in full."""
+    configs, first = {}, {}
+    for cell in cells:
+        if cell.variant not in first:
+            first[cell.variant] = cell
+            configs[cell.key] = resolve_config(cell)
+            continue
+        config = copy.deepcopy(configs[first[cell.variant].key])
+        try:
+            config["seed_everything"] = cell.seed
+            config["trainer"]["default_root_dir"] = str(cell.run_dir)
+            config["trainer"]["logger"]["init_args"]["save_dir"] = str(cell.run_dir)
+            config["checkpoint"]["dirpath"] = str(cell.run_dir / "ckpt")
+        except (KeyError, TypeError):
+            config = resolve_config(cell)
+        configs[cell.key] = config
+    return configs
 
 
 def resolve_config(cell: Cell) -> dict[str, Any]:

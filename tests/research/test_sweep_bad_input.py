@@ -59,3 +59,17 @@ def test_slurm_dry_run_prints_the_array_from_the_template(base, tmp_path, capsys
     assert f"  3) RUN_DIR={out / 'b' / 'seed1'}" in script
     assert "--model.config.qk_norm=false --seed_everything=1" in script
     assert not out.exists()
+
+
+def test_other_seeds_configs_equal_a_full_parse(base, tmp_path):
+    """Configs are parsed once per variant; another seed's, set in a copy, equals its own full parse."""
+    from olmo2_lit.research.grid import load_grid
+    from olmo2_lit.research.sweep import resolve_config, resolve_configs
+
+    (tmp_path / "grid.yaml").write_text(
+        "base: [base.yaml]\nseeds: [0, 3]\nvariants:\n  a: [{model.config.qk_norm: false}]\n"
+    )
+    cells = load_grid(tmp_path / "grid.yaml").cells(tmp_path / "out")
+    configs = resolve_configs(cells)
+    assert configs["a/seed3"] == resolve_config(cells[1]) != configs["a/seed0"]
+    assert configs["a/seed3"]["seed_everything"] == 3
