@@ -21,6 +21,9 @@ def _tool_verbs() -> dict:
     from olmo2_lit.data.mirror import data_paths
     from olmo2_lit.eval.generate_cli import generate
     from olmo2_lit.prepare.prepare import prepare
+    from olmo2_lit.research.compare import compare
+    from olmo2_lit.research.report import report
+    from olmo2_lit.research.sweep import sweep
     from olmo2_lit.weights import consolidate, verbs
     from olmo2_lit.weights.soup import soup
 
@@ -34,6 +37,9 @@ def _tool_verbs() -> dict:
         },
         "generate": generate,
         "soup": soup,
+        "sweep": sweep,
+        "compare": compare,
+        "report": report,
     }
 
 
@@ -54,6 +60,11 @@ tools (`olmo2-lit VERB --help`):
               consolidate: sharded (FSDP2) checkpoint directory -> one .ckpt file
   soup        average checkpoints of one architecture (uniform or --weights) into a native dir
   generate    continue prompts with a checkpoint (KV cache, greedy or sampled), streaming
+
+research (docs/research.md):
+  sweep       a grid of variants x seeds as fit runs (here, N at once, or a SLURM job array); resumable
+  compare     runs' curves grouped by variant: mean, std and 95% interval over seeds, spike counts, plots
+  report      one run's health: loss trend, spikes, interventions, grad norm growth, throughput, verdicts
 
 Bad input ends in a short message (exit status 2); add --debug, or set OLMO2_LIT_DEBUG=1, for the
 full traceback (docs/errors.md).
@@ -98,15 +109,21 @@ def _run(args: Optional[list[str]]) -> None:
         return
     from jsonargparse import CLI
 
-    CLI(_tool_verbs(), args=_soup_positionals(argv), as_positional=False)
+    CLI(_tool_verbs(), args=_positionals(argv), as_positional=False)
 
 
-def _soup_positionals(argv: list[str]) -> list[str]:
-    """``soup A B --out D`` -> ``soup --checkpoints+ A --checkpoints+ B --out D`` (the documented form)."""
-    if argv[0] != "soup":
+#: verbs whose leading positional paths become a list argument (the documented form)
+POSITIONALS = {"soup": "--checkpoints+", "compare": "--dirs+", "report": "--run_dir"}
+
+
+def _positionals(argv: list[str]) -> list[str]:
+    """``soup A B --out D`` -> ``soup --checkpoints+ A --checkpoints+ B --out D``; likewise ``compare
+    DIR...`` and ``report RUN_DIR``."""
+    flag = POSITIONALS.get(argv[0])
+    if flag is None:
         return argv
     n = next((i for i, a in enumerate(argv[1:], 1) if a.startswith("-")), len(argv))
-    return ["soup", *[x for path in argv[1:n] for x in ("--checkpoints+", path)], *argv[n:]]
+    return [argv[0], *[x for path in argv[1:n] for x in (flag, path)], *argv[n:]]
 
 
 if __name__ == "__main__":

@@ -98,6 +98,10 @@ RUN: dict[str, tuple[str, ...]] = {
     # fixtures: a Lightning checkpoint of a tiny model at that path, and a tokenizer.json
     "olmo2-lit convert to-hf --checkpoint runs/olmo2/version_0/checkpoints/last.ckpt "
     "--out_dir export/olmo2-1b-hf --dtype bfloat16 --tokenizer_json tokenizer.json": (),
+    # docs/research.md: each verb's --help (its flags); the verbs themselves run in tests/research/
+    "olmo2-lit sweep --help": (),
+    "olmo2-lit compare --help": (),
+    "olmo2-lit report --help": (),
 }
 
 #: command -> why it is not run here.
@@ -202,6 +206,27 @@ NOT_RUN: dict[str, str] = {
     "olmo2-lit convert to-hf --checkpoint runs/ckpt/step0001000.ckpt --out_dir hf/step1000": (
         "needs a sharded run (tests/training/test_sharded_resume.py exports one)"
     ),
+    # research workflows: tests/research/ runs each verb on tiny runs and synthesized event files
+    "olmo2-lit sweep --grid experiments/study/grid.yaml --out runs/study --parallel 2": (
+        "trains 24 runs (the study); tests/research/test_sweep.py sweeps, kills and resumes a tiny grid"
+    ),
+    "olmo2-lit sweep --grid experiments/study/grid.yaml --out runs/study --slurm true --dry_run true": (
+        "parses 24 run configs (~1 s each); tests/research/test_sweep_bad_input.py runs a dry run"
+    ),
+    "olmo2-lit compare runs/study --at '[250, 500]' --out compare": (
+        "needs the study's runs; tests/research/test_compare.py compares a sweep layout"
+    ),
+    "olmo2-lit compare runs/study/olmo2/seed0 runs/study/olmo0424/seed0 --x tokens": (
+        "needs the study's runs; tests/research/test_compare.py aligns by tokens"
+    ),
+    "olmo2-lit compare runs/olmo2/version_0 runs/olmo2/version_1 --tags '[train/ce_loss]' --plots '[]'": (
+        "needs two fit outputs; tests/research/test_compare.py compares a resumed plain fit output"
+    ),
+    "olmo2-lit report runs/study/olmo2/seed0": "needs a run; tests/research/test_report.py reports on one",
+    "python benchmarks/bench_compare.py": "benchmark: writes 30 runs of event files, then times compare",
+    "python benchmarks/bench_sweep.py": "benchmark: sweeps 4 tiny runs",
+    "python experiments/study/run_study.py": "the study: 24 runs, tens of minutes",
+    "python experiments/study/run_study.py --skip_sweep": "needs the study's runs",
 }
 
 

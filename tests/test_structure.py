@@ -20,22 +20,24 @@ PACKAGE = ROOT / "olmo2_lit"
 
 # section -> the olmo2_lit sections and third-party roots it must not import at module level
 FORBIDDEN = {
-    "model": {"olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "lightning"},
-    "shard_format": {
-        "olmo2_lit.data",
-        "olmo2_lit.prepare",
-        "olmo2_lit.train",
-        "olmo2_lit.weights",
-        "olmo2_lit.eval",
-        "olmo2_lit.model",
+    "model": {
+        "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.research",
         "lightning",
-        "torch",
     },
-    "data": {"olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights"},
-    "prepare": {"olmo2_lit.data", "olmo2_lit.train", "olmo2_lit.weights", "lightning"},
-    "weights": {"olmo2_lit.train", "olmo2_lit.data", "olmo2_lit.prepare", "lightning"},
-    "train": {"olmo2_lit.prepare"},
-}
+    "shard_format": {
+        "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.eval",
+        "olmo2_lit.model", "olmo2_lit.research", "lightning", "torch",
+    },
+    "data": {"olmo2_lit.prepare", "olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.research"},
+    "prepare": {"olmo2_lit.data", "olmo2_lit.train", "olmo2_lit.weights", "olmo2_lit.research", "lightning"},
+    "weights": {"olmo2_lit.train", "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.research", "lightning"},
+    "train": {"olmo2_lit.prepare", "olmo2_lit.research"},
+    # sweeps, comparisons, reports: read what runs wrote (train's metric names and spike rules); the CLI's
+    # parser only inside the function that resolves a run's config
+    "research": {
+        "olmo2_lit.model", "olmo2_lit.data", "olmo2_lit.prepare", "olmo2_lit.weights", "lightning", "torch",
+    },
+}  # fmt: skip
 CLI = {"olmo2_lit.cli", "olmo2_lit.lightning_cli"}
 
 

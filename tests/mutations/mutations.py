@@ -486,4 +486,19 @@ MUTATIONS = [
         replacement="if True:",
         tests=("tests/training/test_parallelize.py::test_compile_auto_stays_eager_on_cpu_and_true_compiles",),
     ),
+    # --- research workflows (issue 23) -------------------------------------------------------------
+    Mutation(
+        name="compare's spread over seeds uses the population std",
+        file="olmo2_lit/research/stats.py",
+        original="std = float(x.std(ddof=1))",
+        replacement="std = float(x.std(ddof=0))",
+        tests=("tests/research/test_compare.py::test_table_matches_a_hand_computation",),
+    ),
+    Mutation(
+        name="compare's 95% interval uses the normal 1.96 instead of Student's t",
+        file="olmo2_lit/research/stats.py",
+        original="half = t_quantile(0.975, n - 1) * std / math.sqrt(n)",
+        replacement="half = 1.96 * std / math.sqrt(n)",
+        tests=("tests/research/test_compare.py::test_table_matches_a_hand_computation",),
+    ),
 ]

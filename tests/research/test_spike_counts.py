@@ -1,0 +1,67 @@
+"""The counts ``compare`` gives under both spike rules equal feeding olmo2_lit/train/spikes.py's own
+classes one value at a time (``OLMoCoreSpikeDetector``, ``PaperSpikeScore``), including a value planted
+exactly at a threshold (spike for the paper's inclusive rule, not for OLMo-core's strict one), flat
+stretches (std 0) and planted spikes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from olmo2_lit.research.spike_counts import SpikeRules, count_spikes
+from olmo2_lit.train.spikes import OLMoCoreSpikeDetector, PaperSpikeScore
+
+RULES = SpikeRules(window=16, sigma=3.0, paper_window=40, paper_sigma=3.0)
+
+
+def _threshold(history: list[float], sigma: float) -> float:
+    """SigmaRule's threshold, with its arithmetic."""
+    mean = sum(history) / len(history)
+    return mean + sigma * math.sqrt(sum((x - mean) ** 2 for x in history) / len(history))
+
+
+def _series(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    loss = list(3 + 0.1 * rng.standard_normal(300))
+    grad = list(1 + 0.2 * rng.standard_t(3, 300))  # heavy tails: real spikes
+    loss[100:130] = [2.5] * 30  # flat: std 0 for a while
+    for i in (50, 180, 250):
+        loss[i] += 2.0
+    loss[200] = _threshold(loss[200 - RULES.window : 200], RULES.sigma)  # exactly at OLMo-core's threshold
+    grad[220] = _threshold(grad[220 - RULES.paper_window : 220], RULES.paper_sigma)  # at the paper's
+    return np.array(loss), np.array(grad)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_counts_equal_feeding_the_rules_one_value_at_a_time(seed):
+    loss, grad = _series(seed)
+    steps = np.arange(len(loss))
+    got = count_spikes((steps, loss), (steps, grad), RULES)
+
+    detector = OLMoCoreSpikeDetector(window=RULES.window, sigma=RULES.sigma)
+    paper_loss = PaperSpikeScore(window=RULES.paper_window, sigma=RULES.paper_sigma)
+    paper_grad = PaperSpikeScore(window=RULES.paper_window, sigma=RULES.paper_sigma)
+    n_loss = n_grad = 0
+    either = []
+    for step, lv, gv in zip(steps.tolist(), loss.tolist(), grad.tolist()):
+        if detector.update(lv, gv):
+            either.append(step)
+        n_loss += detector.last[0]
+        n_grad += detector.last[1]
+        paper_loss.update(lv)
+        paper_grad.update(gv)
+    assert (got.loss, got.grad_norm, got.steps) == (n_loss, n_grad, either)
+    assert (got.paper_loss, got.paper_grad_norm) == (paper_loss.score, paper_grad.score)
+    assert 50 in either and 200 not in got.steps  # planted spike; at the threshold is not above it
+    assert n_loss >= 3 and paper_grad.spikes >= 1
+
+
+def test_short_curve_has_no_counts_and_non_finite_values_are_left_out():
+    steps = np.arange(10)
+    got = count_spikes((steps, np.ones(10)), (steps, np.ones(10)), RULES)
+    assert (got.loss, got.paper_loss, got.values) == (None, None, 10)
+    loss = np.concatenate([np.ones(20) + 0.01 * np.arange(20), [np.nan], np.ones(5)])
+    steps = np.arange(len(loss))
+    assert count_spikes((steps, loss), (steps, np.ones(len(loss))), RULES).values == len(loss) - 1
