@@ -45,8 +45,8 @@ def test_a_schedule_at_zero_from_the_next_step_on_is_named(done, warned):
     if warned:
         steps = f"steps {done + 1}..{done + 3}"
         assert message == (
-            f"model.schedule (LinearDecay) makes the LR 0 at every step of this fit ({steps}, peak LR 0.001): "
-            "nothing will train; check its t_max, alpha_f and units"
+            f"model.schedule (LinearDecay) makes the LR 0 at every step of this fit ({steps}, "
+            "peak LR 0.001): nothing will train; check its t_max, alpha_f and units"
         )
 
 
