@@ -22,7 +22,7 @@ def zero_lr_message(scheduler: ScheduledLR, *, steps: int, peak_from: str) -> Op
     """
     peaks = [float(lr) for lr in scheduler.base_lrs]
     if not any(peaks):
-        return f"the peak LR is 0 ({peak_from}: {peaks[0]}): nothing will train; set a positive lr"
+        return f"the learning rate is 0 ({peak_from}: {peaks[0]}): nothing will train; set a positive lr"
     schedule, first = scheduler.schedule, scheduler.last_epoch + 1
     last = first + max(steps, 1) - 1
     for step in range(first, last + 1):  # stops at the first step that trains (the first, usually)
@@ -33,8 +33,9 @@ def zero_lr_message(scheduler: ScheduledLR, *, steps: int, peak_from: str) -> Op
         if any(peak * schedule.factor(t) for peak in peaks):
             return None
     return (
-        f"model.schedule ({type(schedule).__name__}) makes the LR 0 at every step of this fit (steps "
-        f"{first}..{last}, peak LR {max(peaks)}): nothing will train; check its t_max, alpha_f and units"
+        f"the learning rate is 0 at every step of this fit (steps {first}..{last}): model.schedule "
+        f"({type(schedule).__name__}) is 0 there, from a peak of {max(peaks)}; nothing will train; check its "
+        "t_max, alpha_f and units"
     )
 
 

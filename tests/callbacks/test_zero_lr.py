@@ -29,7 +29,7 @@ def test_a_zero_peak_lr_is_named():
     message = zero_lr_message(scheduler(Constant(), lr=0.0), steps=10, peak_from=FROM)
     assert (
         message
-        == "the peak LR is 0 (model.optimizer.init_args.lr: 0.0): nothing will train; set a positive lr"
+        == "the learning rate is 0 (model.optimizer.init_args.lr: 0.0): nothing will train; set a positive lr"
     )
     assert zero_lr_message(scheduler(Constant(), lr=1e-9), steps=10, peak_from=FROM) is None
 
@@ -43,10 +43,10 @@ def test_a_schedule_at_zero_from_the_next_step_on_is_named(done, warned):
     message = zero_lr_message(scheduler(LinearDecay(t_max=K), done=done), steps=3, peak_from=FROM)
     assert (message is not None) == warned
     if warned:
-        steps = f"steps {done + 1}..{done + 3}"
         assert message == (
-            f"model.schedule (LinearDecay) makes the LR 0 at every step of this fit ({steps}, "
-            "peak LR 0.001): nothing will train; check its t_max, alpha_f and units"
+            f"the learning rate is 0 at every step of this fit (steps {done + 1}..{done + 3}): "
+            "model.schedule (LinearDecay) is 0 there, from a peak of 0.001; nothing will train; check its "
+            "t_max, alpha_f and units"
         )
 
 
@@ -69,8 +69,11 @@ EVERY_STEP = ("--checkpoint.every_n_train_steps", "1")
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (("--model.optimizer.init_args.lr", "0"), "the peak LR is 0 (model.optimizer.init_args.lr: 0.0)"),
-        ((*SKIP_STEP, "--model.optimizer.init_args.lr", "0"), "the peak LR is 0"),
+        (
+            ("--model.optimizer.init_args.lr", "0"),
+            "the learning rate is 0 (model.optimizer.init_args.lr: 0.0)",
+        ),
+        ((*SKIP_STEP, "--model.optimizer.init_args.lr", "0"), "the learning rate is 0 (model.optimizer"),
         (
             (
                 "--model.schedule",
@@ -80,7 +83,7 @@ EVERY_STEP = ("--checkpoint.every_n_train_steps", "1")
                 "--model.schedule.warmup",
                 "0",
             ),  # fmt: skip
-            "model.schedule (LinearDecay) makes the LR 0 at every step of this fit (steps 1..2",
+            "the learning rate is 0 at every step of this fit (steps 1..2): model.schedule (LinearDecay)",
         ),
     ],
     ids=["adamw", "skip_step_adamw", "schedule"],

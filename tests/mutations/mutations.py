@@ -368,6 +368,27 @@ MUTATIONS = [
         tests=("tests/test_startup.py",),
     ),
     Mutation(
+        name="lr: 0 not warned about",
+        file="callbacks/zero_lr.py",
+        original="if not any(peaks):",
+        replacement="if False:",
+        tests=("tests/callbacks/test_zero_lr.py",),
+    ),
+    Mutation(
+        name="a schedule at 0 over the whole fit not warned about",
+        file="callbacks/zero_lr.py",
+        original="if any(peak * schedule.factor(t) for peak in peaks):",
+        replacement="if any(peaks):",
+        tests=("tests/callbacks/test_zero_lr.py",),
+    ),
+    Mutation(
+        name="the zero-LR check reads the schedule one step late",
+        file="callbacks/zero_lr.py",
+        original="schedule, first = scheduler.schedule, scheduler.last_epoch + 1",
+        replacement="schedule, first = scheduler.schedule, scheduler.last_epoch + 2",
+        tests=("tests/callbacks/test_zero_lr.py",),
+    ),
+    Mutation(
         name="a fit's last step is not saved when it is off the checkpoint interval",
         file="callbacks/checkpoint.py",
         original="if 0 < trainer.max_steps <= trainer.global_step:",
