@@ -21,7 +21,6 @@ from olmo2_lit.callbacks.progress import StepProgressBar
 from olmo2_lit.callbacks.slurm import SLURMRequeue
 from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
-from olmo2_lit.callbacks.zero_lr import ZeroLRWarning
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
 from olmo2_lit.recipe_layers import missing_layers_error
@@ -120,9 +119,8 @@ class OLMo2CLI(LightningCLI):
         ):
             if config.get(switch) is not False and not any(isinstance(c, kind) for c in given):
                 callbacks = [*callbacks, ours()]
-        # the effective strategy settings in the log dir; SLURM requeue at a step boundary (else inert);
-        # a warning when every LR of the fit is 0
-        callbacks = [*callbacks, StrategyRecord(), SLURMRequeue(), ZeroLRWarning()]
+        # the effective strategy settings in the log dir; SLURM requeue at a step boundary (else inert)
+        callbacks = [*callbacks, StrategyRecord(), SLURMRequeue()]
         return super()._instantiate_trainer(config, callbacks)
 
     def _subcommand_config(self):

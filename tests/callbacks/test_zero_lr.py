@@ -1,4 +1,5 @@
-"""``lr: 0`` and schedules that are 0 over a whole fit (``callbacks/zero_lr.py``): one warning naming the LR.
+"""``lr: 0`` and schedules that are 0 over a whole fit (``olmo2_lit/train/zero_lr.py``, warned by
+``Housekeeping``): one warning naming the LR.
 
 Guards against a fit that trains nothing without a word (``lr: 0`` for AdamW or SkipStepAdamW, a schedule
 at 0 from the first step of the fit), against a false warning for a run whose LR reaches 0 only at its
@@ -9,8 +10,8 @@ import pytest
 import torch
 from training_helpers import fit, load_weights, tiny_args
 
-from olmo2_lit.callbacks.zero_lr import zero_lr_message
 from olmo2_lit.train.schedules import Constant, LinearDecay, ScheduledLR
+from olmo2_lit.train.zero_lr import zero_lr_message
 
 FROM = "model.optimizer.init_args.lr"
 
