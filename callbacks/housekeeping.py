@@ -1,6 +1,7 @@
 """Checks and clean-ups around a run that Lightning leaves to us (issue 8, "housekeeping").
 
-* an LR of 0 (every param group's peak) is warned about before the first step;
+* a fit whose every learning rate is 0 (``lr: 0``, or a schedule at 0 over the whole fit) is warned
+  about before the first step, naming the LR (:mod:`olmo2_lit.train.zero_lr`);
 * ``validate``/``test``/``predict`` without ``--ckpt_path`` or ``model.init_from`` say loudly that they
   score a randomly initialized model;
 * at the start of ``fit``, temp files an interrupted checkpoint save left in the checkpoint directory
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -23,6 +25,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from olmo2_lit.atomic import remove_stale_temps
 from olmo2_lit.train.checkpoint_publish import remove_stale
+from olmo2_lit.train.schedules import ScheduledLR
+from olmo2_lit.train.zero_lr import zero_lr_message
 
 #: Files a run writes into its log directory before the first step (Lightning CLI and TensorBoard).
 _RUN_FILES = re.compile(r"^(config\.yaml|hparams\.yaml|strategy\.yaml|events\.out\.tfevents\..+)$")
@@ -70,12 +74,21 @@ class Housekeeping(Callback):
                 rank_zero_info(f"removed {path}, left by an interrupted checkpoint save")
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        peaks = [g.get("initial_lr", g["lr"]) for opt in trainer.optimizers for g in opt.param_groups]
-        if peaks and max(peaks) == 0:
-            rank_zero_warn(
-                "the learning rate is 0 in every parameter group (model.optimizer.init_args.lr): training "
-                "will not change the weights"
-            )
+        total = trainer.estimated_stepping_batches  # max_steps, or the epochs' steps
+        steps = 1 if math.isinf(total) else int(total) - trainer.global_step
+        from_checkpoint = getattr(pl_module, "lr_from_checkpoint", False) and getattr(
+            pl_module, "init_from", None
+        )
+        peak_from = (
+            "the LR model.init_from's checkpoint ended on, with lr_from_checkpoint"
+            if from_checkpoint
+            else "model.optimizer.init_args.lr"
+        )
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, ScheduledLR):
+                message = zero_lr_message(config.scheduler, steps=steps, peak_from=peak_from)
+                if message:
+                    rank_zero_warn(message)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if not (self.remove_empty_log_dir and trainer.is_global_zero and trainer.global_step == 0):

@@ -13,6 +13,7 @@ from olmo2_lit.callbacks.step_callback import StepCallback
 from olmo2_lit.model import flops_per_token
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.peak_flops import peak_flops_per_device
+from olmo2_lit.train.startup import StartupTimes
 from olmo2_lit.train.step_record import StepRecord
 
 
@@ -26,9 +27,9 @@ class TokenThroughput(StepCallback):
 
     Start-up: at the end of the fit's second optimizer step it logs ``throughput/first_step_s`` (from
     the start of training to the end of the first step) and ``throughput/startup_s`` (that less the
-    second step's time: what the first step cost beyond a normal one, ``torch.compile``'s compilation
-    with ``model.parallelize.compile: true`` above all), and prints both on rank 0. A resumed fit
-    measures its own start-up.
+    second step's time, never below 0: what the first step cost beyond a normal one, ``torch.compile``'s
+    compilation with ``model.parallelize.compile: true`` above all; ``train/startup.py``), and prints
+    both on rank 0. A resumed fit measures its own start-up.
 
     Args:
         window: number of optimizer steps the rate is averaged over.
@@ -73,12 +74,9 @@ class TokenThroughput(StepCallback):
 
     def _log_startup(self, trainer: Trainer) -> None:
         (t1, _), (t2, _) = self._history[:2]
-        first = t1 - self._started
-        startup = first - (t2 - t1)
+        times = StartupTimes(started=self._started, first_end=t1, second_end=t2)
         # Straight to the loggers: a value logged once could fall between log_every_n_steps.
+        metrics = {M.FIRST_STEP_S: times.first_step_s, M.STARTUP_S: times.startup_s}
         for logger in trainer.loggers:
-            logger.log_metrics({M.FIRST_STEP_S: first, M.STARTUP_S: startup}, step=trainer.global_step)
-        rank_zero_info(
-            f"start-up: the first optimizer step took {first:.1f} s, the second {t2 - t1:.2f} s; "
-            f"~{startup:.1f} s went to compilation and warm-up"
-        )
+            logger.log_metrics(metrics, step=trainer.global_step)
+        rank_zero_info(times.line())

@@ -67,7 +67,7 @@ research (docs/research.md):
   report      one run's health: loss trend, spikes, interventions, grad norm growth, throughput, verdicts
 
 Bad input ends in a short message (exit status 2); add --debug, or set OLMO2_LIT_DEBUG=1, for the
-full traceback (docs/errors.md).
+full traceback and every line Lightning prints (docs/errors.md).
 """
 
 
@@ -86,6 +86,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     if debug and from_command_line:  # processes that Lightning starts for the other ranks inherit it
         os.environ[DEBUG_ENV] = "1"
     argv = [a for a in argv if a != "--debug"]
+    if not debug:
+        from olmo2_lit.console import hide_noise
+
+        hide_noise()  # Lightning's lines that do not apply to our runs (olmo2_lit/console.py)
     if from_command_line:  # LightningCLI reads sys.argv itself, and DDP relaunches it
         sys.argv[1:] = argv
     if not argv or argv[0] in ("-h", "--help"):

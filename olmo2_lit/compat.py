@@ -167,6 +167,21 @@ def checkpoint_interval(model_checkpoint: ModelCheckpoint) -> int:
     return int(model_checkpoint._every_n_train_steps or 0)
 
 
+def save_checkpoint_now(callback: ModelCheckpoint, trainer: Trainer) -> None:
+    """``ModelCheckpoint``'s own save path (``_should_skip_saving_checkpoint``, ``_monitor_candidates``,
+    ``_save_topk_checkpoint``, ``_save_last_checkpoint``): save this step as a periodic checkpoint and as
+    ``last.ckpt``, unless this step is saved already.
+
+    ``StepCheckpoint`` saves the step a fit ends on, whatever the interval (OLMo-core's ``post_train``
+    save). Remove when ``ModelCheckpoint`` saves the final step itself or has a public save.
+    """
+    if callback._should_skip_saving_checkpoint(trainer):  # saved on the interval (or not fitting)
+        return
+    candidates = callback._monitor_candidates(trainer)
+    callback._save_topk_checkpoint(trainer, candidates)
+    callback._save_last_checkpoint(trainer, candidates)
+
+
 def deepspeed_zero3_norm_groups(zero: Any) -> list[torch.Tensor]:
     """``DeepSpeedZeroOptimizer_Stage3._get_norm_groups()``: the per-group gradient norms ZeRO-3's ``step``
     computes before clipping.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +25,7 @@ from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
+from olmo2_lit.recipe_layers import missing_layers_error
 from olmo2_lit.train.checkpoint_publish import recover
 from olmo2_lit.train.lit_module import OLMo2LitModule
 from olmo2_lit.train.slurm import check_slurm_layout
@@ -86,6 +88,11 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
         parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
 
     def parse_arguments(self, parser, args) -> None:
+        # before jsonargparse reads the files: a stage-2 recipe alone fails there on a field it cannot place
+        argv = sys.argv[1:] if args is None else args
+        missing = missing_layers_error(argv) if isinstance(argv, list) else None
+        if missing:
+            parser.error(missing)
         super().parse_arguments(parser, args)
         cfg = self._subcommand_config()
         max_len, seq = cfg.model.config.max_sequence_length, cfg.data.sequence_length

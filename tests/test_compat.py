@@ -268,6 +268,24 @@ def test_checkpoint_interval():
     assert compat.checkpoint_interval(ModelCheckpoint(every_n_epochs=1)) == 0
 
 
+def test_save_checkpoint_now(tmp_path):
+    callback = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=100, save_top_k=-1)
+    for name in ("_should_skip_saving_checkpoint", "_monitor_candidates", "_save_topk_checkpoint"):
+        assert callable(getattr(callback, name, None)), moved(
+            f"ModelCheckpoint.{name}", "save_checkpoint_now"
+        )
+    trainer = _trainer(tmp_path, enable_checkpointing=True, callbacks=[callback], max_steps=3)
+    trainer.fit(BoringModel())  # no step on the interval of 100: nothing saved
+    assert not (tmp_path / "ckpt").exists() or not any((tmp_path / "ckpt").iterdir())
+    compat.save_checkpoint_now(callback, trainer)  # the step the fit ended on
+    saved = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert len(saved) == 1 and "step=3" in saved[0], moved(
+        "ModelCheckpoint's save path", "save_checkpoint_now"
+    )
+    compat.save_checkpoint_now(callback, trainer)  # this step is saved already: nothing new
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == saved
+
+
 def test_deepspeed_zero3_norm_groups():
     stage3 = pytest.importorskip("deepspeed.runtime.zero.stage3")
     cls = stage3.DeepSpeedZeroOptimizer_Stage3

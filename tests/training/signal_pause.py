@@ -15,10 +15,10 @@ class PauseAt(Callback):
     Args:
         step: the optimizer step to pause in.
         marker: the file to create, and whose removal resumes the run.
-        timeout: seconds to wait at most.
+        timeout: seconds to wait at most (a hang guard for a test that died, not a speed requirement).
     """
 
-    def __init__(self, *, step: int, marker: str, timeout: float = 60.0) -> None:
+    def __init__(self, *, step: int, marker: str, timeout: float = 600.0) -> None:
         self.step, self.marker, self.timeout = step, Path(marker), timeout
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

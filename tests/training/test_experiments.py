@@ -20,6 +20,9 @@ def _layers(path: Path) -> list[Path]:
         return [QUICKSTART, path]
     if path.name == "olmo2_stage2_anneal.yaml":
         return [ONE_B, EXPERIMENTS / "olmo2_7b_stage1.yaml", path]
+    if path.name.endswith("_stage2.yaml"):  # after its stage 1 and the anneal (the file's first line)
+        stage1 = EXPERIMENTS / path.name.replace("stage2", "stage1")
+        return list(dict.fromkeys([ONE_B, stage1, EXPERIMENTS / "olmo2_stage2_anneal.yaml", path]))
     return [ONE_B, path]
 
 

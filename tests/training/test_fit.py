@@ -58,14 +58,19 @@ def test_tensorboard_event_files_hold_every_metric(shards, tmp_path):
     assert mfu and all(v == pytest.approx(flops * tps[step] / 1e12, rel=1e-4) for step, v in mfu)
 
 
-def test_startup_time_is_logged_once(shards, tmp_path):
-    # A first step slowed by a known 1.5 s (as by compilation) shows in both start-up metrics, once.
-    slow = ("--trainer.callbacks+=slow_first_step.SlowFirstStep", "--trainer.callbacks.seconds=1.5")
-    fit(tiny_args(tmp_path, shards, max_steps=4, extra=("--throughput.window", "1", *slow)))
+def test_startup_time_is_logged_once(shards, tmp_path, monkeypatch):
+    # Logged and printed once, at the end of the second optimizer step. The values' arithmetic is checked
+    # on hand-made timestamps (tests/test_startup.py), not against this machine's speed.
+    from olmo2_lit.callbacks import throughput
+
+    printed = []
+    monkeypatch.setattr(throughput, "rank_zero_info", printed.append)
+    fit(tiny_args(tmp_path, shards, max_steps=4, extra=("--throughput.window", "1")))
     (first,) = scalars(tmp_path, "throughput/first_step_s")
     (startup,) = scalars(tmp_path, "throughput/startup_s")
-    assert first[0] == startup[0] == 2  # logged at the end of the second optimizer step
-    assert 1.4 < startup[1] < first[1] < 1.5 + 10.0
+    assert first[0] == startup[0] == 2
+    assert 0 <= startup[1] <= first[1]
+    assert [line.startswith("start-up: the first optimizer step took") for line in printed] == [True]
 
 
 def test_nan_loss_stops_naming_the_step(shards, tmp_path):
