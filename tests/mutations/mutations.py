@@ -446,8 +446,8 @@ MUTATIONS = [
     ),
     Mutation(
         name="a fit's last step saved twice when it is on the checkpoint interval",
-        file="callbacks/checkpoint.py",
-        original="if self._should_skip_saving_checkpoint(trainer):  # saved on the interval (or not fitting)",
+        file="olmo2_lit/compat.py",
+        original="if callback._should_skip_saving_checkpoint(trainer):  # saved on the interval (or not fitting)",
         replacement="if False:",
         tests=("tests/callbacks/test_checkpoint.py::test_the_last_step_is_saved_once_whatever_the_interval",),
     ),
