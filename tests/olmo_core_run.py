@@ -1,4 +1,4 @@
-"""Train a tiny OLMo 2 with ai2-olmo-core 3.0.0's own ``Trainer`` + ``TransformerTrainModule`` (CPU, fp32, gloo).
+"""Train a tiny OLMo 2 with ai2-olmo-core 3.0.0's own ``Trainer`` + ``TransformerTrainModule`` (CPU, fp32).
 
 The reference side of the whole-run comparisons (tests/training/test_olmo_core_run.py) and of the
 checkpoint conversions (tests/weights/test_olmo_core_convert.py). Run as a script, one process per rank::
@@ -75,7 +75,6 @@ def _cpu_document_attention() -> None:
     import types
 
     import torch.nn.functional as F
-
     from olmo_core.nn.attention import backend, flash_attn_api
 
     def varlen(q, k, v, cu_q, cu_k, max_q, max_k, *, dropout_p, softmax_scale, causal, window_size):

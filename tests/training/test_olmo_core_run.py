@@ -83,12 +83,13 @@ def olmo_core_fit(spec: dict, cwd: Path, *, ranks: int = 1) -> subprocess.Comple
 
 def olmo2_lit_args(root: Path, shards: list[str], init: Path, spec: dict, *, ranks: int = 1) -> list[str]:
     """``olmo2-lit fit`` arguments for the recipe of ``spec`` (an OLMo-core Spec as a dict)."""
+    extra = spec.get("optimizer_args", {}).items()
     optimizer = (
         ["--model.optimizer", "olmo2_lit.train.skip_step.SkipStepAdamW"]
-        + [a for k, v in spec.get("optimizer_args", {}).items() for a in (f"--model.optimizer.init_args.{k}", str(v))]
+        + [a for k, v in extra for a in (f"--model.optimizer.init_args.{k}", str(v))]
         if spec.get("optimizer") == "skip_step_adamw"
         else ["--model.optimizer", "olmo2_lit.train.optim.AdamW"]
-    )  # fmt: skip
+    )
     return [
         "--trainer.accelerator", "cpu",
         "--trainer.devices", str(ranks),
@@ -179,7 +180,8 @@ def test_whole_run_equals_olmo_core(tmp_path, variant):
     theirs = json.loads((tmp_path / "olmo_core" / "metrics.json").read_text())
     worst = worst_relative(tmp_path / "ours", theirs)
     weights = worst_weight_difference(
-        load_weights(tmp_path / "ours" / "ckpt" / "last.ckpt"), torch.load(tmp_path / "olmo_core" / "final.pt")
+        load_weights(tmp_path / "ours" / "ckpt" / "last.ckpt"),
+        torch.load(tmp_path / "olmo_core" / "final.pt"),
     )
     print(f"{variant}: worst relative per metric {worst}; worst weight difference {weights:.2e}")
     if spec.get("optimizer") == "skip_step_adamw":
