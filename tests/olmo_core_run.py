@@ -43,7 +43,8 @@ class Spec:
     out: str
     init: Optional[str] = None  # a safetensors file of our weights (``save_native``); None: load_from
     load_from: Optional[str] = None  # an OLMo-core step directory to continue
-    steps: int = 50
+    steps: int = 50  # the schedule's length (OLMo-core: the trainer's max_duration)
+    stop_at: Optional[int] = None  # stop early (OLMo-core's hard_stop), e.g. right after a save
     save_steps: list[int] = field(default_factory=list)
     d_model: int = 32
     n_layers: int = 2
@@ -66,16 +67,18 @@ class Spec:
     document_masking: bool = False
 
 
-def _cpu_document_attention() -> None:
-    """Give OLMo-core's flash-attn backend a CPU ``flash_attn_varlen_func``: SDPA per document.
+def _cpu_document_attention(model) -> None:
+    """Give ``model``'s attention OLMo-core's flash-attn backend, with a CPU ``flash_attn_varlen_func``.
 
-    OLMo-core's ``dispatch_flash_attn`` flattens the batch to (B*T, heads, head_dim) and passes the
-    cumulative document lengths; each document attends causally to itself only (flash-attn's meaning).
+    On CPU, OLMo-core builds its ``torch`` backend, which refuses ``cu_doc_lens``; flash-attn has no CPU
+    build. So each block's backend becomes OLMo-core's ``FlashAttention2Backend`` (its own code: it
+    flattens the batch to (B*T, heads, head_dim) and passes the cumulative document lengths), and the one
+    flash-attn function it calls is SDPA run per document, causal within it (flash-attn's meaning).
     """
     import types
 
     import torch.nn.functional as F
-    from olmo_core.nn.attention import backend, flash_attn_api
+    from olmo_core.nn.attention import AttentionBackendName, backend, flash_attn_api
 
     def varlen(q, k, v, cu_q, cu_k, max_q, max_k, *, dropout_p, softmax_scale, causal, window_size):
         assert dropout_p == 0 and window_size == (-1, -1) and torch.equal(cu_q, cu_k)
@@ -89,6 +92,11 @@ def _cpu_document_attention() -> None:
 
     flash_attn_api.flash_attn_2 = types.SimpleNamespace(flash_attn_varlen_func=varlen)
     backend.has_flash_attn_2 = lambda: True
+    for block in model.blocks.values():
+        attention = block.attention
+        attention.backend = AttentionBackendName.flash_2.build(
+            head_dim=attention.head_dim, n_heads=attention.n_heads, n_kv_heads=attention.n_kv_heads
+        )
 
 
 def _model(spec: Spec):
@@ -106,9 +114,12 @@ def _model(spec: Spec):
         rope_theta=500_000,
         layer_norm_eps=1e-6,
         feed_forward=FeedForwardConfig(hidden_size=spec.mlp_hidden, bias=False),
-        attn_backend=AttentionBackendName.flash_2 if spec.document_masking else AttentionBackendName.torch,
+        attn_backend=AttentionBackendName.torch,
     )
-    return config.build(init_device="cpu")
+    model = config.build(init_device="cpu")
+    if spec.document_masking:
+        _cpu_document_attention(model)
+    return model
 
 
 def _load_initial_weights(model, path: str) -> None:
@@ -196,8 +207,6 @@ def run(spec: Spec) -> None:
     from olmo_core.train.train_module import TransformerTrainModule
 
     prepare_training_environment(seed=spec.seed, backend="gloo" if "WORLD_SIZE" in os.environ else None)
-    if spec.document_masking:
-        _cpu_document_attention()
     out = Path(spec.out)
     module = TransformerTrainModule(
         _model(spec),
@@ -219,6 +228,7 @@ def run(spec: Spec) -> None:
         save_overwrite=True,
         device="cpu",
         max_duration=Duration.steps(spec.steps),
+        hard_stop=Duration.steps(spec.stop_at) if spec.stop_at else None,
         metrics_collect_interval=1,
         cancel_check_interval=10_000,
         load_strategy="never",

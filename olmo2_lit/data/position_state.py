@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from olmo2_lit.data.resume import check_saved_data, saved_position, saved_seed
+from olmo2_lit.data.resume import check_converted_batch, check_saved_data, saved_position, saved_seed
 from olmo2_lit.data.sampler import epoch_end
 
 _STATE_VERSION = 1
@@ -80,6 +80,11 @@ class PositionState:
             order=self.order,
             max_target_sequence_length=self.max_target_sequence_length,
             ignore_fingerprint_mismatch=self.ignore_fingerprint_mismatch,
+        )
+        check_converted_batch(
+            state,
+            sequence_length=self._sequence_length,
+            global_batch_tokens=self._plan.global_batch * self._sequence_length,
         )
         self.seed = saved_seed(state, seed=self.seed, sequence_length=self._sequence_length)
         epoch, instances, self._tokens_seen = saved_position(

@@ -151,7 +151,7 @@ def worst_weight_difference(ours: dict, theirs: dict) -> float:
 def base_spec(shards: list[str], out: Path, init: Path, **kw) -> dict:
     spec = dict(
         shards=shards, out=str(out), init=str(init / "model.safetensors"), steps=STEPS, global_batch=8,
-        micro_batch=2, seed=34521, lr=4e-3, warmup=5, instance_filter=False, document_masking=False,
+        micro_batch=2, seed=34521, lr=1e-3, warmup=5, instance_filter=False, document_masking=False,
     )  # fmt: skip
     return {**spec, **kw}
 
