@@ -32,6 +32,7 @@ from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train.checkpoint_state import rng_state
 from olmo2_lit.train.optim import build_param_groups, olmo2_param_groups
+from olmo2_lit.train.schedules import SET_LR_ON_LOAD
 
 #: OLMo-core's parameter name -> ours, where they differ (the rest are equal).
 OURS = {"lm_head.norm.weight": "norm.weight", "lm_head.w_out.weight": "lm_head.weight"}
@@ -253,6 +254,7 @@ def _assemble(weights, optimizer, trainer, config) -> dict[str, Any]:
                 "_is_initial": False,
                 "_get_lr_called_within_step": False,
                 "_last_lr": lrs,
+                SET_LR_ON_LOAD: True,  # OLMo-core's group LR is the last step's; ours is the next one's
             }
         ],
         "loops": lightning_loops(step, epoch=loader["epoch"] - 1),
@@ -352,7 +354,11 @@ def olmo_core_state(ckpt: dict[str, Any]) -> dict[str, Any]:
     names = [n for g in _our_groups(config) for n in g]
     optimizer = ckpt["optimizer_states"][0]
     out: dict[str, Any] = {f"model.{THEIRS.get(k, k)}": v for k, v in weights.items()}
+    step_lr = ckpt["olmo2_lit"].get("step_lr")
+    peak = optimizer["param_groups"][0]["initial_lr"]
     for group in optimizer["param_groups"]:
+        if step_lr is not None:  # OLMo-core's group LR is the one its last step ran at (ours: the next's)
+            group = {**group, "lr": step_lr * group["initial_lr"] / peak}
         for index in group["params"]:
             theirs = THEIRS.get(names[index], names[index])
             for key, value in optimizer["state"][index].items():
