@@ -9,8 +9,8 @@ read that puts the files in the page cache:
 2. ``convert``: the whole verb (read, rename, regroup, ``torch.save`` of the .ckpt);
 3. ``torch.load``: the same tensors saved by ``torch.save`` as one file, loaded back -> GB/s.
 
-    python benchmarks/bench_convert.py                    # OLMo 2 1B shape: 16 layers, ~18 GB with AdamW
-    python benchmarks/bench_convert.py --n_layers 2       # the embedding-heavy part only, for small hosts
+    python benchmarks/bench_convert.py                    # OLMo 2 1B: 16 layers, 18 GB of DCP, ~45 GB RAM
+    python benchmarks/bench_convert.py --n_layers 2 --vocab_size 8192   # 1B-wide layers, for small hosts
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ import torch
 from olmo2_lit.weights.olmo_core import from_olmo_core, read_step_dir
 
 
-def write_olmo_core_step(step: Path, *, n_layers: int) -> None:
+def write_olmo_core_step(step: Path, *, n_layers: int, vocab_size: int) -> None:
     """A 1B-shaped OLMo-core step directory written by OLMo-core itself."""
     from olmo_core.distributed.checkpoint import save_model_and_optim_state
     from olmo_core.nn.attention import AttentionBackendName
     from olmo_core.nn.transformer import TransformerConfig
-    from olmo_core.optim import AdamWConfig
+    from olmo_core.optim import AdamWConfig, OptimGroupOverride
 
     config = TransformerConfig.olmo2_1B(
-        vocab_size=100_278, n_layers=n_layers, attn_backend=AttentionBackendName.torch
+        vocab_size=vocab_size, n_layers=n_layers, attn_backend=AttentionBackendName.torch
     )
     model = config.build(init_device="cpu")
-    optim = AdamWConfig(lr=4e-4, weight_decay=0.1, betas=(0.9, 0.95)).build(model)
+    no_decay = [OptimGroupOverride(params=["embeddings.weight"], opts=dict(weight_decay=0.0))]  # OLMo 2's
+    optim = AdamWConfig(lr=4e-4, weight_decay=0.1, betas=(0.9, 0.95), group_overrides=no_decay).build(model)
     for p in model.parameters():
         p.grad = torch.randn_like(p) * 1e-3
     optim.step()
@@ -66,11 +67,12 @@ def _timed(fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n_layers", type=int, default=16)
+    parser.add_argument("--vocab_size", type=int, default=100_278)
     parser.add_argument("--workdir", default=None, help="where to write (default: a temp dir)")
     args = parser.parse_args()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench_convert_"))
     step = root / "step1"
-    write_olmo_core_step(step, n_layers=args.n_layers)
+    write_olmo_core_step(step, n_layers=args.n_layers, vocab_size=args.vocab_size)
     dcp_bytes = sum(p.stat().st_size for p in (step / "model_and_optim").glob("*.distcp"))
 
     state, _ = read_step_dir(step)  # warm-up: the files are now in the page cache
@@ -81,10 +83,9 @@ def main() -> None:
     torch.load(plain, map_location="cpu", weights_only=True)  # warm-up
 
     read_s = _timed(lambda: read_step_dir(step))
+    out = str(root / "out.ckpt")
     convert_s = _timed(
-        lambda: from_olmo_core(step_dir=str(step), out=str(root / "out.ckpt"), preset="olmo2_1b")
-        if args.n_layers == 16
-        else from_olmo_core(step_dir=str(step), out=str(root / "out.ckpt"), n_heads=16, vocab_size=100_278)
+        lambda: from_olmo_core(step_dir=str(step), out=out, n_heads=16, vocab_size=args.vocab_size)
     )
     load_s = _timed(lambda: torch.load(plain, map_location="cpu", weights_only=True))
     gb = dcp_bytes / 1e9
@@ -92,6 +93,7 @@ def main() -> None:
         json.dumps(
             {
                 "n_layers": args.n_layers,
+                "vocab_size": args.vocab_size,
                 "dcp_GB": round(gb, 2),
                 "read_GBps": round(gb / read_s, 2),
                 "convert_s": round(convert_s, 1),

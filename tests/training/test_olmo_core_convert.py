@@ -50,7 +50,7 @@ def _ours_resume(root: Path, shards, init, spec, ckpt: Path, *, steps: int) -> N
     args = olmo2_lit_args(root, shards, init, {**spec, "steps": spec["steps"]})
     for flag in ("--trainer.max_steps", "--checkpoint.every_n_train_steps"):
         args[args.index(flag) + 1] = str(steps)  # last.ckpt at the end
-    fit_subprocess([*args, "--ckpt_path", str(ckpt)], root.parent)
+    fit_subprocess([*args, "--ckpt_path", str(ckpt)], root.parent, timeout=900)
 
 
 @pytest.mark.slow

@@ -175,7 +175,7 @@ def test_whole_run_equals_olmo_core(tmp_path, variant):
     spec = base_spec(shards, tmp_path / "olmo_core", init, **kw)
 
     olmo_core_fit(spec, tmp_path, ranks=ranks)
-    fit_subprocess(olmo2_lit_args(tmp_path / "ours", shards, init, spec, ranks=ranks), tmp_path)
+    fit_subprocess(olmo2_lit_args(tmp_path / "ours", shards, init, spec, ranks=ranks), tmp_path, timeout=900)
 
     theirs = json.loads((tmp_path / "olmo_core" / "metrics.json").read_text())
     worst = worst_relative(tmp_path / "ours", theirs)
