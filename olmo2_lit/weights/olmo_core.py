@@ -327,7 +327,13 @@ def lightning_loops(step: int, *, epoch: int) -> dict[str, Any]:
 
 
 def olmo_core_fingerprint(
-    shards: list[list], *, vocab_size: int, pad_token_id: int, eos_token_id: int, dtype: str
+    shards: list[list],
+    *,
+    vocab_size: int,
+    pad_token_id: int,
+    eos_token_id: int,
+    dtype: str,
+    max_target_sequence_length: Optional[int],
 ) -> str:
     """OLMo-core's ``NumpyFSLDataset.fingerprint`` (v2.0) of our shard list: class, token ids, dtype, then
     each file's base name and size in bytes."""
@@ -338,6 +344,7 @@ def olmo_core_fingerprint(
         ("pad_token_id", pad_token_id),
         ("eos_token_id", eos_token_id),
         ("dtype", f"<class 'numpy.{dtype}'>"),
+        ("max_target_sequence_length", max_target_sequence_length),
         ("bos_token_id", None),
     ):
         h.update(f"{name}={value},".encode())
