@@ -24,6 +24,7 @@ from olmo2_lit.weights.olmo_core import (
     from_olmo_core,
     lightning_checkpoint,
     model_config_from_shapes,
+    olmo_core_fingerprint,
     read_step_dir,
 )
 
@@ -139,3 +140,25 @@ def test_sequence_length_and_global_batch_refused_on_resume(step_dir, tmp_path, 
         dm.setup("fit")
     saved, now = (64, 32) if field == "sequence_length" else (8, 16)
     assert f"has {saved}" in str(info.value) and f"this run {now}" in str(info.value)
+
+
+@pytest.mark.parametrize("max_target", [None, 128])
+def test_exported_fingerprint_is_olmo_cores(tmp_path, max_target):
+    """Guards against an exported position that OLMo-core's loader refuses as another dataset."""
+    import numpy as np
+    from olmo_core.data import NumpyFSLDataset
+
+    paths = []
+    for i, n in enumerate([6000, 7001]):
+        paths.append(tmp_path / f"part-{i}.npy")
+        np.arange(n, dtype=np.uint32).tofile(paths[-1])
+    theirs = NumpyFSLDataset(
+        *paths, sequence_length=64, pad_token_id=100277, eos_token_id=100257, vocab_size=100278,
+        dtype=np.uint32, max_target_sequence_length=max_target,
+    ).fingerprint  # fmt: skip
+    shards = [[0, p.name, p.stat().st_size // 4, None] for p in paths]
+    ours = olmo_core_fingerprint(
+        shards, vocab_size=100278, pad_token_id=100277, eos_token_id=100257, dtype="uint32",
+        max_target_sequence_length=max_target,
+    )  # fmt: skip
+    assert ours == theirs
