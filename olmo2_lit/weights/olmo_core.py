@@ -484,6 +484,7 @@ def to_olmo_core(
         pad_token_id=pad_token_id,
         eos_token_id=eos,
         dtype=dtype,
+        max_target_sequence_length=data["max_target_sequence_length"],
     )
     write_step_dir(out_path, olmo_core_state(ckpt), olmo_core_trainer_state(ckpt, fingerprint=fingerprint))
     print(f"to_olmo_core: step {ckpt['global_step']} of {checkpoint} -> {out}")
