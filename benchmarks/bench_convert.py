@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from olmo2_lit.weights.olmo_core import from_olmo_core, read_step_dir
+from olmo2_lit.weights.olmo_core import from_olmo_core
+from olmo2_lit.weights.olmo_core_dcp import read_step_dir
 
 
 def write_olmo_core_step(step: Path, *, n_layers: int, vocab_size: int) -> None:

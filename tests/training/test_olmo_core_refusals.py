@@ -25,8 +25,8 @@ from olmo2_lit.weights.olmo_core import (
     lightning_checkpoint,
     model_config_from_shapes,
     olmo_core_fingerprint,
-    read_step_dir,
 )
+from olmo2_lit.weights.olmo_core_dcp import read_step_dir
 
 pytest.importorskip("olmo_core")
 
