@@ -200,6 +200,20 @@ NOT_RUN: dict[str, str] = {
     "olmo2-lit convert consolidate --checkpoint '$RUN_DIR/ckpt/step0010000.ckpt' --out step10000.ckpt": (
         "needs a sharded run (tests/training/test_sharded_resume.py consolidates one)"
     ),
+    "python benchmarks/bench_convert.py --n_layers 2 --vocab_size 8192": (
+        "writes and converts a 2 GB checkpoint (minutes); the numbers are in docs/interop.md"
+    ),
+    "olmo2-lit convert from-olmo-core --step_dir save/step1000 --out step1000.ckpt --preset olmo2_1b": (
+        "needs a step directory written by OLMo-core's trainer (tests/training/test_olmo_core_convert.py "
+        "converts one)"
+    ),
+    "olmo2-lit fit --config run.yaml --data.order olmo_core --ckpt_path step1000.ckpt": (
+        "needs the OLMo-core run's config and a converted checkpoint "
+        "(tests/training/test_olmo_core_convert.py "
+        "resumes one)"
+    ),
+    "olmo2-lit convert to-olmo-core --checkpoint runs/ckpt/step0002000.ckpt --out save/step2000 "
+    "--dtype uint32": "needs an olmo_core-order run (tests/training/test_olmo_core_convert.py exports one)",
     "olmo2-lit convert consolidate --checkpoint runs/ckpt/step0001000.ckpt --out step1000.ckpt": (
         "needs a sharded run (tests/training/test_sharded_resume.py consolidates one)"
     ),

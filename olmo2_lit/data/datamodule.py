@@ -22,7 +22,7 @@ from olmo2_lit.data.mixture import DataSource
 from olmo2_lit.data.order_file import EpochOrders
 from olmo2_lit.data.position import DataPosition, PositionTracker
 from olmo2_lit.data.prepare_spec import PrepareSpec, prepare_if_missing
-from olmo2_lit.data.resume import check_saved_data, saved_seed
+from olmo2_lit.data.resume import check_converted_batch, check_saved_data, saved_seed
 from olmo2_lit.data.sampler import epoch_end
 from olmo2_lit.data.sources import TrainingSet, open_shards
 from olmo2_lit.errors import ConfigError, DataError
@@ -338,6 +338,11 @@ class TokenShardDataModule(L.LightningDataModule):
             order=self.order,
             max_target_sequence_length=self.max_target_sequence_length,
             ignore_fingerprint_mismatch=self.ignore_fingerprint_mismatch,
+        )
+        check_converted_batch(
+            state,
+            sequence_length=self.sequence_length,
+            global_batch_tokens=self.batch_plan.global_batch * self.sequence_length,
         )
         self.seed = saved_seed(state, seed=self.seed, sequence_length=self.sequence_length)
         self._tracker.load_state_dict(state)

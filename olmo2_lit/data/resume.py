@@ -20,7 +20,12 @@ def check_saved_data(
     ignore_fingerprint_mismatch: bool,
 ) -> None:
     """Refuse (or, when told to, warn about) a checkpoint's data position saved on other data or order."""
-    if state["fingerprint"] != training_set.fingerprint:
+    if state["fingerprint"] is None:  # converted from OLMo-core (olmo2_lit/weights/olmo_core.py)
+        rank_zero_warn(
+            "the data position was converted from OLMo-core (its dataset fingerprint "
+            f"{state.get('olmo_core_fingerprint')}); check train_sources lists that run's files, in order"
+        )
+    elif state["fingerprint"] != training_set.fingerprint:
         message = fingerprint_difference(state["shards"], training_set.shard_list)
         if not ignore_fingerprint_mismatch:
             raise CheckpointError(
@@ -34,6 +39,24 @@ def check_saved_data(
             f"the checkpoint's data position is in the order {saved[0]!r} with max_target_sequence_length "
             f"{saved[1]}; this run has {order!r} and {max_target_sequence_length}: "
             "set data.order and data.max_target_sequence_length as the checkpoint's run did"
+        )
+
+
+def check_converted_batch(state: dict, *, sequence_length: int, global_batch_tokens: int) -> None:
+    """Refuse a position converted from another trainer into a run with another instance length or global
+    batch: the data order and the LR schedule's step would then not continue that run."""
+    if "global_batch_tokens" not in state:
+        return
+    if state["sequence_length"] != sequence_length:
+        raise CheckpointError(
+            f"data.sequence_length: the converted checkpoint has {state['sequence_length']}, this run "
+            f"{sequence_length}; set it as the OLMo-core run did"
+        )
+    if state["global_batch_tokens"] != global_batch_tokens:
+        saved = state["global_batch_tokens"] // sequence_length
+        raise CheckpointError(
+            f"data.global_batch_size: the converted checkpoint has {saved} instances, this run "
+            f"{global_batch_tokens // sequence_length}; set it as the OLMo-core run did"
         )
 
 

@@ -159,6 +159,10 @@ class WarmupStableDecay(Schedule):
         return 1.0 - (1.0 - self.alpha_f) * progress
 
 
+#: Key of a converted scheduler state whose optimizer LRs are the last step's, not the next one's.
+SET_LR_ON_LOAD = "set_lr_on_load"
+
+
 class ScheduledLR(LRScheduler):
     """A torch LR scheduler driven by a :class:`Schedule`, stepped once per optimizer step.
 
@@ -201,3 +205,15 @@ class ScheduledLR(LRScheduler):
         # The schedule, the step size and the counter come from the run that loads the state.
         skip = ("schedule", "tokens_per_step", "tokens_seen")
         return {k: v for k, v in super().state_dict().items() if k not in skip}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the position; a state converted from OLMo-core (``set_lr_on_load``) also sets the groups'
+        LR to the next step's, because OLMo-core saves the LR its last step ran at (it sets the LR before
+        each step, we after) (olmo2_lit/weights/olmo_core.py)."""
+        state_dict = dict(state_dict)
+        set_lr = state_dict.pop(SET_LR_ON_LOAD, False)
+        super().load_state_dict(state_dict)
+        if set_lr:
+            self._last_lr = self.get_lr()
+            for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+                group["lr"] = lr

@@ -81,12 +81,13 @@ def fit_subprocess(
     check: bool = True,
     script: Optional[Path] = None,
     env: Optional[dict[str, str]] = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess:
     """``python -m olmo2_lit fit ARGS`` in a fresh process, output captured: for multi-process runs (the
     launcher re-runs this same command for the other ranks), signals and kills. ``pythonpath`` goes in
     front of PYTHONPATH (test callbacks imported by class_path on every rank); ``check`` asserts success
     and shows the end of stderr otherwise; ``script`` runs ``python SCRIPT fit ARGS`` instead (e.g.
-    ``cpu_deepspeed.py``), with ``env`` added to the environment."""
+    ``cpu_deepspeed.py``), with ``env`` added to the environment; ``timeout`` in seconds."""
     environ = {**os.environ, **(env or {})}
     if pythonpath:
         environ["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])
@@ -97,7 +98,7 @@ def fit_subprocess(
         env=environ,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
