@@ -214,6 +214,5 @@ class ScheduledLR(LRScheduler):
         set_lr = state_dict.pop(SET_LR_ON_LOAD, False)
         super().load_state_dict(state_dict)
         if set_lr:
-            self._last_lr = self.get_lr()
-            for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
                 group["lr"] = lr
