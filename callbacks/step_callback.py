@@ -12,6 +12,7 @@ the callbacks that act per step, observers first, then interventions.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -25,7 +26,7 @@ Role = Literal["observer", "intervention", "stop"]
 ROLES: tuple[Role, ...] = ("observer", "intervention", "stop")
 
 
-class StepCallback(Callback):
+class StepCallback(Callback, ABC):
     """A callback that runs once per optimizer step, on that step's :class:`StepRecord`.
 
     ``on_step`` is called on every rank after the update and the LR scheduler's step (an LR set here is
@@ -36,6 +37,7 @@ class StepCallback(Callback):
 
     role: ClassVar[Role] = "observer"
 
+    @abstractmethod
     def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
         """Called once per optimizer step with the step's record."""
 
@@ -44,17 +46,17 @@ class StepCallback(Callback):
         return None
 
 
-class NonFiniteHandler(Callback):
+class NonFiniteHandler(Callback, ABC):
     """A callback that takes over optimizer steps whose global loss or grad norm is not finite.
 
     Without one, such a step raises ``FloatingPointError``. With one, the module calls
     :meth:`on_nonfinite_step` on every rank, before clipping and the update, and goes on.
     """
 
+    @abstractmethod
     def on_nonfinite_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
         """Skip the step (drop the gradients: ``p.grad = None``) or raise. ``record.skipped`` is not yet
         decided here."""
-        raise NotImplementedError
 
 
 def step_callbacks(trainer: Trainer) -> list[StepCallback]:

@@ -375,6 +375,7 @@ _ADDED_BY_CLI = {
     "OLMo2ModelSummary": "Added by the CLI unless `trainer.enable_model_summary: false` or you give another.",
     "StrategyRecord": "Always added by the CLI (writes `strategy.yaml` into the log directory).",
     "SLURMRequeue": "Always added by the CLI; inert outside SLURM.",
+    "StepPublisher": "Always added by `OLMo2LitModule` itself (`configure_callbacks`); nothing to configure.",
 }
 
 
