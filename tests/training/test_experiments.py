@@ -34,7 +34,16 @@ def _print_config(layers: list[Path], capsys) -> dict:
     return yaml.safe_load(capsys.readouterr().out)
 
 
-ALL = sorted(EXPERIMENTS.rglob("*.yaml"))
+GRIDS = sorted(EXPERIMENTS.rglob("grid.yaml"))  # `olmo2-lit sweep` grids, not fit configs
+ALL = sorted(set(EXPERIMENTS.rglob("*.yaml")) - set(GRIDS))
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=lambda p: str(p.relative_to(EXPERIMENTS)))
+def test_sweep_grids_load_with_their_fragments(path):
+    from olmo2_lit.research.grid import load_grid
+
+    grid = load_grid(path)  # every fragment it names exists, no duplicate variant
+    assert grid.cells(path.parent / "out")
 
 
 def test_every_recipe_is_covered():
