@@ -11,6 +11,10 @@ from lightning.pytorch import Callback
 from olmo2_lit.callbacks.step_callback import StepCallback
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    return t.full_tensor() if hasattr(t, "full_tensor") else t  # FSDP2: gathered on every rank
+
+
 def _local(t: torch.Tensor) -> torch.Tensor:
     return t.to_local() if hasattr(t, "to_local") else t
 
@@ -101,7 +105,9 @@ class RollbackRecorder(Callback):
         now = pl_module.state_dict()
         self.records.append(
             {
-                "weights_equal_checkpoint": all(torch.equal(now[k].cpu(), v) for k, v in saved.items()),
+                "weights_equal_checkpoint": all(
+                    torch.equal(_full(now[k]).cpu(), v) for k, v in saved.items()
+                ),
                 "global_step": trainer.global_step,
                 "tokens_seen": trainer.datamodule.tokens_seen,
             }

@@ -1,4 +1,4 @@
-"""Two ranks on CPU (gloo), as subprocesses: detection, skip and rollback under DDP; the skip under FSDP2.
+"""Two ranks on CPU (gloo), as subprocesses: detection, skip and rollback under DDP and FSDP2.
 
 Every rank must take the same decision from the same global loss and grad norm, or the ranks diverge
 (DDP) or deadlock (FSDP2).
@@ -60,3 +60,11 @@ def test_fsdp2_skip_decision_is_taken_on_both_shards(shards, tmp_path):
     assert all(
         r["weights_unchanged"] and r["moments_unchanged"] and r["steps_unchanged"] for r in _records(tmp_path)
     )
+
+
+def test_fsdp2_rolls_back_on_both_shards(shards, tmp_path):
+    """Guards against a rollback that cannot restart a sharded fit: the restart from the step-9 checkpoint
+    goes through FSDP2's own resume in the same processes, on both ranks, and the run reaches max_steps."""
+    extra = layer(tmp_path / "fsdp2.yaml", rollback_callbacks(tmp_path), trainer=FSDP2)
+    _run(tiny_args(tmp_path, shards, max_steps=18, extra=tuple(extra)), tmp_path)
+    check_rollback(tmp_path, ranks=2)
