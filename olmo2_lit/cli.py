@@ -17,32 +17,38 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 INVOCATION: Optional[list[str]] = None
 
 
-def _tool_verbs() -> dict:
-    from olmo2_lit.data.mirror import data_paths
-    from olmo2_lit.eval.generate_cli import generate
-    from olmo2_lit.prepare.prepare import prepare
-    from olmo2_lit.research.compare import compare
-    from olmo2_lit.research.report import report
-    from olmo2_lit.research.sweep import sweep
-    from olmo2_lit.weights import consolidate, olmo_core, verbs
-    from olmo2_lit.weights.soup import soup
+#: The tools' verbs, as ``module:function``; ``convert`` has sub-verbs. Only the chosen verb's module is
+#: imported, so ``compare`` or ``sweep`` do not pay for torch's import through ``generate`` or ``convert``.
+TOOL_VERBS: dict = {
+    "prepare": "olmo2_lit.prepare.prepare:prepare",
+    "data-paths": "olmo2_lit.data.mirror:data_paths",
+    "convert": {
+        "from-hf": "olmo2_lit.weights.verbs:from_hf",
+        "to-hf": "olmo2_lit.weights.verbs:to_hf",
+        "consolidate": "olmo2_lit.weights.consolidate:consolidate",
+        "from-olmo-core": "olmo2_lit.weights.olmo_core:from_olmo_core",
+        "to-olmo-core": "olmo2_lit.weights.olmo_core:to_olmo_core",
+    },
+    "generate": "olmo2_lit.eval.generate_cli:generate",
+    "soup": "olmo2_lit.weights.soup:soup",
+    "sweep": "olmo2_lit.research.sweep:sweep",
+    "compare": "olmo2_lit.research.compare:compare",
+    "report": "olmo2_lit.research.report:report",
+}
 
-    return {
-        "prepare": prepare,
-        "data-paths": data_paths,
-        "convert": {
-            "from-hf": verbs.from_hf,
-            "to-hf": verbs.to_hf,
-            "consolidate": consolidate.consolidate,
-            "from-olmo-core": olmo_core.from_olmo_core,
-            "to-olmo-core": olmo_core.to_olmo_core,
-        },
-        "generate": generate,
-        "soup": soup,
-        "sweep": sweep,
-        "compare": compare,
-        "report": report,
-    }
+
+def _tool_verbs(verb: Optional[str] = None) -> dict:
+    """The tools' functions for ``verb`` alone (all of them when ``verb`` is not one, for the error)."""
+    import importlib
+
+    def load(target):
+        if isinstance(target, dict):
+            return {name: load(t) for name, t in target.items()}
+        module, function = target.split(":")
+        return getattr(importlib.import_module(module), function)
+
+    chosen = {verb: TOOL_VERBS[verb]} if verb in TOOL_VERBS else TOOL_VERBS
+    return load(chosen)
 
 
 HELP = """usage: olmo2-lit VERB [options]
@@ -116,7 +122,7 @@ def _run(args: Optional[list[str]]) -> None:
         return
     from jsonargparse import CLI
 
-    CLI(_tool_verbs(), args=_positionals(argv), as_positional=False)
+    CLI(_tool_verbs(argv[0]), args=_positionals(argv), as_positional=False)
 
 
 #: verbs whose leading positional paths become a list argument (the documented form)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -75,6 +76,8 @@ def compare(
         paper_sigma: the paper's score: standard deviations above the mean.
     """
     rules = SpikeRules(spike_window, spike_sigma, paper_window, paper_sigma)
+    if plots != []:  # matplotlib imports on the other core while the data server reads the event files
+        threading.Thread(target=_import_pyplot, daemon=True).start()
     loaded = load(dirs, tags=list(tags or DEFAULT_TAGS), x=x, requested=tags is not None)
     at = sorted(at or [])
     spikes = [_spikes(s, rules) for s in loaded.series]
@@ -94,6 +97,15 @@ def compare(
     _write(out_dir / "compare.csv", _csv(rows, loaded, spikes))
     _write(out_dir / "spikes.csv", _spikes_csv(loaded, spikes))
     print(markdown, end="")
+
+
+def _import_pyplot() -> None:
+    try:
+        from olmo2_lit.research.plots import pyplot
+
+        pyplot()
+    except ImportError:  # said again, with how to install it, when a plot is drawn
+        pass
 
 
 def load(dirs: list[str], *, tags: list[str], x: str = "step", requested: bool = False) -> Loaded:

@@ -44,10 +44,11 @@ def plot_runs(loaded: Loaded, tags: list[str], out: Path, *, smoothing: float = 
                 continue
             grid, ys = _common_grid(curves)
             mean = ys.mean(axis=0)
-            (line,) = ax.plot(grid, mean, label=f"{variant} (n={len(curves)})", linewidth=1.2)
+            (line,) = ax.plot(*envelope_line(grid, mean), label=f"{variant} (n={len(curves)})", linewidth=1.2)
             if len(curves) > 1:
                 std = ys.std(axis=0, ddof=1)
-                ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+                x, lo, hi = envelope_band(grid, mean - std, mean + std)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         band = "mean ± std over seeds" + (f", smoothing {smoothing:g}" if smoothing else "")
         ax.set(title=f"{tag} ({band})", xlabel=loaded.x, ylabel=tag)
         ax.grid(alpha=0.3)
@@ -57,6 +58,36 @@ def plot_runs(loaded: Loaded, tags: list[str], out: Path, *, smoothing: float = 
         fig.savefig(images[tag])
         plt.close(fig)
     return images
+
+
+#: buckets a long curve is drawn with: a few per pixel of the 7-inch, 100-dpi figure
+MAX_BUCKETS = 1000
+
+
+def _buckets(n: int) -> np.ndarray:
+    return np.linspace(0, n, min(n, MAX_BUCKETS) + 1).astype(int)[:-1]
+
+
+def envelope_line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A curve as drawn: at most ``MAX_BUCKETS`` runs of points, each kept as its lowest and highest
+    point in x order, so every spike still shows at its height; short curves are returned as they are."""
+    if len(x) <= 2 * MAX_BUCKETS:
+        return x, y
+    starts = _buckets(len(x))
+    ends = np.append(starts[1:], len(x))
+    lo = np.array([s + np.argmin(y[s:e]) for s, e in zip(starts, ends)])
+    hi = np.array([s + np.argmax(y[s:e]) for s, e in zip(starts, ends)])
+    keep = np.sort(np.stack([lo, hi], axis=1), axis=1).ravel()
+    return x[keep], y[keep]
+
+
+def envelope_band(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A band as drawn: per run of points (``MAX_BUCKETS`` at most) its lowest ``lo`` and highest ``hi``,
+    at the run's first x, so the band covers every point's band."""
+    if len(x) <= 2 * MAX_BUCKETS:
+        return x, lo, hi
+    starts = _buckets(len(x))
+    return x[starts], np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
 
 
 def _common_grid(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
