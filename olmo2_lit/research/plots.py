@@ -103,7 +103,7 @@ def plot_series(series: dict[str, tuple[np.ndarray, np.ndarray]], tag: str, path
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
     steps, values = series[tag]
-    ax.plot(steps, values, linewidth=1)
+    ax.plot(*envelope_line(steps, values), linewidth=1)
     for i, step in enumerate(marks):
         ax.axvline(step, color="red", alpha=0.4, linewidth=0.8, label="spike" if i == 0 else None)
     ax.set(title=tag, xlabel="step")
