@@ -31,9 +31,18 @@ from olmo2_lit.train.lit_module import OLMo2LitModule
 from olmo2_lit.train.slurm import check_slurm_layout
 from olmo2_lit.train.strategies import check_strategy_name
 
-# --help (and the generated configuration reference) reads dataclass fields' attribute docstrings,
-# e.g. every ModelConfig field's; jsonargparse reads only Args: sections without this.
-set_parsing_settings(docstring_parse_attribute_docstrings=True)
+
+def wants_help(argv: Optional[list[str]]) -> bool:
+    """Whether ``argv`` prints help (``--help``, ``--model.help CLASS``, ``--print_config=comments``), or
+    is empty (the generated configuration reference builds the parser that way). Only then are dataclass
+    fields' attribute docstrings read (e.g. every ModelConfig field's): reading them parses the source of
+    every class the CLI knows, most of the cost of building the parser."""
+    argv = sys.argv[1:] if argv is None else argv
+    return not argv or any(
+        a in ("-h", "--help") or a.endswith(".help") or (a.startswith("--print_config") and "comments" in a)
+        for a in argv
+    )
+
 
 # Component names are validated while parsing: an unknown name fails with the list of valid ones.
 for _name_type in (BlockName, AttentionName, NormName, MLPName, InitName):
@@ -54,6 +63,10 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
     a step progress bar and a model summary on by default, and configs validated right after parsing."""
 
     def __init__(self, args: Optional[list[str]] = None, run: bool = True) -> None:
+        argv = sys.argv[1:] if args is None else args
+        # only the verb asked for gets a parser (each costs as much as the others together)
+        self.verb = argv[0] if argv and argv[0] in LightningCLI.subcommands() else None
+        set_parsing_settings(docstring_parse_attribute_docstrings=wants_help(argv))
         super().__init__(
             OLMo2LitModule,
             TokenShardDataModule,
@@ -65,6 +78,11 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
             args=args,
             run=run,
         )
+
+    def subcommands(self) -> dict[str, set[str]]:
+        """Lightning's subcommands, only the one being run when it is known."""
+        every = LightningCLI.subcommands()
+        return {self.verb: every[self.verb]} if self.verb else every
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.vocab_size", "model.config.vocab_size")

@@ -113,6 +113,13 @@ NOT_RUN: dict[str, str] = {
     'pip install torch==2.13.0 && pip install -e ".[test]" && ruff check . && ruff format --check . && '
     "python -m pytest -q": "the CI command itself (.ci/run)",
     "tensorboard --logdir runs": "starts a web server",
+    "olmo2-lit fit --config experiments/olmo2_1b_stage1.yaml --config experiments/olmo2_32b_stage1.yaml "
+    "--config experiments/olmo2_stage2_anneal.yaml --config experiments/olmo2_32b_stage2.yaml "
+    "--model.init_from /models/OLMo-2-0325-32B --model.lr_from_checkpoint false "
+    "--model.optimizer.init_args.lr LR --data.train_sources '[{paths: [/data/dolmino-mix-1124]}]'": (
+        "LR stands for a number the user gives; test_fit.py::"
+        "test_stage2_starts_at_a_stated_lr_with_the_checkpoint_moments runs this path with a stated LR"
+    ),
     'pip install -e ".[docs]" && mkdocs serve': "a web server; tests/test_docs_site.py builds the site",
     "CHROMIUM=/usr/bin/chromium NODE_PATH=/tmp/shot/node_modules node benchmarks/tensorboard_screenshot.js "
     "'http://localhost:6006/?forceSVG=true#timeseries' docs/img/quickstart_tensorboard.png "

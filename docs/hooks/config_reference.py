@@ -59,7 +59,7 @@ def fit_parser():
             raise _Captured(parser)
 
     try:
-        ParserOnly(args=[])
+        ParserOnly(args=[])  # empty: every verb, and the attribute docstrings (lightning_cli.wants_help)
     except _Captured as captured:
         return captured.args[0]._subcommands_action.choices["fit"]
     raise RuntimeError("OLMo2CLI built no parser")

@@ -253,3 +253,33 @@ def test_stage2_keeps_the_optimizer_state_unless_told_not_to(shards, tmp_path):
     torch.save(full, bare)
     with pytest.raises(ValueError, match="no optimizer state; set model.init_optimizer_state: false"):
         fit(tiny_args(tmp_path / "bare", shards, max_steps=1, extra=("--model.init_from", str(bare))))
+
+
+def test_stage2_starts_at_a_stated_lr_with_the_checkpoint_moments(shards, tmp_path):
+    """The 1B/7B/13B stage-2 recipes' way: ``lr_from_checkpoint: false`` and the published start LR in
+    ``model.optimizer.init_args.lr``; the Adam moments still come from the checkpoint. From a weights
+    directory (no optimizer state), ``lr_from_checkpoint`` is refused, saying how to give the LR."""
+    import torch
+
+    from olmo2_lit.train.checkpoint_state import start_from_checkpoint
+
+    fit(tiny_args(tmp_path / "s1", shards, max_steps=3, extra=("--model.optimizer.init_args.lr", "3e-3")))
+    ckpt = tmp_path / "s1" / "ckpt" / "last.ckpt"
+    stated = 1.25e-3  # not stage 1's end LR
+    schedule = ("--model.schedule", "olmo2_lit.train.schedules.LinearDecay", "--model.schedule.t_max", "4")
+    extra = ("--model.init_from", str(ckpt), "--model.lr_from_checkpoint", "false", *schedule,
+             "--model.schedule.warmup", "0", "--model.optimizer.init_args.lr", str(stated))  # fmt: skip
+    cli = fit(tiny_args(tmp_path / "s2", shards, max_steps=2, extra=extra))
+    lrs = [v for _, v in scalars(tmp_path / "s2", "optim/lr")]
+    assert lrs == pytest.approx([stated * 0.75, stated * 0.5])
+    assert all(float(s["step"]) == 3 + 2 for s in cli.trainer.optimizers[0].state_dict()["state"].values())
+
+    weights_dir = tmp_path / "hf"
+    weights_dir.mkdir()
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=stated)
+    with pytest.raises(
+        ValueError, match="--model.lr_from_checkpoint false --model.optimizer.init_args.lr LR"
+    ):
+        start_from_checkpoint(optimizer, str(weights_dir), optimizer_state=True, lr=True)
+    start_from_checkpoint(optimizer, str(weights_dir), optimizer_state=True, lr=False)  # weights only
+    assert optimizer.param_groups[0]["lr"] == stated
