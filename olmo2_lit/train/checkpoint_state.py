@@ -75,7 +75,7 @@ def start_from_checkpoint(
                 f"model.lr_from_checkpoint needs model.init_from to be a Lightning .ckpt; {path} is a "
                 "weights directory with no optimizer state. Give the LR to start from instead: "
                 "--model.lr_from_checkpoint false --model.optimizer.init_args.lr LR (the published stage-2 "
-                "LRs: docs/recipe.md, \"Stage 2's starting LR\")"
+                'LRs: docs/recipe.md, "Stage 2\'s starting LR")'
             )
         return
     ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
