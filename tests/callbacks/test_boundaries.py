@@ -14,8 +14,10 @@ window or merge step off by one (or a resume inside a window that merges a parti
 rate over the wrong number of steps, and an in-loop eval at the wrong steps or twice at one.
 """
 
+import io
 import json
 import os
+import signal
 import types
 import warnings
 from pathlib import Path
@@ -24,12 +26,16 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import load_file
+from tqdm import tqdm
 
 from olmo2_lit.callbacks import throughput as throughput_module
+from olmo2_lit.callbacks.diagnostics import Diagnostics
 from olmo2_lit.callbacks.downstream_eval import DownstreamEval
 from olmo2_lit.callbacks.housekeeping import Housekeeping
 from olmo2_lit.callbacks.lr_backoff import LRBackoff
 from olmo2_lit.callbacks.nonfinite_guard import NonFiniteGuard
+from olmo2_lit.callbacks.preemption import Preemption
+from olmo2_lit.callbacks.progress import StepProgressBar
 from olmo2_lit.callbacks.rollback import Rollback
 from olmo2_lit.callbacks.spike_monitor import SpikeDecision, SpikeMonitor
 from olmo2_lit.callbacks.throughput import TokenThroughput
@@ -439,6 +445,53 @@ def test_only_a_log_dir_written_by_a_run_that_failed_before_its_first_step_is_re
     t = trainer(global_step=global_step, logger=types.SimpleNamespace(log_dir=str(log_dir)))
     callback.on_exception(t, Module(), RuntimeError("boom"))
     assert log_dir.exists() is (not removed)
+
+
+# --- StepProgressBar, Diagnostics, Preemption ------------------------------------------------------------
+@pytest.mark.parametrize(("step", "shown"), [(2, 0), (3, 3), (4, 3), (5, 3), (6, 6)])
+def test_the_progress_bar_moves_every_refresh_rate_optimizer_steps(step, shown):
+    """refresh_rate 3: the bar shows step 3 from step 3 to 5, then 6."""
+    bar = StepProgressBar(refresh_rate=3)
+    bar.train_progress_bar = tqdm(total=10, file=io.StringIO())
+    for global_step in range(1, step + 1):
+        t = trainer(global_step=global_step, progress_bar_metrics={"train/ce_loss": global_step + 0.5})
+        bar.on_train_batch_end(t, None, None, None, 0)
+    assert bar.train_progress_bar.n == shown
+    assert (bar.train_progress_bar.postfix or "") == (f"train/ce_loss={shown + 0.5}" if shown else "")
+
+
+@pytest.mark.parametrize(("interval", "ok"), [(0, False), (1, True)])
+def test_diagnostics_interval_at_its_limit(interval, ok):
+    """The interval itself (logged at steps 0, 3, not 1, 2, 4, 5 for interval 3) is checked in a tiny fit,
+    tests/callbacks/test_diagnostics.py."""
+    if ok:
+        Diagnostics(interval=interval)
+    else:
+        with pytest.raises(ValueError, match="interval must be >= 1"):
+            Diagnostics(interval=interval)
+
+
+@pytest.mark.parametrize(
+    ("signals", "aborts"),
+    [
+        ((signal.SIGINT,), False),  # finish the step, save, exit
+        ((signal.SIGINT, signal.SIGINT), True),  # the second Ctrl+C aborts at once
+        ((signal.SIGTERM, signal.SIGINT), True),
+        ((signal.SIGTERM, signal.SIGTERM), False),  # only Ctrl+C aborts
+    ],
+)
+def test_the_second_ctrl_c_aborts(signals, aborts):
+    preemption = Preemption()
+    *first, last = signals
+    for signum in first:
+        preemption._handle(signum, None)
+    if aborts:
+        with pytest.raises(KeyboardInterrupt):
+            preemption._handle(last, None)
+    else:
+        preemption._handle(last, None)
+        assert preemption.signum == signals[0]  # the first signal names the exit status
+        assert preemption.exit_status == 128 + int(signals[0])
 
 
 # --- a spike at the step that is also a periodic checkpoint (a tiny fit) -------------------------------
