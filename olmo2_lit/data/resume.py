@@ -74,7 +74,8 @@ def saved_seed(state: dict, *, seed: int, sequence_length: int) -> int:
 
 def saved_position(state: dict, *, sequence_length: int, step: int) -> tuple[int, int, int]:
     """``(epoch, instances into it, tokens seen)`` to resume at, rounded down to a position every rank
-    reaches together (``step`` = micro batch x world size); the rounded-off instances are replayed."""
+    reaches together (``step`` = micro batch x world size); the rounded-off instances (and, after a
+    change of sequence length, the part of an instance) are replayed, and taken off the tokens seen."""
     instances = state["tokens"] // sequence_length
     aligned = instances // step * step
     if aligned != instances:
@@ -82,4 +83,5 @@ def saved_position(state: dict, *, sequence_length: int, step: int) -> tuple[int
             f"the saved position ({instances} instances) is not a multiple of micro_batch_size x world "
             f"size = {step}; replaying {instances - aligned} instances"
         )
-    return state["epoch"], aligned, state["total_tokens"] - (instances - aligned) * sequence_length
+    replayed = state["tokens"] - aligned * sequence_length
+    return state["epoch"], aligned, state["total_tokens"] - replayed

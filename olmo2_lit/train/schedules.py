@@ -147,6 +147,8 @@ class WarmupStableDecay(Schedule):
         _check("t_max", t_max, positive=True)
         if warmup + decay > t_max:
             raise ValueError(f"schedule warmup + decay ({warmup} + {decay}) must be <= t_max ({t_max})")
+        if not 0.0 <= alpha_f <= 1.0:
+            raise ValueError(f"schedule alpha_f must be in [0, 1], got {alpha_f}")
         self.warmup, self.decay, self.t_max, self.alpha_f = warmup, decay, t_max, alpha_f
 
     def factor(self, t: float) -> float:
