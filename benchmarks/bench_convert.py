@@ -44,7 +44,9 @@ def write_olmo_core_step(step: Path, *, n_layers: int, vocab_size: int) -> None:
         p.grad = torch.randn_like(p) * 1e-3  # holds one gradient, not all of them (a 1B fits in 24 GB)
         optim.step()
         p.grad = None
-    save_model_and_optim_state(step / "model_and_optim", model, optim, flatten_optimizer_state=True)
+    save_model_and_optim_state(  # one writer thread: one tensor serialized at a time
+        step / "model_and_optim", model, optim, flatten_optimizer_state=True, thread_count=1
+    )
     (step / "train").mkdir()
     loader = dict(
         dataset_fingerprint_version="v2.0", dataset_fingerprint="0" * 64, batches_processed=1,
