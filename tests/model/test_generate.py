@@ -275,3 +275,29 @@ def test_each_row_of_a_batch_ends_as_it_would_alone(models):
 
     assert batched == [cut(r) for r in free]
     assert len({len(r) for r in batched}) > 1  # the rows really end at different steps
+
+
+@pytest.mark.parametrize("top_p", [0.25, 0.5, 0.75, 0.3, 0.6])
+def test_top_p_at_the_exact_mass_of_the_tokens_above_keeps_what_transformers_keeps(top_p):
+    """Four equal logits: every probability is exactly 0.25, so the mass of the tokens ranked above a
+    token is exactly 0, 0.25, 0.5 or 0.75. At top_p equal to that mass the token is dropped (the smallest
+    set reaching p), as transformers' TopPLogitsWarper drops it; just above, it is kept."""
+    from transformers.generation import logits_process as lp
+
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0, -1e9]])
+    kept = int((~filter_logits(logits, temperature=1.0, top_p=top_p).isinf()).sum())
+    expected = lp.TopPLogitsWarper(top_p)(None, logits.clone())
+    assert kept == int((~expected.isinf()).sum())
+    assert kept == {0.25: 1, 0.5: 2, 0.75: 3, 0.3: 2, 0.6: 3}[top_p]  # ceil(p / 0.25)
+
+
+def test_a_prompt_exactly_the_context_long_gets_one_token():
+    """A prompt of max_sequence_length tokens fits (its next token needs no cache slot): one token; one
+    more token is refused. The successor model makes that token known: the prompt's last + 1."""
+    model = _successor_model(max_sequence_length=16)
+    prompt = list(range(16))
+    for use_cache in (True, False):
+        assert generate(model, [prompt], max_new_tokens=8, use_cache=use_cache) == [[16]]
+        with pytest.raises(ValueError, match="prompt 0 has 17 tokens, longer than the model's context of 16"):
+            generate(model, [[0, *prompt]], max_new_tokens=8, use_cache=use_cache)
+    assert generate(model, [prompt[1:]], max_new_tokens=8) == [[16, 17]]  # one shorter: two tokens
