@@ -28,6 +28,8 @@ sys.path.insert(0, str(CALLBACKS))  # the stability tests' probes and rollback c
 from test_rollback import check_rollback  # noqa: E402
 
 DDP = {"devices": 2, "strategy": "ddp"}
+# 2 ranks x micro 2 x accumulation 2 = the global batch of 8: a signal can land between micro-batches
+MID_STEP = {"data": {"micro_batch_size": 2}}
 HANG = 600  # seconds: a hang guard for a 2-process run on a shared 2-core machine
 
 
@@ -137,11 +139,11 @@ def test_signal_to_one_rank_stops_both_at_the_same_step(shards, tmp_path, rank, 
     checkpoint. Guards against a stop decided by the signalled rank alone (the other rank waits for it in
     the next collective: a hang) and a checkpoint of another step."""
     callbacks = [_probe("SignalOnRank", step=3, rank=rank, signum=signum.name), _probe("RankLog")]
-    proc = _run(tmp_path, shards, 8, {"trainer": {"callbacks": callbacks, **DDP}}, check=False)
+    proc = _run(tmp_path, shards, 8, {"trainer": {"callbacks": callbacks, **DDP}, **MID_STEP}, check=False)
 
     assert proc.returncode == 128 + signum, proc.stderr[-3000:]
     saved = tmp_path / "ckpt" / "last.ckpt"
-    told = signum.name if rank == 0 else "a signal on another rank"
+    told = signum.name if rank == 0 else f"{signum.name} on another rank"
     assert f"{told}: saved step 4 to {saved}" in proc.stderr
     assert torch.load(saved, map_location="cpu", weights_only=False)["global_step"] == 4
     zero, one = rank_logs(tmp_path)
@@ -171,7 +173,9 @@ def test_slurm_requeue_signal_to_one_task_requeues_once_from_both(shards, tmp_pa
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol_calls.txt"}\n')
     (bin_dir / "scontrol").chmod(0o755)
     callbacks = [_probe("SignalOnRank", step=3, rank=1, signum="SIGUSR1"), _probe("RankLog")]
-    (tmp_path / "layer.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks, **DDP}}))
+    (tmp_path / "layer.yaml").write_text(
+        yaml.safe_dump({"trainer": {"callbacks": callbacks, **DDP}, **MID_STEP})
+    )
     args = tiny_args(tmp_path, shards, max_steps=8, extra=("--config", str(tmp_path / "layer.yaml")))
     env = {
         **os.environ,
