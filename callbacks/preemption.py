@@ -13,7 +13,9 @@ loses the work since the last periodic checkpoint. This callback keeps Lightning
 
 A second SIGINT aborts at once (Lightning's KeyboardInterrupt path, no checkpoint). Under SLURM with
 ``auto_requeue``, SIGUSR1 is left to Lightning, which saves an ``hpc_ckpt`` and requeues the job.
-Several ranks agree on the step to stop at with one all-reduce per optimizer step (none on one device).
+Several ranks agree on the step to stop at, and on the signal (the highest number any rank got: its exit
+status and message), with one all-reduce per optimizer step (none on one device); a signal that reaches one
+rank only stops every rank at the same step (``tests/training/test_one_rank_events.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -117,11 +120,15 @@ class Preemption(StepCallback):
     def on_step(self, trainer: Trainer, pl_module: LightningModule, record: StepRecord) -> None:
         if not self.enabled or self.saved_path is not None:
             return
-        stop = self.signum is not None
-        if trainer.world_size > 1:
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if not stop:
+        own = self.signum
+        signum = own or 0
+        if trainer.world_size > 1:  # every rank stops, with the same signal, if any rank got one
+            signum = int(
+                trainer.strategy.reduce(torch.tensor(signum, device=pl_module.device), reduce_op="max")
+            )
+        if not signum:
             return
+        self.signum = signum
         path = str(
             _checkpoint_dir(trainer)
             / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
@@ -130,7 +137,7 @@ class Preemption(StepCallback):
         trainer.save_checkpoint(path)
         self.saved_path = path
         if trainer.is_global_zero:
-            name = signal.Signals(self.signum).name if self.signum else "a signal on another rank"
+            name = signal.Signals(signum).name + ("" if own == signum else " on another rank")
             print(
                 f"{name}: saved step {trainer.global_step} to {path} "
                 f"({time.perf_counter() - started:.1f} s); "
