@@ -34,8 +34,9 @@ def write_olmo_core_step(step: Path, *, n_layers: int, vocab_size: int) -> None:
     from olmo_core.nn.transformer import TransformerConfig
     from olmo_core.optim import AdamWConfig, OptimGroupOverride
 
+    padded = -(-vocab_size // 128) * 128  # as OLMo-core's scripts build it: tokenizer.padded_vocab_size()
     config = TransformerConfig.olmo2_1B(
-        vocab_size=vocab_size, n_layers=n_layers, attn_backend=AttentionBackendName.torch
+        vocab_size=padded, n_layers=n_layers, attn_backend=AttentionBackendName.torch
     )
     model = config.build(init_device="cpu")
     no_decay = [OptimGroupOverride(params=["embeddings.weight"], opts=dict(weight_decay=0.0))]  # OLMo 2's
@@ -87,10 +88,12 @@ def main() -> None:
     del state, tensors
     torch.load(plain, map_location="cpu", weights_only=True)  # warm-up
     load_s = _timed(lambda: torch.load(plain, map_location="cpu", weights_only=True))
+    print(f"torch.load: {plain_bytes / 1e9:.2f} GB in {load_s:.1f} s", flush=True)
     plain.unlink()  # one copy of the bytes on disk at a time (a 1B's are 18 GB)
 
     read_step_dir(step)  # the DCP files back in the page cache
     read_s = _timed(lambda: read_step_dir(step))
+    print(f"read: {dcp_bytes / 1e9:.2f} GB in {read_s:.1f} s", flush=True)
     out = root / "out.ckpt"
     convert_s = _timed(
         lambda: from_olmo_core(step_dir=str(step), out=str(out), n_heads=16, vocab_size=args.vocab_size)
