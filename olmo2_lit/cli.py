@@ -24,7 +24,7 @@ def _tool_verbs() -> dict:
     from olmo2_lit.research.compare import compare
     from olmo2_lit.research.report import report
     from olmo2_lit.research.sweep import sweep
-    from olmo2_lit.weights import consolidate, olmo_core, verbs
+    from olmo2_lit.weights import consolidate, olmo_core, olmo_trainer, verbs
     from olmo2_lit.weights.soup import soup
 
     return {
@@ -36,6 +36,7 @@ def _tool_verbs() -> dict:
             "consolidate": consolidate.consolidate,
             "from-olmo-core": olmo_core.from_olmo_core,
             "to-olmo-core": olmo_core.to_olmo_core,
+            "from-olmo-trainer": olmo_trainer.from_olmo_trainer,
         },
         "generate": generate,
         "soup": soup,
@@ -60,7 +61,8 @@ tools (`olmo2-lit VERB --help`):
   data-paths  a published OLMo/OLMo-core config's data URLs -> your mirror's files, in the published order
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory;
               consolidate: sharded (FSDP2) checkpoint directory -> one .ckpt file;
-              from-olmo-core / to-olmo-core: an OLMo-core step directory <-> a resumable .ckpt
+              from-olmo-core / to-olmo-core: an OLMo-core step directory <-> a resumable .ckpt;
+              from-olmo-trainer: an OLMo-trainer (ai2-olmo) unsharded checkpoint -> a resumable .ckpt
   soup        average checkpoints of one architecture (uniform or --weights) into a native dir
   generate    continue prompts with a checkpoint (KV cache, greedy or sampled), streaming
 

@@ -147,14 +147,48 @@ def _their_group(state: dict[str, Any], our_name: str) -> dict[str, Any]:
 
 
 def _assemble(weights, optimizer, trainer, config) -> dict[str, Any]:
+    step = int(trainer["global_step"])
+    loader = trainer["data_loader"]
+    data = {
+        "version": 1,
+        "epoch": loader["epoch"] - 1,  # OLMo-core numbers data epochs from 1
+        "tokens": loader["tokens_processed"],
+        "total_tokens": int(trainer["global_train_tokens_seen"]),
+        "seed": loader["seed"],
+        "sequence_length": loader["sequence_length"],
+        "order": "olmo_core",
+        "max_target_sequence_length": loader["max_target_sequence_length"],
+        # our shard-set fingerprint is unknown here; resume checks what it can (data/resume.py)
+        "fingerprint": None,
+        "shards": None,
+        "olmo_core_fingerprint": loader["dataset_fingerprint"],
+        "global_batch_tokens": loader["tokens_processed"] // max(loader["batches_processed"], 1)
+        if loader["batches_processed"]
+        else int(trainer["global_train_tokens_seen"]) // max(step, 1),
+        "eos_token_id": None,
+        "vocab_size": config.vocab_size,
+    }
+    return resumable_checkpoint(weights, optimizer, config, step=step, data=data)
+
+
+def resumable_checkpoint(
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    config: ModelConfig,
+    *,
+    step: int,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """A Lightning ``.ckpt`` dict that ``fit --ckpt_path`` resumes after optimizer step ``step``, from another
+    trainer's weights (our names), optimizer state (ours: groups of indices with ``lr`` the one the last
+    step ran at, and ``initial_lr`` the peak) and ``TokenShardDataModule`` position ``data`` (with
+    ``fingerprint: None``: converted)."""
     from olmo2_lit.train.checkpoint_state import rng_state  # lazy: weights/ sits below train/
     from olmo2_lit.train.schedules import SET_LR_ON_LOAD
 
-    step = int(trainer["global_step"])
-    loader = trainer["data_loader"]
     lrs = [g["lr"] for g in optimizer["param_groups"]]
     return {
-        "epoch": loader["epoch"] - 1,
+        "epoch": data["epoch"],
         "global_step": step,
         "pytorch-lightning_version": "2.6.6",
         "state_dict": {f"model.{k}": v for k, v in weights.items()},
@@ -167,30 +201,12 @@ def _assemble(weights, optimizer, trainer, config) -> dict[str, Any]:
                 "_is_initial": False,
                 "_get_lr_called_within_step": False,
                 "_last_lr": lrs,
-                SET_LR_ON_LOAD: True,  # OLMo-core's group LR is the last step's; ours is the next one's
+                SET_LR_ON_LOAD: True,  # the other trainer's group LR is the last step's; ours the next one's
             }
         ],
-        "loops": lightning_loops(step, epoch=loader["epoch"] - 1),
+        "loops": lightning_loops(step, epoch=data["epoch"]),
         "callbacks": {},
-        "TokenShardDataModule": {
-            "version": 1,
-            "epoch": loader["epoch"] - 1,  # OLMo-core numbers data epochs from 1
-            "tokens": loader["tokens_processed"],
-            "total_tokens": int(trainer["global_train_tokens_seen"]),
-            "seed": loader["seed"],
-            "sequence_length": loader["sequence_length"],
-            "order": "olmo_core",
-            "max_target_sequence_length": loader["max_target_sequence_length"],
-            # our shard-set fingerprint is unknown here; resume checks what it can (data/resume.py)
-            "fingerprint": None,
-            "shards": None,
-            "olmo_core_fingerprint": loader["dataset_fingerprint"],
-            "global_batch_tokens": loader["tokens_processed"] // max(loader["batches_processed"], 1)
-            if loader["batches_processed"]
-            else int(trainer["global_train_tokens_seen"]) // max(step, 1),
-            "eos_token_id": None,
-            "vocab_size": config.vocab_size,
-        },
+        "TokenShardDataModule": data,
         "olmo2_lit": {"model_config": config.to_dict(), "rng": rng_state(), "step_lr": lrs[0]},
     }
 
