@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from training_helpers import fit_subprocess, scalars
 
 from olmo2_lit.train import metrics as M
@@ -91,6 +92,7 @@ def fit_args(
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_olmo_trainer_checkpoint_continues_here(tmp_path):
     shards = []
     for path in sorted((FIXTURE / "data").glob("*.npy")):
