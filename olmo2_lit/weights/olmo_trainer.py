@@ -69,6 +69,9 @@ BLOCK = {
     "ff_norm": "feed_forward_norm",
     "ff_out": "feed_forward.w2",
 }
+#: The z-loss weight ai2-olmo 0.6.0's Trainer applies with ``softmax_auxiliary_loss``: its
+#: ``cross_entropy_loss`` default (``Trainer.model_forward`` does not pass ``auxiliary_loss_multiplier``).
+Z_LOSS_MULTIPLIER = 1e-4
 #: Keys of ai2-olmo's param groups that are its own, not torch's AdamW's.
 THEIR_GROUP_KEYS = ("params", "param_names", "sharded", "max_grad_norm", "max_grad_norm_ratio")
 #: What ``train.pt`` pickles besides tensors: checkpoint paths and numpy's RNG state.
@@ -297,7 +300,9 @@ def from_olmo_trainer(*, checkpoint_dir: str, out: str, preset: Optional[str] = 
 
     Carries the weights, the AdamW moments and step counts (scaled to our loss normalization), the per-group
     LR and weight decay, the step, the LR schedule's position and the data position (epoch and instances
-    into it, seed, tokens seen). The checkpoint directory is only read.
+    into it, seed, tokens seen). The checkpoint directory is only read. It prints the run settings that take
+    the OLMo trainer's own steps: ``trainer.gradient_clip_val`` (its ``max_grad_norm`` x T / (T - 1)) and
+    ``model.z_loss_multiplier``.
 
     Args:
         checkpoint_dir: the OLMo trainer's ``stepN-unsharded`` directory (``model.pt``, ``optim.pt``,
@@ -318,10 +323,12 @@ def from_olmo_trainer(*, checkpoint_dir: str, out: str, preset: Optional[str] = 
     with atomic_file(out_path) as f:
         torch.save(ckpt, f)
     clip = cfg.get("max_grad_norm")
+    z_loss = Z_LOSS_MULTIPLIER if cfg.get("softmax_auxiliary_loss") else 0.0
     print(
         f"from_olmo_trainer: step {ckpt['global_step']} of {checkpoint_dir} -> {out}; data.order: olmo, "
         f"sequence_length {cfg['model']['max_sequence_length']}, "
         f"global_batch_size {cfg['global_train_batch_size']}"
+        + f"; model.z_loss_multiplier {z_loss}"
         + (
             f"; its max_grad_norm {clip} is trainer.gradient_clip_val {clip * _loss_scale(cfg)!r} here"
             if clip

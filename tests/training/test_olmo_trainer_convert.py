@@ -13,14 +13,12 @@ clips at ``max_grad_norm x T / (T - 1)`` (what the converter prints).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_olmo_core_convert import convert, tree_hash
 from training_helpers import fit_subprocess, scalars
 
 from olmo2_lit.train import metrics as M
@@ -38,24 +36,7 @@ METRICS = {
 }
 
 
-def convert(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "olmo2_lit", "convert", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def tree_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        h.update(str(path.relative_to(root)).encode())
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def fit_args(
-    root: Path, shards: list[str], *, clip: str, global_batch: int = 8, length: int = T
-) -> list[str]:
+def fit_args(root: Path, shards: list[str], *, clip: str, z_loss: str) -> list[str]:
     """The run of the fixture's config.yaml, as ``olmo2-lit fit`` arguments."""
     return [
         "--trainer.accelerator", "cpu",
@@ -71,7 +52,7 @@ def fit_args(
         "--model.config.n_layers", "2",
         "--model.config.n_heads", "4",
         "--model.config.mlp_hidden", "64",
-        "--model.z_loss_multiplier", "1e-4",  # the OLMo trainer's fixed multiplier
+        "--model.z_loss_multiplier", z_loss,
         "--model.optimizer", "olmo2_lit.train.optim.AdamW",
         "--model.optimizer.init_args.lr", "1e-3",
         "--model.schedule", "olmo2_lit.train.schedules.CosineWithWarmup",
@@ -83,8 +64,8 @@ def fit_args(
         "--data.eos_token_id", "0",
         "--data.order", "olmo",
         "--data.seed", "34521",
-        "--data.sequence_length", str(length),
-        "--data.global_batch_size", str(global_batch),
+        "--data.sequence_length", str(T),
+        "--data.global_batch_size", "8",
         "--data.micro_batch_size", "2",
         "--data.train_sources", json.dumps([{"paths": shards}]),
         "--checkpoint.dirpath", str(root / "ckpt"),
@@ -102,10 +83,14 @@ def test_olmo_trainer_checkpoint_continues_here(tmp_path):
     proc = convert("from-olmo-trainer", "--checkpoint_dir", str(SOURCE), "--out", str(ckpt))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert tree_hash(SOURCE) == before  # the source is only read
+    # the run settings the converter prints: the clip and z-loss that take the OLMo trainer's steps
     clip = proc.stdout.split("trainer.gradient_clip_val ")[1].split()[0]
+    z_loss = proc.stdout.split("model.z_loss_multiplier ")[1].split(";")[0]
 
     ours = tmp_path / "ours"
-    fit_subprocess([*fit_args(ours, shards, clip=clip), "--ckpt_path", str(ckpt)], tmp_path, timeout=600)
+    fit_subprocess(
+        [*fit_args(ours, shards, clip=clip, z_loss=z_loss), "--ckpt_path", str(ckpt)], tmp_path, timeout=600
+    )
 
     theirs = json.loads((FIXTURE / "continuation.json").read_text())["continuation"]
     assert sorted(map(int, theirs)) == list(range(SAVE + 1, END + 1))
