@@ -161,9 +161,14 @@ def model_config(
     return config
 
 
+def _clean(name: str) -> str:
+    """A parameter's name in the bare model: without DDP's ``module.`` or FSDP's wrapper prefix."""
+    return name.replace("_fsdp_wrapped_module.", "").removeprefix("module.")
+
+
 def _split(name: str, tensor: torch.Tensor, model: dict) -> list[tuple[str, torch.Tensor]]:
     """Our ``(name, tensor)`` pieces of one ai2-olmo tensor (a weight, or an Adam moment of it)."""
-    name = name.removeprefix("module.")
+    name = _clean(name)
     if name in OURS:
         return [(OURS[name], tensor)]
     parts = name.split(".")
@@ -203,12 +208,18 @@ def our_optimizer(
         CheckpointError: groups olmo2_lit's default groups cannot hold, naming the field and both values.
     """
     model, scale = cfg["model"], _loss_scale(cfg)
+    weights = {_clean(k): v for k, v in weights.items()}
     source: dict[str, tuple[str, dict, dict]] = {}  # our name -> (their name, their group, our state)
     for group in optim["param_groups"]:
-        if "param_names" not in group:
+        # DDP's optim.pt keys the state by index and names the parameters in param_names; FSDP's (OLMo 2
+        # 7B, 13B) keys it by name, in params
+        names = (
+            group["params"] if all(isinstance(p, str) for p in group["params"]) else group.get("param_names")
+        )
+        if names is None:
             raise CheckpointError(f"optimizer param groups: {path} names no parameters (param_names)")
-        for index, their in zip(group["params"], group["param_names"]):
-            their = their.removeprefix("module.")
+        for index, their in zip(group["params"], names):
+            their = _clean(their)
             state = optim["state"].get(index, {})
             if their not in weights:
                 raise CheckpointError(f"optimizer param groups: {their} is in {path} but not in model.pt")

@@ -59,7 +59,7 @@ def fit_args(root: Path, shards: list[str], *, clip: str, z_loss: str) -> list[s
         "--model.schedule.warmup", "3",
         "--model.schedule.t_max", "30",
         "--model.schedule.alpha_f", "0.1",
-        "--data.vocab_size", "256",
+        "--data.vocab_size", "128",
         "--data.dtype", "uint16",
         "--data.eos_token_id", "0",
         "--data.order", "olmo",

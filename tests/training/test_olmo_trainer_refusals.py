@@ -74,6 +74,26 @@ def test_weights_moments_step_and_position_map(converted):
     assert (data["order"], data["seed"], data["global_batch_tokens"]) == ("olmo", 34521, 8 * T)
 
 
+def test_an_fsdp_checkpoint_converts_as_the_ddp_one(converted, tmp_path):
+    """The same 6 steps under ai2-olmo's FSDP (as OLMo 2 7B and 13B were trained): its optim.pt keys the
+    state by parameter name, not index, and names carry FSDP's wrapper prefix. Same run, same conversion."""
+    fsdp = FIXTURE / "fsdp-step6-unsharded"
+    before = tree_hash(fsdp)
+    from_olmo_trainer(checkpoint_dir=str(fsdp), out=str(tmp_path / "fsdp.ckpt"))
+    assert tree_hash(fsdp) == before
+    theirs = torch.load(tmp_path / "fsdp.ckpt", weights_only=False)
+    assert theirs["state_dict"].keys() == converted["state_dict"].keys()
+    for name, tensor in converted["state_dict"].items():
+        torch.testing.assert_close(theirs["state_dict"][name], tensor, rtol=1e-6, atol=1e-7)
+    ours_opt, fsdp_opt = converted["optimizer_states"][0], theirs["optimizer_states"][0]
+    assert fsdp_opt["param_groups"] == ours_opt["param_groups"]
+    for index, state in ours_opt["state"].items():
+        assert fsdp_opt["state"][index].keys() == state.keys() == {"step", "exp_avg", "exp_avg_sq"}
+        for key, value in state.items():
+            torch.testing.assert_close(fsdp_opt["state"][index][key], value, rtol=1e-5, atol=1e-9)
+    assert theirs["TokenShardDataModule"] == converted["TokenShardDataModule"]
+
+
 @pytest.mark.parametrize("name", ["model.pt", "optim.pt", "train.pt", "config.yaml"])
 def test_a_missing_file_is_named(source, tmp_path, name):
     (source / name).unlink()
@@ -107,7 +127,7 @@ def test_architecture_refused_against_a_preset(tmp_path):
 def test_another_embedding_padding_is_refused(source, tmp_path):
     _edit_config(source, embedding_size=384)
     message = _refused(source, tmp_path, "architecture")
-    assert "embedding_size is 384 in" in message and "and 256 here" in message
+    assert "embedding_size is 384 in" in message and "and 128 here" in message
 
 
 def test_optimizer_groups_refused_when_norms_are_not_decayed(source, tmp_path):
@@ -138,7 +158,7 @@ def test_optimizer_groups_refused_when_embeddings_decay(source, tmp_path):
 def test_sequence_length_and_global_batch_refused_on_resume(converted, tmp_path, field, kw):
     args = {"sequence_length": T, "global_batch_size": 8, **kw}
     dm = TokenShardDataModule(
-        vocab_size=256, train_sources=[DataSource(paths=[str(FIXTURE / "data")])], dtype="uint16",
+        vocab_size=128, train_sources=[DataSource(paths=[str(FIXTURE / "data")])], dtype="uint16",
         micro_batch_size=2, order="olmo", **args,
     )  # fmt: skip
     dm.trainer = types.SimpleNamespace(
