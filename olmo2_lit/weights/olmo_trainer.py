@@ -2,8 +2,9 @@
 
 The OLMo trainer (ai2-olmo 0.6.0, which trained OLMo 2 1124 7B and 13B) writes ``stepN-unsharded/`` with its
 ``FullCheckpointer``: ``model.pt`` (the model's state dict, ``transformer.*``, attention and MLP input
-projections fused), ``optim.pt`` (torch's optimizer state dict, integer ids over its ``decay`` then
-``no_decay`` groups, each group naming its ``param_names``), ``train.pt`` (``Trainer.trainer_state_dict``:
+projections fused), ``optim.pt`` (the optimizer state dict over its ``decay`` then ``no_decay`` groups:
+under DDP torch's, keyed by index, each group naming its ``param_names``; under FSDP, as the 7B and 13B
+ran, ``FSDP.optim_state_dict``'s, keyed by name), ``train.pt`` (``Trainer.trainer_state_dict``:
 epoch, global step, examples seen this epoch, tokens seen) and ``config.yaml`` (its ``TrainConfig``).
 This module maps names, fused tensors, groups and the data position; ai2-olmo is not needed.
 
@@ -32,13 +33,14 @@ from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.weights.olmo_core import (
-    GROUP_FIELDS,
     _our_groups,
     model_config_from_shapes,
     resumable_checkpoint,
 )
 
 FILES = ("model.pt", "optim.pt", "train.pt", "config.yaml")
+#: Group hyperparameters that must agree within one of our groups (ai2-olmo keeps no ``initial_lr``).
+GROUP_FIELDS = ("weight_decay", "betas", "eps")
 #: ai2-olmo ``ModelConfig`` fields that make its model OLMo 2's (our reordered-norm block), and their values.
 OLMO2_SHAPE = {
     "block_type": "sequential",
@@ -108,7 +110,10 @@ def read_checkpoint_dir(directory: Path) -> tuple[dict, dict, dict, dict]:
             raise CheckpointError(
                 f"{directory / name} cannot be read ({type(e).__name__}): truncated or corrupt"
             ) from e
-    config = yaml.safe_load((directory / "config.yaml").read_text())
+    try:
+        config = yaml.safe_load((directory / "config.yaml").read_text())
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{directory / 'config.yaml'} cannot be read: {str(e).splitlines()[0]}") from e
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(
             f"{directory / 'config.yaml'} has no model section: truncated or not ai2-olmo's"
@@ -241,7 +246,7 @@ def our_optimizer(
         first_name, first, _ = source[names[0]]
         for name in names:
             their, group, piece = source[name]
-            for field in GROUP_FIELDS[:1] + GROUP_FIELDS[2:]:  # ai2-olmo keeps no initial_lr
+            for field in GROUP_FIELDS:
                 if group.get(field) != first.get(field):
                     raise CheckpointError(
                         f"optimizer param groups: {field} is {group.get(field)} for {their} and "
