@@ -216,11 +216,9 @@ def our_optimizer(
     weights = {_clean(k): v for k, v in weights.items()}
     source: dict[str, tuple[str, dict, dict]] = {}  # our name -> (their name, their group, our state)
     for group in optim["param_groups"]:
-        # DDP's optim.pt keys the state by index and names the parameters in param_names; FSDP's (OLMo 2
-        # 7B, 13B) keys it by name, in params
-        names = (
-            group["params"] if all(isinstance(p, str) for p in group["params"]) else group.get("param_names")
-        )
+        # ai2-olmo names each group's parameters (under FSDP with its wrapper's prefix); DDP's optim.pt keys
+        # the state by index, FSDP's (OLMo 2 7B, 13B) by name: params holds the keys either way
+        names = group.get("param_names")
         if names is None:
             raise CheckpointError(f"optimizer param groups: {path} names no parameters (param_names)")
         for index, their in zip(group["params"], names):
@@ -311,8 +309,9 @@ def data_position(train: dict, cfg: dict, config: ModelConfig) -> dict[str, Any]
 
 
 def from_olmo_trainer(*, checkpoint_dir: str, out: str, preset: Optional[str] = None) -> None:
-    """Convert an OLMo-trainer (ai2-olmo) unsharded checkpoint into a Lightning checkpoint that
-    ``fit --ckpt_path`` resumes with ``data.order: olmo``.
+    """Convert an OLMo-trainer (ai2-olmo) unsharded checkpoint into a .ckpt that fit --ckpt_path resumes.
+
+    The run resumes with ``data.order: olmo``, the OLMo trainer's data order.
 
     Carries the weights, the AdamW moments and step counts (scaled to our loss normalization), the per-group
     LR and weight decay, the step, the LR schedule's position and the data position (epoch and instances
