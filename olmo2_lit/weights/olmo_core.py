@@ -76,7 +76,7 @@ def model_config_from_shapes(
     ).resolved()
 
 
-def _our_groups(config: ModelConfig) -> list[list[str]]:
+def our_groups(config: ModelConfig) -> list[list[str]]:
     """Our optimizer's parameter groups (names, in its state numbering) under OLMo 2's default groups."""
     from olmo2_lit.train.optim import (
         build_param_groups,
@@ -99,7 +99,7 @@ def lightning_checkpoint(
 ) -> dict[str, Any]:
     """A Lightning ``.ckpt`` dict that ``fit --ckpt_path`` resumes, from an OLMo-core step's state."""
     weights = {OURS.get(k[6:], k[6:]): v for k, v in state.items() if k.startswith("model.")}
-    groups = _our_groups(config)
+    groups = our_groups(config)
     expected = {n for g in groups for n in g}
     if set(weights) != expected:
         missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
@@ -287,7 +287,7 @@ def olmo_core_state(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The flat DCP state OLMo-core's ``TransformerTrainModule`` loads, from a Lightning ``.ckpt`` dict."""
     config = ModelConfig.from_dict(ckpt["olmo2_lit"]["model_config"]).resolved()
     weights = {k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    names = [n for g in _our_groups(config) for n in g]
+    names = [n for g in our_groups(config) for n in g]
     optimizer = ckpt["optimizer_states"][0]
     out: dict[str, Any] = {f"model.{THEIRS.get(k, k)}": v for k, v in weights.items()}
     step_lr = ckpt["olmo2_lit"].get("step_lr")

@@ -33,8 +33,8 @@ from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.weights.olmo_core import (
-    _our_groups,
     model_config_from_shapes,
+    our_groups,
     resumable_checkpoint,
 )
 
@@ -232,7 +232,7 @@ def our_optimizer(
                 if key in state:
                     for ours, t in _split(their, state[key], model):
                         source[ours][2][key] = t.contiguous() * factor
-    groups = _our_groups(config)
+    groups = our_groups(config)
     expected = {n for g in groups for n in g}
     if set(source) != expected:
         missing, extra = sorted(expected - set(source)), sorted(set(source) - expected)
