@@ -112,33 +112,54 @@ def lightning_checkpoint(
                 f"architecture: {THEIRS.get(name, name)} is {tuple(tensor.shape)} in the checkpoint and "
                 f"{shapes[name]} in the model config"
             )
-    opt_state, param_groups = {}, []
-    index = 0
-    for group_names in groups:
-        first = _their_group(state, group_names[0])
-        for name in group_names:
-            mine = _their_group(state, name)
-            for field in GROUP_FIELDS:
-                if mine.get(field) != first.get(field):
+    source = {}
+    for name in expected:
+        prefix = f"optim.state.{THEIRS.get(name, name)}."
+        piece = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        source[name] = (THEIRS.get(name, name), _their_group(state, name), piece)
+    optimizer = grouped_optimizer_state(groups, source, fields=GROUP_FIELDS, where="the checkpoint")
+    return _assemble(weights, optimizer, trainer, config)
+
+
+def grouped_optimizer_state(
+    groups: list[list[str]], source: dict[str, tuple[str, dict, dict]], *, fields: tuple[str, ...], where: str
+) -> dict[str, Any]:
+    """Our optimizer state dict, in our ``groups`` (:func:`our_groups`), from another trainer's state.
+
+    Args:
+        groups: our parameter names per group, in our optimizer's order.
+        source: our name -> (its name there, the hyperparameters of its group there, its state).
+        fields: group hyperparameters that must agree within each of our groups.
+        where: the checkpoint, for the messages.
+
+    Raises:
+        CheckpointError: parameters of one of our groups with different ``fields``, or an embedding that
+            decays, naming the field, the parameters and both values.
+    """
+    state: dict[int, dict] = {}
+    param_groups = []
+    for names in groups:
+        first_name, first, _ = source[names[0]]
+        for name in names:
+            theirs, group, piece = source[name]
+            for field in fields:
+                if group.get(field) != first.get(field):
                     raise CheckpointError(
-                        f"optimizer param groups: {field} is {mine.get(field)} for {THEIRS.get(name, name)} "
-                        f"and {first.get(field)} for {THEIRS.get(group_names[0], group_names[0])}; "
-                        "olmo2_lit's default groups (no decay on the embedding only) put them in one group"
+                        f"optimizer param groups: {field} is {group.get(field)} for {theirs} and "
+                        f"{first.get(field)} for {first_name}; olmo2_lit's default groups (no decay on the "
+                        "embedding only) put them in one group"
                     )
-            prefix = f"optim.state.{THEIRS.get(name, name)}."
-            opt_state[index] = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            index += 1
-        param_groups.append({**first, "params": list(range(index - len(group_names), index))})
+            state[len(state)] = piece
+        param_groups.append({**first, "params": list(range(len(state) - len(names), len(state)))})
     param_groups[0]["name"] = "default"
     for i, group in enumerate(param_groups[1:]):
         group["name"] = f"group{i}"
     if param_groups[-1]["weight_decay"] != 0.0:
-        decay = param_groups[-1]["weight_decay"]
         raise CheckpointError(
-            f"optimizer param groups: weight_decay of embeddings.weight is {decay} in the checkpoint "
-            "and 0.0 in olmo2_lit's default groups"
+            f"optimizer param groups: weight_decay of {source[groups[-1][0]][0]} is "
+            f"{param_groups[-1]['weight_decay']} in {where} and 0.0 in olmo2_lit's default groups"
         )
-    return _assemble(weights, {"state": opt_state, "param_groups": param_groups}, trainer, config)
+    return {"state": state, "param_groups": param_groups}
 
 
 def _their_group(state: dict[str, Any], our_name: str) -> dict[str, Any]:

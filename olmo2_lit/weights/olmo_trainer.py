@@ -33,6 +33,7 @@ from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.weights.olmo_core import (
+    grouped_optimizer_state,
     model_config_from_shapes,
     our_groups,
     resumable_checkpoint,
@@ -239,38 +240,10 @@ def our_optimizer(
         raise CheckpointError(
             f"optimizer param groups: {path} lacks {missing[:3]}, has unexpected {extra[:3]}"
         )
-    state, param_groups, index = {}, [], 0
-    for names in groups:
-        first_name, first, _ = source[names[0]]
-        for name in names:
-            their, group, piece = source[name]
-            for field in GROUP_FIELDS:
-                if group.get(field) != first.get(field):
-                    raise CheckpointError(
-                        f"optimizer param groups: {field} is {group.get(field)} for {their} and "
-                        f"{first.get(field)} for {first_name}; olmo2_lit's default groups (no decay on the "
-                        "embedding only) put them in one group"
-                    )
-            state[index] = piece
-            index += 1
-        kept = {k: v for k, v in first.items() if k not in THEIR_GROUP_KEYS}
-        param_groups.append(
-            {
-                **kept,
-                "initial_lr": cfg["optimizer"]["learning_rate"],
-                "params": list(range(index - len(names), index)),
-            }
-        )
-    param_groups[0]["name"] = "default"
-    for i, group in enumerate(param_groups[1:]):
-        group["name"] = f"group{i}"
-    if param_groups[-1]["weight_decay"] != 0.0:
-        raise CheckpointError(
-            f"optimizer param groups: weight_decay of transformer.wte.weight is "
-            f"{param_groups[-1]['weight_decay']} in {path} (decay_embeddings: true) and 0.0 in olmo2_lit's "
-            "default groups"
-        )
-    return {"state": state, "param_groups": param_groups}
+    for name, (their, group, piece) in source.items():  # ai2-olmo's own keys dropped, our peak LR added
+        kept = {k: v for k, v in group.items() if k not in THEIR_GROUP_KEYS}
+        source[name] = (their, {**kept, "initial_lr": cfg["optimizer"]["learning_rate"]}, piece)
+    return grouped_optimizer_state(groups, source, fields=GROUP_FIELDS, where=str(path))
 
 
 def _loss_scale(cfg: dict) -> float:
