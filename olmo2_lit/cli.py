@@ -28,6 +28,7 @@ TOOL_VERBS: dict = {
         "consolidate": "olmo2_lit.weights.consolidate:consolidate",
         "from-olmo-core": "olmo2_lit.weights.olmo_core:from_olmo_core",
         "to-olmo-core": "olmo2_lit.weights.olmo_core:to_olmo_core",
+        "from-olmo-trainer": "olmo2_lit.weights.olmo_trainer:from_olmo_trainer",
     },
     "generate": "olmo2_lit.eval.generate_cli:generate",
     "soup": "olmo2_lit.weights.soup:soup",
@@ -66,7 +67,8 @@ tools (`olmo2-lit VERB --help`):
   data-paths  a published OLMo/OLMo-core config's data URLs -> your mirror's files, in the published order
   convert     from-hf: HF OLMo 2 directory -> native weights; to-hf: checkpoint -> HF directory;
               consolidate: sharded (FSDP2) checkpoint directory -> one .ckpt file;
-              from-olmo-core / to-olmo-core: an OLMo-core step directory <-> a resumable .ckpt
+              from-olmo-core / to-olmo-core: an OLMo-core step directory <-> a resumable .ckpt;
+              from-olmo-trainer: an OLMo-trainer (ai2-olmo) unsharded checkpoint -> a resumable .ckpt
   soup        average checkpoints of one architecture (uniform or --weights) into a native dir
   generate    continue prompts with a checkpoint (KV cache, greedy or sampled), streaming
 

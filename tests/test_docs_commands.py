@@ -219,6 +219,15 @@ NOT_RUN: dict[str, str] = {
         "(tests/training/test_olmo_core_convert.py "
         "resumes one)"
     ),
+    "olmo2-lit convert from-olmo-trainer --checkpoint_dir step928000-unsharded --out step928000.ckpt "
+    "--preset olmo2_7b": (
+        "needs an OLMo-trainer checkpoint (tests/training/test_olmo_trainer_convert.py converts one "
+        "written by ai2-olmo's own Trainer)"
+    ),
+    "olmo2-lit fit --config run.yaml --data.order olmo --ckpt_path step928000.ckpt": (
+        "needs the OLMo-trainer run's config and a converted checkpoint "
+        "(tests/training/test_olmo_trainer_convert.py resumes one)"
+    ),
     "olmo2-lit convert to-olmo-core --checkpoint runs/ckpt/step0002000.ckpt --out save/step2000 "
     "--dtype uint32": "needs an olmo_core-order run (tests/training/test_olmo_core_convert.py exports one)",
     "olmo2-lit convert consolidate --checkpoint runs/ckpt/step0001000.ckpt --out step1000.ckpt": (

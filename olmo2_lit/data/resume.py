@@ -20,10 +20,12 @@ def check_saved_data(
     ignore_fingerprint_mismatch: bool,
 ) -> None:
     """Refuse (or, when told to, warn about) a checkpoint's data position saved on other data or order."""
-    if state["fingerprint"] is None:  # converted from OLMo-core (olmo2_lit/weights/olmo_core.py)
+    if state["fingerprint"] is None:  # converted from another trainer (olmo2_lit/weights/olmo_core*.py)
+        fingerprint = state.get("olmo_core_fingerprint")
         rank_zero_warn(
-            "the data position was converted from OLMo-core (its dataset fingerprint "
-            f"{state.get('olmo_core_fingerprint')}); check train_sources lists that run's files, in order"
+            f"the data position was converted from {state.get('converted_from', 'OLMo-core')}"
+            + (f" (its dataset fingerprint {fingerprint})" if fingerprint else "")
+            + "; check train_sources lists that run's files, in order"
         )
     elif state["fingerprint"] != training_set.fingerprint:
         message = fingerprint_difference(state["shards"], training_set.shard_list)
@@ -50,13 +52,13 @@ def check_converted_batch(state: dict, *, sequence_length: int, global_batch_tok
     if state["sequence_length"] != sequence_length:
         raise CheckpointError(
             f"data.sequence_length: the converted checkpoint has {state['sequence_length']}, this run "
-            f"{sequence_length}; set it as the OLMo-core run did"
+            f"{sequence_length}; set it as the converted run did"
         )
     if state["global_batch_tokens"] != global_batch_tokens:
         saved = state["global_batch_tokens"] // sequence_length
         raise CheckpointError(
             f"data.global_batch_size: the converted checkpoint has {saved} instances, this run "
-            f"{global_batch_tokens // sequence_length}; set it as the OLMo-core run did"
+            f"{global_batch_tokens // sequence_length}; set it as the converted run did"
         )
 
 

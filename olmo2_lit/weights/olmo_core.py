@@ -76,7 +76,7 @@ def model_config_from_shapes(
     ).resolved()
 
 
-def _our_groups(config: ModelConfig) -> list[list[str]]:
+def our_groups(config: ModelConfig) -> list[list[str]]:
     """Our optimizer's parameter groups (names, in its state numbering) under OLMo 2's default groups."""
     from olmo2_lit.train.optim import (
         build_param_groups,
@@ -99,7 +99,7 @@ def lightning_checkpoint(
 ) -> dict[str, Any]:
     """A Lightning ``.ckpt`` dict that ``fit --ckpt_path`` resumes, from an OLMo-core step's state."""
     weights = {OURS.get(k[6:], k[6:]): v for k, v in state.items() if k.startswith("model.")}
-    groups = _our_groups(config)
+    groups = our_groups(config)
     expected = {n for g in groups for n in g}
     if set(weights) != expected:
         missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
@@ -112,33 +112,54 @@ def lightning_checkpoint(
                 f"architecture: {THEIRS.get(name, name)} is {tuple(tensor.shape)} in the checkpoint and "
                 f"{shapes[name]} in the model config"
             )
-    opt_state, param_groups = {}, []
-    index = 0
-    for group_names in groups:
-        first = _their_group(state, group_names[0])
-        for name in group_names:
-            mine = _their_group(state, name)
-            for field in GROUP_FIELDS:
-                if mine.get(field) != first.get(field):
+    source = {}
+    for name in expected:
+        prefix = f"optim.state.{THEIRS.get(name, name)}."
+        piece = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        source[name] = (THEIRS.get(name, name), _their_group(state, name), piece)
+    optimizer = grouped_optimizer_state(groups, source, fields=GROUP_FIELDS, where="the checkpoint")
+    return _assemble(weights, optimizer, trainer, config)
+
+
+def grouped_optimizer_state(
+    groups: list[list[str]], source: dict[str, tuple[str, dict, dict]], *, fields: tuple[str, ...], where: str
+) -> dict[str, Any]:
+    """Our optimizer state dict, in our ``groups`` (:func:`our_groups`), from another trainer's state.
+
+    Args:
+        groups: our parameter names per group, in our optimizer's order.
+        source: our name -> (its name there, the hyperparameters of its group there, its state).
+        fields: group hyperparameters that must agree within each of our groups.
+        where: the checkpoint, for the messages.
+
+    Raises:
+        CheckpointError: parameters of one of our groups with different ``fields``, or an embedding that
+            decays, naming the field, the parameters and both values.
+    """
+    state: dict[int, dict] = {}
+    param_groups = []
+    for names in groups:
+        first_name, first, _ = source[names[0]]
+        for name in names:
+            theirs, group, piece = source[name]
+            for field in fields:
+                if group.get(field) != first.get(field):
                     raise CheckpointError(
-                        f"optimizer param groups: {field} is {mine.get(field)} for {THEIRS.get(name, name)} "
-                        f"and {first.get(field)} for {THEIRS.get(group_names[0], group_names[0])}; "
-                        "olmo2_lit's default groups (no decay on the embedding only) put them in one group"
+                        f"optimizer param groups: {field} is {group.get(field)} for {theirs} and "
+                        f"{first.get(field)} for {first_name}; olmo2_lit's default groups (no decay on the "
+                        "embedding only) put them in one group"
                     )
-            prefix = f"optim.state.{THEIRS.get(name, name)}."
-            opt_state[index] = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            index += 1
-        param_groups.append({**first, "params": list(range(index - len(group_names), index))})
+            state[len(state)] = piece
+        param_groups.append({**first, "params": list(range(len(state) - len(names), len(state)))})
     param_groups[0]["name"] = "default"
     for i, group in enumerate(param_groups[1:]):
         group["name"] = f"group{i}"
     if param_groups[-1]["weight_decay"] != 0.0:
-        decay = param_groups[-1]["weight_decay"]
         raise CheckpointError(
-            f"optimizer param groups: weight_decay of embeddings.weight is {decay} in the checkpoint "
-            "and 0.0 in olmo2_lit's default groups"
+            f"optimizer param groups: weight_decay of {source[groups[-1][0]][0]} is "
+            f"{param_groups[-1]['weight_decay']} in {where} and 0.0 in olmo2_lit's default groups"
         )
-    return _assemble(weights, {"state": opt_state, "param_groups": param_groups}, trainer, config)
+    return {"state": state, "param_groups": param_groups}
 
 
 def _their_group(state: dict[str, Any], our_name: str) -> dict[str, Any]:
@@ -147,14 +168,48 @@ def _their_group(state: dict[str, Any], our_name: str) -> dict[str, Any]:
 
 
 def _assemble(weights, optimizer, trainer, config) -> dict[str, Any]:
+    step = int(trainer["global_step"])
+    loader = trainer["data_loader"]
+    data = {
+        "version": 1,
+        "epoch": loader["epoch"] - 1,  # OLMo-core numbers data epochs from 1
+        "tokens": loader["tokens_processed"],
+        "total_tokens": int(trainer["global_train_tokens_seen"]),
+        "seed": loader["seed"],
+        "sequence_length": loader["sequence_length"],
+        "order": "olmo_core",
+        "max_target_sequence_length": loader["max_target_sequence_length"],
+        # our shard-set fingerprint is unknown here; resume checks what it can (data/resume.py)
+        "fingerprint": None,
+        "shards": None,
+        "olmo_core_fingerprint": loader["dataset_fingerprint"],
+        "global_batch_tokens": loader["tokens_processed"] // max(loader["batches_processed"], 1)
+        if loader["batches_processed"]
+        else int(trainer["global_train_tokens_seen"]) // max(step, 1),
+        "eos_token_id": None,
+        "vocab_size": config.vocab_size,
+    }
+    return resumable_checkpoint(weights, optimizer, config, step=step, data=data)
+
+
+def resumable_checkpoint(
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    config: ModelConfig,
+    *,
+    step: int,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """A Lightning ``.ckpt`` dict that ``fit --ckpt_path`` resumes after optimizer step ``step``, from another
+    trainer's weights (our names), optimizer state (ours: groups of indices with ``lr`` the one the last
+    step ran at, and ``initial_lr`` the peak) and ``TokenShardDataModule`` position ``data`` (with
+    ``fingerprint: None``: converted)."""
     from olmo2_lit.train.checkpoint_state import rng_state  # lazy: weights/ sits below train/
     from olmo2_lit.train.schedules import SET_LR_ON_LOAD
 
-    step = int(trainer["global_step"])
-    loader = trainer["data_loader"]
     lrs = [g["lr"] for g in optimizer["param_groups"]]
     return {
-        "epoch": loader["epoch"] - 1,
+        "epoch": data["epoch"],
         "global_step": step,
         "pytorch-lightning_version": "2.6.6",
         "state_dict": {f"model.{k}": v for k, v in weights.items()},
@@ -167,30 +222,12 @@ def _assemble(weights, optimizer, trainer, config) -> dict[str, Any]:
                 "_is_initial": False,
                 "_get_lr_called_within_step": False,
                 "_last_lr": lrs,
-                SET_LR_ON_LOAD: True,  # OLMo-core's group LR is the last step's; ours is the next one's
+                SET_LR_ON_LOAD: True,  # the other trainer's group LR is the last step's; ours the next one's
             }
         ],
-        "loops": lightning_loops(step, epoch=loader["epoch"] - 1),
+        "loops": lightning_loops(step, epoch=data["epoch"]),
         "callbacks": {},
-        "TokenShardDataModule": {
-            "version": 1,
-            "epoch": loader["epoch"] - 1,  # OLMo-core numbers data epochs from 1
-            "tokens": loader["tokens_processed"],
-            "total_tokens": int(trainer["global_train_tokens_seen"]),
-            "seed": loader["seed"],
-            "sequence_length": loader["sequence_length"],
-            "order": "olmo_core",
-            "max_target_sequence_length": loader["max_target_sequence_length"],
-            # our shard-set fingerprint is unknown here; resume checks what it can (data/resume.py)
-            "fingerprint": None,
-            "shards": None,
-            "olmo_core_fingerprint": loader["dataset_fingerprint"],
-            "global_batch_tokens": loader["tokens_processed"] // max(loader["batches_processed"], 1)
-            if loader["batches_processed"]
-            else int(trainer["global_train_tokens_seen"]) // max(step, 1),
-            "eos_token_id": None,
-            "vocab_size": config.vocab_size,
-        },
+        "TokenShardDataModule": data,
         "olmo2_lit": {"model_config": config.to_dict(), "rng": rng_state(), "step_lr": lrs[0]},
     }
 
@@ -271,7 +308,7 @@ def olmo_core_state(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The flat DCP state OLMo-core's ``TransformerTrainModule`` loads, from a Lightning ``.ckpt`` dict."""
     config = ModelConfig.from_dict(ckpt["olmo2_lit"]["model_config"]).resolved()
     weights = {k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    names = [n for g in _our_groups(config) for n in g]
+    names = [n for g in our_groups(config) for n in g]
     optimizer = ckpt["optimizer_states"][0]
     out: dict[str, Any] = {f"model.{THEIRS.get(k, k)}": v for k, v in weights.items()}
     step_lr = ckpt["olmo2_lit"].get("step_lr")

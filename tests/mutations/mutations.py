@@ -543,4 +543,28 @@ MUTATIONS = [
         replacement="half = 1.96 * std / math.sqrt(n)",
         tests=("tests/research/test_compare.py::test_table_matches_a_hand_computation",),
     ),
+    # --- issue 21 (4): the OLMo trainer's (ai2-olmo) checkpoints -------------------------------------
+    Mutation(
+        name="from-olmo-trainer: Adam moments not rescaled to our loss normalization",
+        file="olmo2_lit/weights/olmo_trainer.py",
+        original='for key, factor in (("exp_avg", scale), ("exp_avg_sq", scale**2)):',
+        replacement='for key, factor in (("exp_avg", 1.0), ("exp_avg_sq", 1.0)):',
+        tests=("tests/training/test_olmo_trainer_refusals.py::test_weights_moments_step_and_position_map",),
+    ),
+    Mutation(
+        name="from-olmo-trainer: data position one global batch late",
+        file="olmo2_lit/weights/olmo_trainer.py",
+        original='"tokens": int(train["global_train_examples_seen_this_epoch"]) * length,',
+        replacement='"tokens": (int(train["global_train_examples_seen_this_epoch"]) + 8) * length,',
+        tests=("tests/training/test_olmo_trainer_refusals.py::test_weights_moments_step_and_position_map",),
+    ),
+    Mutation(
+        name="from-olmo-trainer: FSDP's wrapper prefix left on parameter names",
+        file="olmo2_lit/weights/olmo_trainer.py",
+        original='return name.replace("_fsdp_wrapped_module.", "").removeprefix("module.")',
+        replacement='return name.removeprefix("module.")',
+        tests=(
+            "tests/training/test_olmo_trainer_refusals.py::test_an_fsdp_checkpoint_converts_as_the_ddp_one",
+        ),
+    ),
 ]
