@@ -1,0 +1,491 @@
+"""Each olmo2_lit option (``tests/options_inventory.py``) -> the tests that check the effect of its
+non-default value(s), or why no test here can.
+
+``tests/test_options_coverage.py`` fails when an option is missing from this table, when the table names an
+option that no longer exists, or when a test it names does not exist; it reports (and counts) the options
+still marked :data:`GAP`. docs/testing.md shows this table ("Options and the tests of their effect").
+
+A test is named by its pytest node id without parameters (``file.py::function`` or
+``file.py::Class::method``). A test listed here sets the option to a non-default value and asserts what
+that value changes (a number computed by hand, a reference implementation's output, the file written),
+not only that it parses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tested:
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Untestable:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Gap:
+    reason: str = "not yet tested"
+
+
+def tested(*nodes: str) -> Tested:
+    return Tested(nodes)
+
+
+def cannot(reason: str) -> Untestable:
+    return Untestable(reason)
+
+
+GAP = Gap()
+
+# --- test files, for short lines ---------------------------------------------------------------
+OPT = "tests/options/"
+MODEL_OPTS = OPT + "test_model_options.py"
+TRAIN_OPTS = OPT + "test_train_options.py"
+DATA_OPTS = OPT + "test_data_options.py"
+TOOL_OPTS = OPT + "test_tool_options.py"
+CB_OPTS = OPT + "test_callback_options.py"
+TOKENIZER_OPTS = OPT + "test_tokenizer_options.py"
+ATT = "tests/model/test_attention.py"
+BLOCKS = "tests/model/test_blocks.py"
+CONFIG = "tests/model/test_config.py"
+INIT = "tests/model/test_init.py"
+NORMS = "tests/model/test_norms_rope.py"
+GEN = "tests/model/test_generate.py"
+FLOPS = "tests/model/test_flops.py"
+SCHED = "tests/test_schedules.py"
+SCHED_OC = "tests/test_schedules_olmo_core.py"
+SKIP = "tests/test_skip_step.py"
+OPTIM = "tests/test_optim.py"
+FIT = "tests/training/test_fit.py"
+PAR = "tests/training/test_parallelize.py"
+ADAPTER = "tests/training/test_strategy_adapter.py"
+DM = "tests/data/test_datamodule.py"
+SAMPLER = "tests/data/test_sampler.py"
+ORDER = "tests/data/test_order_parity.py"
+ORDER_FILE = "tests/data/test_order_file.py"
+PREP = "tests/data/test_prepare.py"
+TOOL_ERR = "tests/bad_input/test_tool_errors.py"
+RUN_ERR = "tests/bad_input/test_run_errors.py"
+HF = "tests/test_convert_hf.py"
+SOUP = "tests/test_soup.py"
+GEN_CLI = "tests/eval/test_generate_cli.py"
+DOWN = "tests/eval/test_downstream.py"
+EVAL_CB = "tests/training/test_eval_callbacks.py"
+SPIKES = "tests/test_spikes.py"
+
+CUDA = "needs a CUDA GPU (none on the CPU test machines); "
+
+COVERAGE = {
+    # --- fit: trainer.strategy (olmo2_lit's strategy classes) ----------------------------------------
+    "fit trainer.strategy:DeepSpeedStrategy.stage=3": tested(
+        "tests/training/test_deepspeed_fit.py::test_zero3_trains_like_one_process_and_resumes_exactly"
+    ),
+    "fit trainer.strategy:DeepSpeedStrategy.offload_optimizer": cannot(
+        CUDA + "DeepSpeedStrategy refuses to start without one (the CPU DeepSpeed tests run a test-only "
+        "subclass, tests/training/cpu_deepspeed.py, with the defaults)"
+    ),
+    "fit trainer.strategy:DeepSpeedStrategy.offload_parameters": cannot(
+        CUDA + "DeepSpeedStrategy refuses to start without one; parameter offload is a ZeRO-3 engine setting"
+    ),
+    "fit trainer.strategy:FSDP2Strategy.save_distributed_checkpoint": tested(
+        "tests/training/test_sharded_resume.py::test_ddp_resume_is_bitwise_and_its_file_resumes_under_fsdp2"
+    ),
+    "fit trainer.strategy:FSDP2Strategy.process_group_backend": GAP,
+    "fit trainer.strategy:FSDP2Strategy.timeout_minutes": GAP,
+    "fit trainer.strategy:FSDPStrategy.sharding_strategy=SHARD_GRAD_OP": cannot(
+        CUDA + "FSDPStrategy (v1) refuses to start without one"
+    ),
+    "fit trainer.strategy:FSDPStrategy.sharding_strategy=NO_SHARD": cannot(
+        CUDA + "FSDPStrategy (v1) refuses to start without one"
+    ),
+    "fit trainer.strategy:FSDPStrategy.sharding_strategy=HYBRID_SHARD": cannot(
+        CUDA + "FSDPStrategy (v1) refuses to start without one; hybrid sharding also needs several nodes"
+    ),
+    "fit trainer.strategy:FSDPStrategy.state_dict_type=full": tested(
+        "tests/training/test_fsdp_v1_fit.py::"
+        "test_one_file_checkpoints_resume_under_fsdp_v1_with_adam_state_on_the_right_parameters"
+    ),
+    "fit trainer.strategy:FSDPStrategy.param_dtype=float32": cannot(
+        CUDA + "FSDPStrategy (v1) refuses to start without one"
+    ),
+    "fit trainer.strategy:FSDPStrategy.reduce_dtype=bfloat16": cannot(
+        CUDA + "FSDPStrategy (v1) refuses to start without one"
+    ),
+    "fit trainer.strategy:FSDPStrategy.cpu_offload": cannot(
+        CUDA + "FSDPStrategy (v1) refuses to start without one"
+    ),
+    # --- fit: trainer.callbacks (olmo2_lit's callbacks a run adds) -------------------------------------
+    "fit trainer.callbacks:BitsPerByte.tokenizer": tested(
+        "tests/eval/test_bits_per_byte.py::test_the_table_comes_from_the_tokenizer_the_datamodule_records"
+    ),
+    "fit trainer.callbacks:Diagnostics.interval": GAP,
+    "fit trainer.callbacks:Diagnostics.attention_logits": GAP,
+    "fit trainer.callbacks:DownstreamEval.tasks[].path": tested(
+        DOWN + "::test_every_request_and_accuracy_equal_ai2_olmo_eval",
+        DOWN + "::test_our_jsonl_format_and_its_errors",
+    ),
+    "fit trainer.callbacks:DownstreamEval.tasks[].name": GAP,
+    "fit trainer.callbacks:DownstreamEval.tasks[].primary_metric": GAP,
+    "fit trainer.callbacks:DownstreamEval.tasks[].limit": tested(
+        DOWN + "::test_task_limit_in_the_callback_keeps_the_first_questions"
+    ),
+    "fit trainer.callbacks:DownstreamEval.tokenizer": tested(
+        EVAL_CB + "::test_downstream_eval_logs_per_task_metrics_in_a_fit"
+    ),
+    "fit trainer.callbacks:DownstreamEval.every_n_steps": tested(
+        EVAL_CB + "::test_downstream_eval_logs_per_task_metrics_in_a_fit"
+    ),
+    "fit trainer.callbacks:DownstreamEval.batch_size": tested(
+        EVAL_CB + "::test_downstream_eval_on_two_ranks_gathers_every_request"
+    ),
+    "fit trainer.callbacks:DownstreamEval.truncate": GAP,
+    "fit trainer.callbacks:DownstreamEval.bos_token_id": GAP,
+    "fit trainer.callbacks:LRBackoff.spikes": tested(
+        "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr"
+    ),
+    "fit trainer.callbacks:LRBackoff.window": tested(
+        "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr"
+    ),
+    "fit trainer.callbacks:LRBackoff.factor": tested(
+        "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr"
+    ),
+    "fit trainer.callbacks:LRBackoff.duration": tested(
+        "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr"
+    ),
+    "fit trainer.callbacks:LRBackoff.recovery": tested(
+        "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr"
+    ),
+    "fit trainer.callbacks:ModelMerger.merge_steps": tested(
+        "tests/training/test_weight_averaging.py::test_merged_weights_are_the_mean_of_the_last_n_steps"
+    ),
+    "fit trainer.callbacks:ModelMerger.every_n_steps": GAP,
+    "fit trainer.callbacks:ModelMerger.last_n_steps": tested(
+        "tests/training/test_weight_averaging.py::test_merged_weights_are_the_mean_of_the_last_n_steps"
+    ),
+    "fit trainer.callbacks:ModelMerger.dirpath": GAP,
+    "fit trainer.callbacks:OLMo2ModelSummary.max_depth": GAP,
+    "fit trainer.callbacks:PrintSamples.prompts": tested(
+        GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"
+    ),
+    "fit trainer.callbacks:PrintSamples.max_new_tokens": tested(
+        GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"
+    ),
+    "fit trainer.callbacks:PrintSamples.temperature": GAP,
+    "fit trainer.callbacks:PrintSamples.tokenizer": tested(
+        GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"
+    ),
+    "fit trainer.callbacks:Rollback.spikes": tested(
+        "tests/callbacks/test_rollback.py::test_rollback_restores_checkpoint_skips_data_and_finishes"
+    ),
+    "fit trainer.callbacks:Rollback.window": tested(
+        "tests/callbacks/test_rollback.py::test_rollback_restores_checkpoint_skips_data_and_finishes"
+    ),
+    "fit trainer.callbacks:Rollback.record_file": GAP,
+    "fit trainer.callbacks:Rollback.max_rollbacks": GAP,
+    "fit trainer.callbacks:SpikeMonitor.window": tested(SPIKES + "::test_threshold_by_hand"),
+    "fit trainer.callbacks:SpikeMonitor.sigma": tested(SPIKES + "::test_threshold_by_hand"),
+    "fit trainer.callbacks:SpikeMonitor.warmup": tested(SPIKES + "::test_threshold_by_hand"),
+    "fit trainer.callbacks:SpikeMonitor.rate_window": tested(
+        SPIKES + "::test_matches_olmo_core_stability_monitor"
+    ),
+    "fit trainer.callbacks:SpikeMonitor.paper_window": tested(SPIKES + "::test_paper_score_by_hand"),
+    "fit trainer.callbacks:SpikeMonitor.paper_sigma": tested(SPIKES + "::test_paper_score_by_hand"),
+    "fit trainer.callbacks:StepProgressBar.refresh_rate": GAP,
+    # --- fit: model.config ---------------------------------------------------------------------------
+    "fit model.config.preset": tested(
+        CONFIG + "::test_preset_dimensions", CONFIG + "::test_preset_param_counts_are_exact"
+    ),
+    "fit model.config.d_model": tested(CONFIG + "::test_exact_counts_are_the_hf_configs_counts"),
+    "fit model.config.n_layers": tested(CONFIG + "::test_exact_counts_are_the_hf_configs_counts"),
+    "fit model.config.n_heads": tested(CONFIG + "::test_exact_counts_are_the_hf_configs_counts"),
+    "fit model.config.n_kv_heads": tested(
+        ATT + "::test_sdpa_matches_eager", CONFIG + "::test_preset_dimensions"
+    ),
+    "fit model.config.mlp_hidden": tested(CONFIG + "::test_exact_counts_are_the_hf_configs_counts"),
+    "fit model.config.vocab_pad_multiple": GAP,
+    "fit model.config.max_sequence_length": tested(
+        GEN + "::test_generation_stops_at_the_context_and_rejects_longer_prompts"
+    ),
+    "fit model.config.attention=eager": tested(ATT + "::test_sdpa_matches_eager"),
+    "fit model.config.attention=flex": tested(ATT + "::test_flex_matches_eager_with_document_masks"),
+    "fit model.config.attention=xformers": cannot(
+        CUDA + "xformers' kernels are CUDA-only (tests/model/test_attention.py::"
+        "test_xformers_matches_sdpa_on_cuda runs on a GPU; on CPU the backend's refusal is tested)"
+    ),
+    "fit model.config.rope_theta": GAP,
+    "fit model.config.qk_norm": tested(BLOCKS + "::test_no_qk_norm_ablation"),
+    "fit model.config.clip_qkv": tested(BLOCKS + "::test_clip_qkv_clamps_projections"),
+    "fit model.config.block=olmo0424": tested(
+        BLOCKS + "::test_olmo0424_block_uses_nonparametric_layernorm_and_clipping"
+    ),
+    "fit model.config.block=pre_norm": tested(BLOCKS + "::test_pre_norm_block_normalizes_sublayer_inputs"),
+    "fit model.config.norm=layer_norm": tested(NORMS + "::test_layernorms_match_hand_computation"),
+    "fit model.config.norm=layer_norm_no_affine": tested(NORMS + "::test_layernorms_match_hand_computation"),
+    "fit model.config.norm_eps": GAP,
+    "fit model.config.mlp=gelu": tested(FLOPS + "::test_gelu_mlp_counts_two_matmuls"),
+    "fit model.config.init=olmo0424_scaled": tested(INIT + "::test_olmo0424_scaled_init_per_layer"),
+    "fit model.config.init_std": GAP,
+    "fit model.config.init_cutoff_factor": GAP,
+    # --- fit: model.optimizer ------------------------------------------------------------------------
+    "fit model.optimizer:AdamW.lr": tested(
+        "tests/callbacks/test_diagnostics.py::test_adam_update_is_the_step_adamw_took"
+    ),
+    "fit model.optimizer:AdamW.betas": GAP,
+    "fit model.optimizer:AdamW.eps": GAP,
+    "fit model.optimizer:AdamW.weight_decay": GAP,
+    "fit model.optimizer:AdamW.fused=True": GAP,
+    "fit model.optimizer:AdamW.fused=False": GAP,
+    "fit model.optimizer:SkipStepAdamW.lr": tested(SKIP + "::test_bitwise_parity_with_olmo_core"),
+    "fit model.optimizer:SkipStepAdamW.betas": GAP,
+    "fit model.optimizer:SkipStepAdamW.eps": GAP,
+    "fit model.optimizer:SkipStepAdamW.weight_decay": GAP,
+    "fit model.optimizer:SkipStepAdamW.rolling_interval_length": GAP,
+    "fit model.optimizer:SkipStepAdamW.sigma_factor": GAP,
+    "fit model.optimizer:SkipStepAdamW.dtype": GAP,
+    "fit model.optimizer:SkipStepAdamW.foreach": tested(SKIP + "::test_bitwise_parity_with_olmo_core"),
+    "fit model.optimizer:SkipStepAdamW.step_increment_bugfix": tested(
+        SKIP + "::test_bitwise_parity_with_olmo_core"
+    ),
+    # --- fit: model.param_groups ---------------------------------------------------------------------
+    "fit model.param_groups[].patterns": tested(
+        OPTIM + "::test_olmo2_groups_exclude_only_the_embedding_from_decay"
+    ),
+    "fit model.param_groups[].weight_decay": GAP,
+    "fit model.param_groups[].lr_scale": tested(OPTIM + "::test_lr_scale_and_unmatched_pattern"),
+    # --- fit: model.schedule -------------------------------------------------------------------------
+    "fit model.schedule:Constant.warmup": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
+    "fit model.schedule:Constant.units=tokens": GAP,
+    "fit model.schedule:CosineWithWarmup.warmup": tested(
+        SCHED_OC + "::test_step_unit_schedules_equal_olmo_core"
+    ),
+    "fit model.schedule:CosineWithWarmup.t_max": tested(
+        SCHED_OC + "::test_step_unit_schedules_equal_olmo_core"
+    ),
+    "fit model.schedule:CosineWithWarmup.alpha_f": tested(
+        SCHED + "::test_olmo2_7b_cosine_reaches_stage2_start_lr"
+    ),
+    "fit model.schedule:CosineWithWarmup.units=tokens": tested(
+        SCHED_OC + "::test_cosine_in_tokens_equals_olmo_core"
+    ),
+    "fit model.schedule:LinearDecay.t_max": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
+    "fit model.schedule:LinearDecay.warmup": tested(SCHED_OC + "::test_step_unit_schedules_equal_olmo_core"),
+    "fit model.schedule:LinearDecay.alpha_f": GAP,
+    "fit model.schedule:LinearDecay.units=tokens": tested(
+        SCHED + "::test_scheduled_lr_counts_tokens_and_survives_batch_change",
+        SCHED_OC + "::test_stage2_linear_decay_in_tokens_equals_olmo_core",
+    ),
+    "fit model.schedule:WarmupStableDecay.warmup": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
+    "fit model.schedule:WarmupStableDecay.decay": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
+    "fit model.schedule:WarmupStableDecay.t_max": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
+    "fit model.schedule:WarmupStableDecay.alpha_f": tested(
+        SCHED + "::test_linear_decay_and_wsd_and_constant"
+    ),
+    "fit model.schedule:WarmupStableDecay.units=tokens": GAP,
+    # --- fit: model ----------------------------------------------------------------------------------
+    "fit model.z_loss_multiplier": tested(
+        "tests/training/test_training_step.py::test_one_step_matches_hand_computed_loss_z_loss_and_clipping"
+    ),
+    "fit model.init_from": tested(
+        FIT + "::test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data"
+    ),
+    "fit model.init_optimizer_state": tested(
+        FIT + "::test_stage2_keeps_the_optimizer_state_unless_told_not_to"
+    ),
+    "fit model.lr_from_checkpoint": tested(
+        FIT + "::test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data"
+    ),
+    # --- fit: model.parallelize ----------------------------------------------------------------------
+    "fit model.parallelize.activation_checkpointing": GAP,
+    "fit model.parallelize.compile=True": tested(
+        PAR + "::test_compile_auto_stays_eager_on_cpu_and_true_compiles",
+        "tests/test_lit_module.py::test_compile_per_block_matches_eager",
+    ),
+    "fit model.parallelize.compile=False": cannot(
+        CUDA + "false differs from the default auto only on CUDA, where auto compiles "
+        "(tests/training/test_parallelize.py::test_compile_auto_compiles_each_block_on_cuda); "
+        "on CPU both are eager"
+    ),
+    "fit model.parallelize.float8=tensorwise": tested(
+        PAR + "::test_float8_converts_the_blocks_linear_layers_only",
+        "tests/training/test_float8_fit.py::test_float8_follows_bf16_for_20_steps_and_resumes_exactly",
+    ),
+    "fit model.parallelize.float8=rowwise": GAP,
+    "fit model.parallelize.float8=rowwise_with_gw_hp": GAP,
+    "fit model.parallelize.float8_emulate": tested(
+        "tests/training/test_float8_fit.py::test_float8_follows_bf16_for_20_steps_and_resumes_exactly"
+    ),
+    "fit model.parallelize.fsdp_param_dtype=float32": tested(
+        ADAPTER + "::test_fsdp2_takes_its_dtypes_from_model_parallelize"
+    ),
+    "fit model.parallelize.fsdp_param_dtype=bfloat16": tested(
+        "tests/training/test_fsdp2_mixed_precision.py::"
+        "test_fsdp2_on_one_device_computes_in_bf16_and_keeps_fp32_weights_and_grads"
+    ),
+    "fit model.parallelize.fsdp_reduce_dtype=float32": tested(
+        ADAPTER + "::test_fsdp2_takes_its_dtypes_from_model_parallelize"
+    ),
+    "fit model.parallelize.fsdp_reduce_dtype=bfloat16": tested(
+        ADAPTER + "::test_fsdp2_takes_its_dtypes_from_model_parallelize"
+    ),
+    # --- fit: data -----------------------------------------------------------------------------------
+    "fit data.vocab_size": tested(
+        "tests/data/test_shards.py::test_dtype_rule_is_the_smallest_uint_holding_vocab_minus_one"
+    ),
+    "fit data.train_sources[].paths": tested(DM + "::test_batch_index_leads_back_to_the_tokens_on_disk"),
+    "fit data.train_sources[].weight": tested(
+        SAMPLER + "::test_mixture_counts_follow_the_weights_and_sum_to_the_epoch"
+    ),
+    "fit data.train_sources[].name": GAP,
+    "fit data.val_paths": tested(
+        "tests/eval/test_bits_per_byte.py::test_validation_logs_bpb_equal_to_a_hand_computation"
+    ),
+    "fit data.test_paths": tested(FIT + "::test_validate_test_and_predict_verbs_on_a_checkpoint"),
+    "fit data.sequence_length": tested(
+        "tests/data/test_instances.py::test_instances_are_cut_per_shard_and_each_remainder_is_dropped"
+    ),
+    "fit data.global_batch_size": tested(
+        DM + "::test_changed_global_batch_size_on_resume_continues_at_the_same_token"
+    ),
+    "fit data.micro_batch_size": tested(
+        "tests/training/test_ddp_fit.py::test_resume_on_another_world_size_and_micro_batch"
+    ),
+    "fit data.val_batch_size": GAP,
+    "fit data.seed": tested(
+        SAMPLER + "::test_single_source_order_is_olmos_pcg64_seed_plus_epoch_permutation"
+    ),
+    "fit data.order=olmo_core": tested(
+        ORDER + "::test_olmo_core_order_equals_olmo_cores_loader_on_every_rank"
+    ),
+    "fit data.max_target_sequence_length": tested(
+        ORDER + "::test_olmo_core_order_equals_olmo_cores_loader_on_every_rank"
+    ),
+    "fit data.order_dir": GAP,
+    "fit data.num_workers": tested(DM + "::test_worker_count_does_not_change_the_batch_sequence"),
+    "fit data.dtype=uint8": GAP,
+    "fit data.dtype=uint16": GAP,
+    "fit data.dtype=uint32": tested(
+        "tests/data/test_shards.py::test_foreign_raw_uint32_file_reads_given_the_dtype"
+    ),
+    "fit data.dtype=uint64": GAP,
+    "fit data.eos_token_id": tested(DM + "::test_foreign_shards_need_the_eos_id_for_document_masking"),
+    "fit data.document_masking": tested(
+        "tests/data/test_document_masking.py::test_packed_logits_equal_each_document_run_alone"
+    ),
+    "fit data.instance_filter": tested(
+        "tests/data/test_instances.py::test_instance_filter_masks_all_labels_of_repetitive_instances"
+    ),
+    "fit data.ignore_fingerprint_mismatch": tested(
+        DM + "::test_fingerprint_mismatch_names_the_shard_unless_ignored"
+    ),
+    "fit data.prepare_if_missing.output_dir": tested(DM + "::test_prepare_if_missing_builds_shards_once"),
+    "fit data.prepare_if_missing.inputs": GAP,
+    "fit data.prepare_if_missing.tokenizer": GAP,
+    "fit data.prepare_if_missing.max_input_bytes": tested(
+        DM + "::test_prepare_if_missing_builds_shards_once"
+    ),
+    "fit data.prepare_if_missing.val_fraction": GAP,
+    "fit data.prepare_if_missing.seed": GAP,
+    "fit data.pin_memory": GAP,
+    # --- fit: callbacks under their own key ----------------------------------------------------------
+    "fit throughput.window": GAP,
+    "fit throughput.peak_flops_per_device": GAP,
+    "fit preemption.enabled": GAP,
+    "fit housekeeping.remove_stale_temps": tested(
+        RUN_ERR + "::test_stale_temp_files_of_a_killed_save_are_removed_and_nothing_else"
+    ),
+    "fit housekeeping.remove_empty_log_dir": GAP,
+    "fit predictions.path": tested(RUN_ERR + "::test_predict_writes_its_predictions_to_a_named_file"),
+    "fit predictions.tokenizer": GAP,
+    "fit nonfinite.action=skip": tested(
+        "tests/callbacks/test_nonfinite_guard.py::test_skip_leaves_weights_and_moments_and_training_goes_on"
+    ),
+    "fit nonfinite.max_skips": GAP,
+    # --- prepare -------------------------------------------------------------------------------------
+    "prepare inputs": tested(PREP + "::test_prepared_shards_decode_back_to_the_input_documents"),
+    "prepare output_dir": tested(PREP + "::test_prepared_shards_decode_back_to_the_input_documents"),
+    "prepare tokenizer": GAP,
+    "prepare vocab_size": GAP,
+    "prepare eos_token": GAP,
+    "prepare text_field": GAP,
+    "prepare encoding_errors=replace": tested(
+        TOOL_ERR + "::test_encoding_errors_replace_is_the_documented_switch"
+    ),
+    "prepare val_fraction": tested(
+        PREP + "::test_split_is_by_document_and_output_does_not_depend_on_worker_count"
+    ),
+    "prepare ngram_filter": tested(
+        PREP + "::test_ngram_filter_removes_repetitive_documents_and_reports_counts"
+    ),
+    "prepare num_workers": tested(
+        PREP + "::test_split_is_by_document_and_output_does_not_depend_on_worker_count"
+    ),
+    "prepare shard_size_tokens": GAP,
+    "prepare max_input_bytes": GAP,
+    "prepare bpe_train_bytes": GAP,
+    "prepare seed": GAP,
+    "prepare overwrite": tested(TOOL_ERR + "::test_overwrite_replaces_only_its_own_files"),
+    "prepare progress": GAP,
+    # --- convert -------------------------------------------------------------------------------------
+    "convert from-hf hf_dir": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
+    "convert from-hf out_dir": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
+    "convert from-hf dtype=bfloat16": GAP,
+    "convert from-hf dtype=float16": GAP,
+    "convert to-hf checkpoint": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
+    "convert to-hf out_dir": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
+    "convert to-hf dtype=float32": GAP,
+    "convert to-hf dtype=float16": GAP,
+    "convert to-hf tokenizer_json": tested(HF + "::test_tokenizer_json_is_copied"),
+    "convert to-hf eos_token_id": tested(RUN_ERR + "::test_to_hf_uses_the_training_data_eos"),
+    "convert to-hf pad_token_id": GAP,
+    "convert to-hf max_shard_size": tested(HF + "::test_sharded_export_imports"),
+    "convert consolidate checkpoint": tested(
+        "tests/training/test_sharded_resume.py::"
+        "test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after_consolidation"
+    ),
+    "convert consolidate out": tested(
+        "tests/training/test_sharded_resume.py::"
+        "test_fsdp2_sharded_checkpoint_resumes_exactly_on_other_world_sizes_and_after_consolidation"
+    ),
+    "convert from-olmo-core step_dir": tested(
+        "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
+    ),
+    "convert from-olmo-core out": tested(
+        "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
+    ),
+    "convert from-olmo-core preset": GAP,
+    "convert from-olmo-core n_heads": GAP,
+    "convert from-olmo-core vocab_size": GAP,
+    "convert to-olmo-core checkpoint": tested(
+        "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
+    ),
+    "convert to-olmo-core out": tested(
+        "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
+    ),
+    "convert to-olmo-core dtype": GAP,
+    "convert to-olmo-core pad_token_id": GAP,
+    # --- generate ------------------------------------------------------------------------------------
+    "generate checkpoint": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
+    "generate prompt": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
+    "generate prompt_file": GAP,
+    "generate tokenizer": GAP,
+    "generate max_new_tokens": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
+    "generate temperature": GAP,
+    "generate top_k": GAP,
+    "generate top_p": GAP,
+    "generate seed": GAP,
+    "generate eos_token": GAP,
+    "generate stop": tested(GEN_CLI + "::test_stop_text_ends_each_prompt_where_its_tokens_are_produced"),
+    "generate device": cannot(CUDA + "the only other device is cuda"),
+    "generate dtype": GAP,
+    # --- soup ----------------------------------------------------------------------------------------
+    "soup checkpoints": tested(SOUP + "::test_soup_of_two_is_their_exact_average"),
+    "soup out": tested(SOUP + "::test_soup_of_two_is_their_exact_average"),
+    "soup weights": tested(SOUP + "::test_weighted_soup_of_three_including_an_hf_dir"),
+    "soup dtype=float32": GAP,
+    "soup dtype=bfloat16": GAP,
+    "soup dtype=float16": GAP,
+}
