@@ -76,6 +76,10 @@ GEN_CLI = "tests/eval/test_generate_cli.py"
 DOWN = "tests/eval/test_downstream.py"
 EVAL_CB = "tests/training/test_eval_callbacks.py"
 SPIKES = "tests/test_spikes.py"
+PG_FIT = (
+    OPT + "test_param_groups_fit.py::test_each_group_steps_with_its_own_lr_and_decay_and_keeps_them_on_resume"
+)
+SKIP_OPTS = TRAIN_OPTS + "::test_skip_step_adamw_non_default_options_equal_olmo_cores"
 
 CUDA = "needs a CUDA GPU (none on the CPU test machines); "
 
@@ -206,7 +210,9 @@ COVERAGE = {
         ATT + "::test_sdpa_matches_eager", CONFIG + "::test_preset_dimensions"
     ),
     "fit model.config.mlp_hidden": tested(CONFIG + "::test_exact_counts_are_the_hf_configs_counts"),
-    "fit model.config.vocab_pad_multiple": GAP,
+    "fit model.config.vocab_pad_multiple": tested(
+        MODEL_OPTS + "::test_vocab_pad_multiple_sets_the_embedding_and_output_rows"
+    ),
     "fit model.config.max_sequence_length": tested(
         GEN + "::test_generation_stops_at_the_context_and_rejects_longer_prompts"
     ),
@@ -216,7 +222,10 @@ COVERAGE = {
         CUDA + "xformers' kernels are CUDA-only (tests/model/test_attention.py::"
         "test_xformers_matches_sdpa_on_cuda runs on a GPU; on CPU the backend's refusal is tested)"
     ),
-    "fit model.config.rope_theta": GAP,
+    "fit model.config.rope_theta": tested(
+        MODEL_OPTS + "::test_rope_theta_and_norm_eps_change_the_logits_as_transformers_does",
+        MODEL_OPTS + "::test_rope_theta_sets_the_frequencies",
+    ),
     "fit model.config.qk_norm": tested(BLOCKS + "::test_no_qk_norm_ablation"),
     "fit model.config.clip_qkv": tested(BLOCKS + "::test_clip_qkv_clamps_projections"),
     "fit model.config.block=olmo0424": tested(
@@ -225,27 +234,41 @@ COVERAGE = {
     "fit model.config.block=pre_norm": tested(BLOCKS + "::test_pre_norm_block_normalizes_sublayer_inputs"),
     "fit model.config.norm=layer_norm": tested(NORMS + "::test_layernorms_match_hand_computation"),
     "fit model.config.norm=layer_norm_no_affine": tested(NORMS + "::test_layernorms_match_hand_computation"),
-    "fit model.config.norm_eps": GAP,
+    "fit model.config.norm_eps": tested(
+        MODEL_OPTS + "::test_rope_theta_and_norm_eps_change_the_logits_as_transformers_does"
+    ),
     "fit model.config.mlp=gelu": tested(FLOPS + "::test_gelu_mlp_counts_two_matmuls"),
     "fit model.config.init=olmo0424_scaled": tested(INIT + "::test_olmo0424_scaled_init_per_layer"),
-    "fit model.config.init_std": GAP,
-    "fit model.config.init_cutoff_factor": GAP,
+    "fit model.config.init_std": tested(MODEL_OPTS + "::test_init_std_and_cutoff_shape_every_weight"),
+    "fit model.config.init_cutoff_factor": tested(
+        MODEL_OPTS + "::test_init_std_and_cutoff_shape_every_weight"
+    ),
     # --- fit: model.optimizer ------------------------------------------------------------------------
     "fit model.optimizer:AdamW.lr": tested(
         "tests/callbacks/test_diagnostics.py::test_adam_update_is_the_step_adamw_took"
     ),
-    "fit model.optimizer:AdamW.betas": GAP,
-    "fit model.optimizer:AdamW.eps": GAP,
-    "fit model.optimizer:AdamW.weight_decay": GAP,
-    "fit model.optimizer:AdamW.fused=True": GAP,
-    "fit model.optimizer:AdamW.fused=False": GAP,
+    "fit model.optimizer:AdamW.betas": tested(
+        TRAIN_OPTS + "::test_adamw_betas_eps_and_weight_decay_are_the_update"
+    ),
+    "fit model.optimizer:AdamW.eps": tested(
+        TRAIN_OPTS + "::test_adamw_betas_eps_and_weight_decay_are_the_update"
+    ),
+    "fit model.optimizer:AdamW.weight_decay": tested(
+        TRAIN_OPTS + "::test_adamw_betas_eps_and_weight_decay_are_the_update", PG_FIT
+    ),
+    "fit model.optimizer:AdamW.fused=True": tested(
+        TRAIN_OPTS + "::test_adamw_betas_eps_and_weight_decay_are_the_update"
+    ),
+    "fit model.optimizer:AdamW.fused=False": tested(
+        TRAIN_OPTS + "::test_adamw_betas_eps_and_weight_decay_are_the_update"
+    ),
     "fit model.optimizer:SkipStepAdamW.lr": tested(SKIP + "::test_bitwise_parity_with_olmo_core"),
-    "fit model.optimizer:SkipStepAdamW.betas": GAP,
-    "fit model.optimizer:SkipStepAdamW.eps": GAP,
-    "fit model.optimizer:SkipStepAdamW.weight_decay": GAP,
-    "fit model.optimizer:SkipStepAdamW.rolling_interval_length": GAP,
-    "fit model.optimizer:SkipStepAdamW.sigma_factor": GAP,
-    "fit model.optimizer:SkipStepAdamW.dtype": GAP,
+    "fit model.optimizer:SkipStepAdamW.betas": tested(SKIP_OPTS),
+    "fit model.optimizer:SkipStepAdamW.eps": tested(SKIP_OPTS),
+    "fit model.optimizer:SkipStepAdamW.weight_decay": tested(SKIP_OPTS),
+    "fit model.optimizer:SkipStepAdamW.rolling_interval_length": tested(SKIP_OPTS),
+    "fit model.optimizer:SkipStepAdamW.sigma_factor": tested(SKIP_OPTS),
+    "fit model.optimizer:SkipStepAdamW.dtype": tested(SKIP_OPTS),
     "fit model.optimizer:SkipStepAdamW.foreach": tested(SKIP + "::test_bitwise_parity_with_olmo_core"),
     "fit model.optimizer:SkipStepAdamW.step_increment_bugfix": tested(
         SKIP + "::test_bitwise_parity_with_olmo_core"
@@ -254,11 +277,13 @@ COVERAGE = {
     "fit model.param_groups[].patterns": tested(
         OPTIM + "::test_olmo2_groups_exclude_only_the_embedding_from_decay"
     ),
-    "fit model.param_groups[].weight_decay": GAP,
-    "fit model.param_groups[].lr_scale": tested(OPTIM + "::test_lr_scale_and_unmatched_pattern"),
+    "fit model.param_groups[].weight_decay": tested(PG_FIT),
+    "fit model.param_groups[].lr_scale": tested(OPTIM + "::test_lr_scale_and_unmatched_pattern", PG_FIT),
     # --- fit: model.schedule -------------------------------------------------------------------------
     "fit model.schedule:Constant.warmup": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
-    "fit model.schedule:Constant.units=tokens": GAP,
+    "fit model.schedule:Constant.units=tokens": tested(
+        TRAIN_OPTS + "::test_token_units_of_constant_and_wsd_count_tokens_not_steps"
+    ),
     "fit model.schedule:CosineWithWarmup.warmup": tested(
         SCHED_OC + "::test_step_unit_schedules_equal_olmo_core"
     ),
@@ -273,7 +298,7 @@ COVERAGE = {
     ),
     "fit model.schedule:LinearDecay.t_max": tested(SCHED + "::test_linear_decay_and_wsd_and_constant"),
     "fit model.schedule:LinearDecay.warmup": tested(SCHED_OC + "::test_step_unit_schedules_equal_olmo_core"),
-    "fit model.schedule:LinearDecay.alpha_f": GAP,
+    "fit model.schedule:LinearDecay.alpha_f": tested(TRAIN_OPTS + "::test_linear_decay_alpha_f_is_the_floor"),
     "fit model.schedule:LinearDecay.units=tokens": tested(
         SCHED + "::test_scheduled_lr_counts_tokens_and_survives_batch_change",
         SCHED_OC + "::test_stage2_linear_decay_in_tokens_equals_olmo_core",
@@ -284,7 +309,9 @@ COVERAGE = {
     "fit model.schedule:WarmupStableDecay.alpha_f": tested(
         SCHED + "::test_linear_decay_and_wsd_and_constant"
     ),
-    "fit model.schedule:WarmupStableDecay.units=tokens": GAP,
+    "fit model.schedule:WarmupStableDecay.units=tokens": tested(
+        TRAIN_OPTS + "::test_token_units_of_constant_and_wsd_count_tokens_not_steps"
+    ),
     # --- fit: model ----------------------------------------------------------------------------------
     "fit model.z_loss_multiplier": tested(
         "tests/training/test_training_step.py::test_one_step_matches_hand_computed_loss_z_loss_and_clipping"
@@ -299,7 +326,10 @@ COVERAGE = {
         FIT + "::test_stage2_starts_from_checkpoint_weights_and_lr_with_fresh_data"
     ),
     # --- fit: model.parallelize ----------------------------------------------------------------------
-    "fit model.parallelize.activation_checkpointing": GAP,
+    "fit model.parallelize.activation_checkpointing": tested(
+        TRAIN_OPTS + "::test_activation_checkpointing_recomputes_each_block_in_the_backward",
+        "tests/test_lit_module.py::test_activation_checkpointing_gives_the_same_loss_and_gradients",
+    ),
     "fit model.parallelize.compile=True": tested(
         PAR + "::test_compile_auto_stays_eager_on_cpu_and_true_compiles",
         "tests/test_lit_module.py::test_compile_per_block_matches_eager",
@@ -313,8 +343,10 @@ COVERAGE = {
         PAR + "::test_float8_converts_the_blocks_linear_layers_only",
         "tests/training/test_float8_fit.py::test_float8_follows_bf16_for_20_steps_and_resumes_exactly",
     ),
-    "fit model.parallelize.float8=rowwise": GAP,
-    "fit model.parallelize.float8=rowwise_with_gw_hp": GAP,
+    "fit model.parallelize.float8=rowwise": tested(TRAIN_OPTS + "::test_float8_recipe_is_torchaos_recipe"),
+    "fit model.parallelize.float8=rowwise_with_gw_hp": tested(
+        TRAIN_OPTS + "::test_float8_recipe_is_torchaos_recipe"
+    ),
     "fit model.parallelize.float8_emulate": tested(
         "tests/training/test_float8_fit.py::test_float8_follows_bf16_for_20_steps_and_resumes_exactly"
     ),
