@@ -124,7 +124,8 @@ COVERAGE = {
     ),
     # --- fit: trainer.callbacks (olmo2_lit's callbacks a run adds) -------------------------------------
     "fit trainer.callbacks:BitsPerByte.tokenizer": tested(
-        "tests/eval/test_bits_per_byte.py::test_the_table_comes_from_the_tokenizer_the_datamodule_records"
+        "tests/eval/test_bits_per_byte.py::test_the_table_comes_from_the_tokenizer_the_datamodule_records",
+        TOKENIZER_OPTS + "::test_bits_per_byte_counts_the_spaces_a_non_byte_level_tokenizer_drops",
     ),
     "fit trainer.callbacks:Diagnostics.interval": GAP,
     "fit trainer.callbacks:Diagnostics.attention_logits": GAP,
@@ -439,9 +440,16 @@ COVERAGE = {
     # --- prepare -------------------------------------------------------------------------------------
     "prepare inputs": tested(PREP + "::test_prepared_shards_decode_back_to_the_input_documents"),
     "prepare output_dir": tested(PREP + "::test_prepared_shards_decode_back_to_the_input_documents"),
-    "prepare tokenizer": GAP,
-    "prepare vocab_size": GAP,
-    "prepare eos_token": GAP,
+    "prepare tokenizer": tested(
+        TOKENIZER_OPTS + "::test_prepare_with_a_sentencepiece_style_tokenizer_writes_its_ids_and_eos"
+    ),
+    "prepare vocab_size": tested(
+        TOKENIZER_OPTS + "::test_prepare_with_a_sentencepiece_style_tokenizer_writes_its_ids_and_eos",
+        PREP + "::test_prepared_shards_decode_back_to_the_input_documents",
+    ),
+    "prepare eos_token": tested(
+        TOKENIZER_OPTS + "::test_prepare_with_a_sentencepiece_style_tokenizer_writes_its_ids_and_eos"
+    ),
     "prepare text_field": GAP,
     "prepare encoding_errors=replace": tested(
         TOOL_ERR + "::test_encoding_errors_replace_is_the_documented_switch"
