@@ -49,6 +49,7 @@ DATA_OPTS = OPT + "test_data_options.py"
 TOOL_OPTS = OPT + "test_tool_options.py"
 CB_OPTS = OPT + "test_callback_options.py"
 TOKENIZER_OPTS = OPT + "test_tokenizer_options.py"
+EVAL_OPTS = OPT + "test_eval_options.py"
 ATT = "tests/model/test_attention.py"
 BLOCKS = "tests/model/test_blocks.py"
 CONFIG = "tests/model/test_config.py"
@@ -133,8 +134,13 @@ COVERAGE = {
         DOWN + "::test_every_request_and_accuracy_equal_ai2_olmo_eval",
         DOWN + "::test_our_jsonl_format_and_its_errors",
     ),
-    "fit trainer.callbacks:DownstreamEval.tasks[].name": GAP,
-    "fit trainer.callbacks:DownstreamEval.tasks[].primary_metric": GAP,
+    "fit trainer.callbacks:DownstreamEval.tasks[].name": tested(
+        EVAL_OPTS + "::test_name_and_primary_metric_of_a_task",
+        DOWN + "::test_task_limit_in_the_callback_keeps_the_first_questions",
+    ),
+    "fit trainer.callbacks:DownstreamEval.tasks[].primary_metric": tested(
+        EVAL_OPTS + "::test_name_and_primary_metric_of_a_task"
+    ),
     "fit trainer.callbacks:DownstreamEval.tasks[].limit": tested(
         DOWN + "::test_task_limit_in_the_callback_keeps_the_first_questions"
     ),
@@ -147,8 +153,12 @@ COVERAGE = {
     "fit trainer.callbacks:DownstreamEval.batch_size": tested(
         EVAL_CB + "::test_downstream_eval_on_two_ranks_gathers_every_request"
     ),
-    "fit trainer.callbacks:DownstreamEval.truncate": GAP,
-    "fit trainer.callbacks:DownstreamEval.bos_token_id": GAP,
+    "fit trainer.callbacks:DownstreamEval.truncate": tested(
+        EVAL_OPTS + "::test_truncate_keeps_the_newest_tokens_and_false_refuses"
+    ),
+    "fit trainer.callbacks:DownstreamEval.bos_token_id": tested(
+        EVAL_OPTS + "::test_bos_token_id_starts_every_context"
+    ),
     "fit trainer.callbacks:LRBackoff.spikes": tested(
         "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr"
     ),
