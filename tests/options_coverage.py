@@ -382,7 +382,7 @@ COVERAGE = {
     "fit data.train_sources[].weight": tested(
         SAMPLER + "::test_mixture_counts_follow_the_weights_and_sum_to_the_epoch"
     ),
-    "fit data.train_sources[].name": GAP,
+    "fit data.train_sources[].name": tested(DATA_OPTS + "::test_a_source_name_labels_its_errors_and_summary"),
     "fit data.val_paths": tested(
         "tests/eval/test_bits_per_byte.py::test_validation_logs_bpb_equal_to_a_hand_computation"
     ),
@@ -396,7 +396,7 @@ COVERAGE = {
     "fit data.micro_batch_size": tested(
         "tests/training/test_ddp_fit.py::test_resume_on_another_world_size_and_micro_batch"
     ),
-    "fit data.val_batch_size": GAP,
+    "fit data.val_batch_size": tested(DATA_OPTS + "::test_val_batch_size_sets_the_held_out_batches"),
     "fit data.seed": tested(
         SAMPLER + "::test_single_source_order_is_olmos_pcg64_seed_plus_epoch_permutation"
     ),
@@ -406,14 +406,15 @@ COVERAGE = {
     "fit data.max_target_sequence_length": tested(
         ORDER + "::test_olmo_core_order_equals_olmo_cores_loader_on_every_rank"
     ),
-    "fit data.order_dir": GAP,
+    "fit data.order_dir": tested(DATA_OPTS + "::test_order_dir_holds_the_epoch_order_file"),
     "fit data.num_workers": tested(DM + "::test_worker_count_does_not_change_the_batch_sequence"),
-    "fit data.dtype=uint8": GAP,
-    "fit data.dtype=uint16": GAP,
+    "fit data.dtype=uint8": tested(DATA_OPTS + "::test_raw_shards_are_read_in_the_dtype_given"),
+    "fit data.dtype=uint16": tested(DATA_OPTS + "::test_raw_shards_are_read_in_the_dtype_given"),
     "fit data.dtype=uint32": tested(
-        "tests/data/test_shards.py::test_foreign_raw_uint32_file_reads_given_the_dtype"
+        DATA_OPTS + "::test_raw_shards_are_read_in_the_dtype_given",
+        "tests/data/test_shards.py::test_foreign_raw_uint32_file_reads_given_the_dtype",
     ),
-    "fit data.dtype=uint64": GAP,
+    "fit data.dtype=uint64": tested(DATA_OPTS + "::test_raw_shards_are_read_in_the_dtype_given"),
     "fit data.eos_token_id": tested(DM + "::test_foreign_shards_need_the_eos_id_for_document_masking"),
     "fit data.document_masking": tested(
         "tests/data/test_document_masking.py::test_packed_logits_equal_each_document_run_alone"
@@ -425,14 +426,20 @@ COVERAGE = {
         DM + "::test_fingerprint_mismatch_names_the_shard_unless_ignored"
     ),
     "fit data.prepare_if_missing.output_dir": tested(DM + "::test_prepare_if_missing_builds_shards_once"),
-    "fit data.prepare_if_missing.inputs": GAP,
-    "fit data.prepare_if_missing.tokenizer": GAP,
+    "fit data.prepare_if_missing.inputs": tested(
+        DATA_OPTS + "::test_prepare_if_missing_fields_reach_prepare"
+    ),
+    "fit data.prepare_if_missing.tokenizer": tested(
+        DATA_OPTS + "::test_prepare_if_missing_fields_reach_prepare"
+    ),
     "fit data.prepare_if_missing.max_input_bytes": tested(
         DM + "::test_prepare_if_missing_builds_shards_once"
     ),
-    "fit data.prepare_if_missing.val_fraction": GAP,
-    "fit data.prepare_if_missing.seed": GAP,
-    "fit data.pin_memory": GAP,
+    "fit data.prepare_if_missing.val_fraction": tested(
+        DATA_OPTS + "::test_prepare_if_missing_fields_reach_prepare"
+    ),
+    "fit data.prepare_if_missing.seed": tested(DATA_OPTS + "::test_prepare_if_missing_fields_reach_prepare"),
+    "fit data.pin_memory": tested(DATA_OPTS + "::test_pin_memory_reaches_every_dataloader"),
     # --- fit: callbacks under their own key ----------------------------------------------------------
     "fit throughput.window": GAP,
     "fit throughput.peak_flops_per_device": GAP,
