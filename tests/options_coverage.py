@@ -467,7 +467,7 @@ COVERAGE = {
     "prepare eos_token": tested(
         TOKENIZER_OPTS + "::test_prepare_with_a_sentencepiece_style_tokenizer_writes_its_ids_and_eos"
     ),
-    "prepare text_field": GAP,
+    "prepare text_field": tested(TOOL_OPTS + "::test_prepare_text_field_shard_size_and_progress"),
     "prepare encoding_errors=replace": tested(
         TOOL_ERR + "::test_encoding_errors_replace_is_the_documented_switch"
     ),
@@ -480,24 +480,24 @@ COVERAGE = {
     "prepare num_workers": tested(
         PREP + "::test_split_is_by_document_and_output_does_not_depend_on_worker_count"
     ),
-    "prepare shard_size_tokens": GAP,
-    "prepare max_input_bytes": GAP,
-    "prepare bpe_train_bytes": GAP,
-    "prepare seed": GAP,
+    "prepare shard_size_tokens": tested(TOOL_OPTS + "::test_prepare_text_field_shard_size_and_progress"),
+    "prepare max_input_bytes": tested(TOOL_OPTS + "::test_prepare_max_input_bytes_seed_and_bpe_train_bytes"),
+    "prepare bpe_train_bytes": tested(TOOL_OPTS + "::test_prepare_max_input_bytes_seed_and_bpe_train_bytes"),
+    "prepare seed": tested(TOOL_OPTS + "::test_prepare_max_input_bytes_seed_and_bpe_train_bytes"),
     "prepare overwrite": tested(TOOL_ERR + "::test_overwrite_replaces_only_its_own_files"),
-    "prepare progress": GAP,
+    "prepare progress": tested(TOOL_OPTS + "::test_prepare_text_field_shard_size_and_progress"),
     # --- convert -------------------------------------------------------------------------------------
     "convert from-hf hf_dir": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
     "convert from-hf out_dir": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
-    "convert from-hf dtype=bfloat16": GAP,
-    "convert from-hf dtype=float16": GAP,
+    "convert from-hf dtype=bfloat16": tested(TOOL_OPTS + "::test_from_hf_dtype"),
+    "convert from-hf dtype=float16": tested(TOOL_OPTS + "::test_from_hf_dtype"),
     "convert to-hf checkpoint": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
     "convert to-hf out_dir": tested(HF + "::test_to_hf_from_ckpt_and_from_hf_cli_verbs"),
-    "convert to-hf dtype=float32": GAP,
-    "convert to-hf dtype=float16": GAP,
+    "convert to-hf dtype=float32": tested(TOOL_OPTS + "::test_to_hf_dtype_and_pad_token_id"),
+    "convert to-hf dtype=float16": tested(TOOL_OPTS + "::test_to_hf_dtype_and_pad_token_id"),
     "convert to-hf tokenizer_json": tested(HF + "::test_tokenizer_json_is_copied"),
     "convert to-hf eos_token_id": tested(RUN_ERR + "::test_to_hf_uses_the_training_data_eos"),
-    "convert to-hf pad_token_id": GAP,
+    "convert to-hf pad_token_id": tested(TOOL_OPTS + "::test_to_hf_dtype_and_pad_token_id"),
     "convert to-hf max_shard_size": tested(HF + "::test_sharded_export_imports"),
     "convert consolidate checkpoint": tested(
         "tests/training/test_sharded_resume.py::"
@@ -513,36 +513,45 @@ COVERAGE = {
     "convert from-olmo-core out": tested(
         "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
     ),
-    "convert from-olmo-core preset": GAP,
-    "convert from-olmo-core n_heads": GAP,
-    "convert from-olmo-core vocab_size": GAP,
+    "convert from-olmo-core preset": tested(
+        "tests/training/test_olmo_core_refusals.py::test_architecture_refused_naming_field_and_values"
+    ),
+    "convert from-olmo-core n_heads": tested(
+        TOOL_OPTS + "::test_from_olmo_core_vocab_size_is_the_config_vocab",
+        "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back",
+    ),
+    "convert from-olmo-core vocab_size": tested(
+        TOOL_OPTS + "::test_from_olmo_core_vocab_size_is_the_config_vocab"
+    ),
     "convert to-olmo-core checkpoint": tested(
         "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
     ),
     "convert to-olmo-core out": tested(
         "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
     ),
-    "convert to-olmo-core dtype": GAP,
+    "convert to-olmo-core dtype": tested(
+        "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
+    ),
     "convert to-olmo-core pad_token_id": GAP,
     # --- generate ------------------------------------------------------------------------------------
     "generate checkpoint": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
     "generate prompt": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
-    "generate prompt_file": GAP,
+    "generate prompt_file": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
     "generate tokenizer": GAP,
     "generate max_new_tokens": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
-    "generate temperature": GAP,
-    "generate top_k": GAP,
-    "generate top_p": GAP,
-    "generate seed": GAP,
-    "generate eos_token": GAP,
+    "generate temperature": tested(TOOL_OPTS + "::test_sampling_options_change_the_continuation"),
+    "generate top_k": tested(TOOL_OPTS + "::test_sampling_options_change_the_continuation"),
+    "generate top_p": tested(TOOL_OPTS + "::test_sampling_options_change_the_continuation"),
+    "generate seed": tested(TOOL_OPTS + "::test_sampling_options_change_the_continuation"),
+    "generate eos_token": tested(TOOL_OPTS + "::test_eos_token_ends_the_continuation_at_that_token"),
     "generate stop": tested(GEN_CLI + "::test_stop_text_ends_each_prompt_where_its_tokens_are_produced"),
     "generate device": cannot(CUDA + "the only other device is cuda"),
-    "generate dtype": GAP,
+    "generate dtype": tested(TOOL_OPTS + "::test_dtype_runs_the_model_in_that_dtype"),
     # --- soup ----------------------------------------------------------------------------------------
     "soup checkpoints": tested(SOUP + "::test_soup_of_two_is_their_exact_average"),
     "soup out": tested(SOUP + "::test_soup_of_two_is_their_exact_average"),
     "soup weights": tested(SOUP + "::test_weighted_soup_of_three_including_an_hf_dir"),
-    "soup dtype=float32": GAP,
-    "soup dtype=bfloat16": GAP,
-    "soup dtype=float16": GAP,
+    "soup dtype=float32": tested(TOOL_OPTS + "::test_soup_of_bf16_inputs_rounds_once_to_the_dtype_asked"),
+    "soup dtype=bfloat16": tested(TOOL_OPTS + "::test_soup_of_bf16_inputs_rounds_once_to_the_dtype_asked"),
+    "soup dtype=float16": tested(TOOL_OPTS + "::test_soup_of_bf16_inputs_rounds_once_to_the_dtype_asked"),
 }

@@ -28,7 +28,9 @@ def _dm(**kw) -> TokenShardDataModule:
     return TokenShardDataModule(**{**defaults, **kw})
 
 
-@pytest.mark.parametrize(("dtype", "vocab"), [("uint8", 200), ("uint16", 50_000), ("uint64", 2**33)])
+@pytest.mark.parametrize(
+    ("dtype", "vocab"), [("uint8", 200), ("uint16", 50_000), ("uint32", 100_278), ("uint64", 2**33)]
+)
 def test_raw_shards_are_read_in_the_dtype_given(tmp_path, dtype, vocab):
     """A raw file of ids written as ``dtype`` reads back id for id (held-out batches are in order); read
     with another width, the same bytes are other ids (or an error), so the option decides the reading."""
@@ -40,7 +42,7 @@ def test_raw_shards_are_read_in_the_dtype_given(tmp_path, dtype, vocab):
     dm.setup("validate")
     (batch,) = list(dm.val_dataloader())
     assert batch["input_ids"].flatten().tolist() == tokens.tolist()
-    other = {"uint8": "uint16", "uint16": "uint32", "uint64": "uint32"}[dtype]
+    other = {"uint8": "uint16", "uint16": "uint32", "uint32": "uint16", "uint64": "uint32"}[dtype]
     wrong = _dm(vocab_size=2**33, val_paths=[path], dtype=other, val_batch_size=1)
     try:
         wrong.setup("validate")
