@@ -441,19 +441,23 @@ COVERAGE = {
     "fit data.prepare_if_missing.seed": tested(DATA_OPTS + "::test_prepare_if_missing_fields_reach_prepare"),
     "fit data.pin_memory": tested(DATA_OPTS + "::test_pin_memory_reaches_every_dataloader"),
     # --- fit: callbacks under their own key ----------------------------------------------------------
-    "fit throughput.window": GAP,
-    "fit throughput.peak_flops_per_device": GAP,
-    "fit preemption.enabled": GAP,
+    "fit throughput.window": tested(
+        CB_OPTS + "::test_throughput_window_is_the_steps_the_rate_is_averaged_over"
+    ),
+    "fit throughput.peak_flops_per_device": tested(FIT + "::test_tensorboard_event_files_hold_every_metric"),
+    "fit preemption.enabled": tested(CB_OPTS + "::test_preemption_disabled_leaves_the_signal_handlers_alone"),
     "fit housekeeping.remove_stale_temps": tested(
         RUN_ERR + "::test_stale_temp_files_of_a_killed_save_are_removed_and_nothing_else"
     ),
-    "fit housekeeping.remove_empty_log_dir": GAP,
+    "fit housekeeping.remove_empty_log_dir": tested(
+        CB_OPTS + "::test_remove_empty_log_dir_decides_whether_a_failed_runs_log_dir_stays"
+    ),
     "fit predictions.path": tested(RUN_ERR + "::test_predict_writes_its_predictions_to_a_named_file"),
     "fit predictions.tokenizer": GAP,
     "fit nonfinite.action=skip": tested(
         "tests/callbacks/test_nonfinite_guard.py::test_skip_leaves_weights_and_moments_and_training_goes_on"
     ),
-    "fit nonfinite.max_skips": GAP,
+    "fit nonfinite.max_skips": tested(CB_OPTS + "::test_max_skips_stops_at_the_skip_past_it"),
     # --- prepare -------------------------------------------------------------------------------------
     "prepare inputs": tested(PREP + "::test_prepared_shards_decode_back_to_the_input_documents"),
     "prepare output_dir": tested(PREP + "::test_prepared_shards_decode_back_to_the_input_documents"),

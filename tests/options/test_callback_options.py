@@ -1,0 +1,90 @@
+"""Non-default values of the options of the callbacks the CLI keys (``throughput``, ``preemption``,
+``housekeeping``, ``nonfinite``) change what they do (tests/options_coverage.py)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from training_helpers import fit, tiny_args
+
+from olmo2_lit.callbacks import throughput as throughput_module
+from olmo2_lit.callbacks.housekeeping import Housekeeping
+from olmo2_lit.callbacks.preemption import Preemption
+from olmo2_lit.callbacks.throughput import TokenThroughput
+from olmo2_lit.train import metrics as M
+
+
+def _rates(window, monkeypatch) -> list[float]:
+    """Tokens/s logged after each of five steps that end at t = 0, 1, 2, 4, 8 s with 100 tokens each."""
+    times = iter([0.0, 1.0, 2.0, 4.0, 8.0])
+    monkeypatch.setattr(throughput_module.time, "perf_counter", lambda: next(times))
+    cb = TokenThroughput(**({} if window is None else {"window": window}))
+    cb._peak, cb._started = None, 0.0
+    logged = []
+    module = SimpleNamespace(
+        log=lambda name, value, **kw: logged.append(value) if name == M.TOKENS_PER_SEC else None
+    )
+    trainer = SimpleNamespace(loggers=[], global_step=0, world_size=1)
+    monkeypatch.setattr(throughput_module, "rank_zero_info", lambda *a, **k: None)
+    for k in range(1, 6):
+        cb.on_step(trainer, module, SimpleNamespace(tokens_seen=100 * k))
+    return logged
+
+
+def test_throughput_window_is_the_steps_the_rate_is_averaged_over(monkeypatch):
+    """``window: 2``: each rate is the tokens of the last 2 steps over their time, (500 - 300) / (8 - 2) at
+    the fifth step; the default 10 averages over all five: (500 - 100) / 8 = 50."""
+    assert _rates(2, monkeypatch) == pytest.approx([100.0, 100.0, 200 / 3, 200 / 6])
+    assert _rates(None, monkeypatch)[-1] == pytest.approx(50.0)
+
+
+def test_preemption_disabled_leaves_the_signal_handlers_alone():
+    """``preemption.enabled: false``: SIGTERM keeps the handler it had (Lightning's own handling); enabled,
+    the callback's handler is installed for the run."""
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        Preemption(enabled=False).on_train_start(trainer, None)
+        assert signal.getsignal(signal.SIGTERM) is before
+        on = Preemption()
+        on.on_train_start(trainer, None)
+        assert signal.getsignal(signal.SIGTERM) == on._handle
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("remove", [True, False])
+def test_remove_empty_log_dir_decides_whether_a_failed_runs_log_dir_stays(tmp_path, remove):
+    """A run that fails before its first step leaves a log directory with only its own files: removed by
+    default, kept with ``housekeeping.remove_empty_log_dir: false``."""
+    logger = TensorBoardLogger(save_dir=str(tmp_path), name="olmo2")
+    trainer = Trainer(accelerator="cpu", devices=1, logger=logger, enable_progress_bar=False)
+    log_dir = Path(logger.log_dir)  # the version is chosen on first access
+    log_dir.mkdir(parents=True)
+    cb = Housekeeping(remove_empty_log_dir=remove)
+    (log_dir / "config.yaml").write_text("seed_everything: 0\n")
+    cb.on_exception(trainer, None, RuntimeError("failed at setup"))
+    assert log_dir.exists() is not remove
+
+
+def test_max_skips_stops_at_the_skip_past_it(shards, tmp_path):
+    """Every step non-finite (NaN initial weights), ``action: skip`` with ``max_skips: 2``: steps 0 and 1 are
+    skipped, the third non-finite step stops the run with its report (the default, 100, would skip all)."""
+    extra = (
+        "--model.config.init",
+        "nan_init.NaNInit",
+        "--nonfinite.action",
+        "skip",
+        "--nonfinite.max_skips",
+        "2",
+    )
+    with pytest.raises(
+        FloatingPointError, match=r"non-finite loss or gradient at step 2; see .*nonfinite_step0000002"
+    ):
+        fit(tiny_args(tmp_path, shards, max_steps=5, extra=extra))
+    assert (tmp_path / "nonfinite_step0000002.json").is_file()
