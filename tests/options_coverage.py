@@ -128,8 +128,13 @@ COVERAGE = {
         "tests/eval/test_bits_per_byte.py::test_the_table_comes_from_the_tokenizer_the_datamodule_records",
         TOKENIZER_OPTS + "::test_bits_per_byte_counts_the_spaces_a_non_byte_level_tokenizer_drops",
     ),
-    "fit trainer.callbacks:Diagnostics.interval": GAP,
-    "fit trainer.callbacks:Diagnostics.attention_logits": GAP,
+    "fit trainer.callbacks:Diagnostics.interval": tested(
+        "tests/callbacks/test_diagnostics.py::test_diagnostics_in_a_tiny_run",
+        CB_OPTS + "::test_merger_every_n_steps_and_dirpath_and_diagnostics_without_attention_logits",
+    ),
+    "fit trainer.callbacks:Diagnostics.attention_logits": tested(
+        CB_OPTS + "::test_merger_every_n_steps_and_dirpath_and_diagnostics_without_attention_logits"
+    ),
     "fit trainer.callbacks:DownstreamEval.tasks[].path": tested(
         DOWN + "::test_every_request_and_accuracy_equal_ai2_olmo_eval",
         DOWN + "::test_our_jsonl_format_and_its_errors",
@@ -177,11 +182,15 @@ COVERAGE = {
     "fit trainer.callbacks:ModelMerger.merge_steps": tested(
         "tests/training/test_weight_averaging.py::test_merged_weights_are_the_mean_of_the_last_n_steps"
     ),
-    "fit trainer.callbacks:ModelMerger.every_n_steps": GAP,
+    "fit trainer.callbacks:ModelMerger.every_n_steps": tested(
+        CB_OPTS + "::test_merger_every_n_steps_and_dirpath_and_diagnostics_without_attention_logits"
+    ),
     "fit trainer.callbacks:ModelMerger.last_n_steps": tested(
         "tests/training/test_weight_averaging.py::test_merged_weights_are_the_mean_of_the_last_n_steps"
     ),
-    "fit trainer.callbacks:ModelMerger.dirpath": GAP,
+    "fit trainer.callbacks:ModelMerger.dirpath": tested(
+        CB_OPTS + "::test_merger_every_n_steps_and_dirpath_and_diagnostics_without_attention_logits"
+    ),
     "fit trainer.callbacks:OLMo2ModelSummary.max_depth": GAP,
     "fit trainer.callbacks:PrintSamples.prompts": tested(
         GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"

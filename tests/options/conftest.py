@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-# the training tests' helpers: tiny CLI argument lists and raw token shards
+# the training and callback tests' helpers: tiny CLI argument lists, raw token shards, callback YAML layers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "callbacks"))
 
 from training_helpers import make_shards  # noqa: E402
 

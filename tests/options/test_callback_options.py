@@ -88,3 +88,42 @@ def test_max_skips_stops_at_the_skip_past_it(shards, tmp_path):
     ):
         fit(tiny_args(tmp_path, shards, max_steps=5, extra=extra))
     assert (tmp_path / "nonfinite_step0000002.json").is_file()
+
+
+def test_merger_every_n_steps_and_dirpath_and_diagnostics_without_attention_logits(shards, tmp_path):
+    """One tiny fit with two callbacks a run adds. ModelMerger ``every_n_steps: 2`` (last_n_steps 2, 5 steps)
+    merges at steps 2 and 4, each the mean of that step's and the previous step's checkpointed weights,
+    into ``dirpath`` (not the checkpoint directory, the default). Diagnostics ``interval: 2`` logs at steps
+    0, 2, 4, and ``attention_logits: false`` leaves out the max attention logit (the default logs it) while
+    the other per-layer values are logged."""
+    import torch
+    from stability_config import layer
+    from training_helpers import load_weights, scalars
+
+    from olmo2_lit.weights.pretrained import read_native
+
+    callbacks = [
+        {
+            "class_path": "olmo2_lit.callbacks.weight_averaging.ModelMerger",
+            "init_args": {"every_n_steps": 2, "last_n_steps": 2, "dirpath": str(tmp_path / "merged")},
+        },
+        {
+            "class_path": "olmo2_lit.callbacks.diagnostics.Diagnostics",
+            "init_args": {"interval": 2, "attention_logits": False},
+        },
+    ]
+    extra = ("--checkpoint.every_n_train_steps", "1", *layer(tmp_path / "cbs.yaml", callbacks))
+    fit(tiny_args(tmp_path, shards, max_steps=5, extra=extra))
+    assert sorted(p.name for p in (tmp_path / "merged").iterdir()) == [
+        "step0000002-merged",
+        "step0000004-merged",
+    ]
+    assert not list((tmp_path / "ckpt").glob("*-merged"))
+    for m in (2, 4):
+        _, merged = read_native(tmp_path / "merged" / f"step{m:07d}-merged")
+        steps = [load_weights(tmp_path / "ckpt" / f"step{s:07d}.ckpt") for s in (m - 1, m)]
+        for key, tensor in merged.items():
+            mean = torch.stack([w[f"model.{key}"] for w in steps]).double().mean(0).float()
+            torch.testing.assert_close(tensor, mean, rtol=1e-7, atol=0)
+    assert [s for s, _ in scalars(tmp_path, "diag/act_rms/block_0")] == [0, 2, 4]
+    assert scalars(tmp_path, "diag/attn_logit_max/block_0") == []
