@@ -198,7 +198,9 @@ COVERAGE = {
     "fit trainer.callbacks:PrintSamples.max_new_tokens": tested(
         GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"
     ),
-    "fit trainer.callbacks:PrintSamples.temperature": GAP,
+    "fit trainer.callbacks:PrintSamples.temperature": tested(
+        GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"
+    ),
     "fit trainer.callbacks:PrintSamples.tokenizer": tested(
         GEN_CLI + "::test_print_samples_callback_prints_cached_greedy_generation"
     ),
@@ -209,7 +211,9 @@ COVERAGE = {
         "tests/callbacks/test_rollback.py::test_rollback_restores_checkpoint_skips_data_and_finishes"
     ),
     "fit trainer.callbacks:Rollback.record_file": GAP,
-    "fit trainer.callbacks:Rollback.max_rollbacks": GAP,
+    "fit trainer.callbacks:Rollback.max_rollbacks": tested(
+        CB_OPTS + "::test_max_rollbacks_is_how_many_rollbacks_a_run_may_take"
+    ),
     "fit trainer.callbacks:SpikeMonitor.window": tested(SPIKES + "::test_threshold_by_hand"),
     "fit trainer.callbacks:SpikeMonitor.sigma": tested(SPIKES + "::test_threshold_by_hand"),
     "fit trainer.callbacks:SpikeMonitor.warmup": tested(SPIKES + "::test_threshold_by_hand"),
@@ -550,7 +554,7 @@ COVERAGE = {
     "generate checkpoint": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
     "generate prompt": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
     "generate prompt_file": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
-    "generate tokenizer": GAP,
+    "generate tokenizer": tested(TOOL_OPTS + "::test_generate_tokenizer_overrides_the_checkpoints_own"),
     "generate max_new_tokens": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
     "generate temperature": tested(TOOL_OPTS + "::test_sampling_options_change_the_continuation"),
     "generate top_k": tested(TOOL_OPTS + "::test_sampling_options_change_the_continuation"),

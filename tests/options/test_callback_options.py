@@ -127,3 +127,22 @@ def test_merger_every_n_steps_and_dirpath_and_diagnostics_without_attention_logi
             torch.testing.assert_close(tensor, mean, rtol=1e-7, atol=0)
     assert [s for s, _ in scalars(tmp_path, "diag/act_rms/block_0")] == [0, 2, 4]
     assert scalars(tmp_path, "diag/attn_logit_max/block_0") == []
+
+
+def test_max_rollbacks_is_how_many_rollbacks_a_run_may_take(tmp_path):
+    """``max_rollbacks: 1``: a run that has rolled back once and spikes again stops with an error naming the
+    count (the default, 10, would roll back again)."""
+    from collections import deque
+
+    from olmo2_lit.callbacks.rollback import Rollback
+
+    (tmp_path / "step0000004.ckpt").write_bytes(b"")
+    cb = Rollback(spikes=1, window=5, max_rollbacks=1)
+    cb.checkpoints, cb.rollbacks, cb.spike_steps = [(4, str(tmp_path / "step0000004.ckpt"))], 1, deque([6])
+    with pytest.raises(RuntimeError, match="Rollback: 1 rollbacks already and spikes again at steps \\[6\\]"):
+        cb._roll_back(None, 6)
+    default = Rollback(spikes=1, window=5)
+    default.checkpoints, default.rollbacks, default.spike_steps = cb.checkpoints, 1, deque([6])
+    with pytest.raises(AttributeError):  # past the count check, into the rollback itself (no trainer here)
+        default._roll_back(None, 6)
+    assert default.rollbacks == 2

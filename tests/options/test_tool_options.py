@@ -279,3 +279,18 @@ def test_prepare_max_input_bytes_seed_and_bpe_train_bytes(tmp_path):
         for d in ("full", "small")
     ]
     assert merges[1] < merges[0]
+
+
+def test_generate_tokenizer_overrides_the_checkpoints_own(native, capsys, tmp_path):
+    """``--tokenizer`` is used instead of the directory's tokenizer.json: with that file broken, the verb
+    fails without the option and prints the greedy text with it."""
+    import shutil
+
+    path, tok, model = native
+    broken = tmp_path / "m"
+    shutil.copytree(path, broken)
+    (broken / "tokenizer.json").write_text("{not json")
+    with pytest.raises(Exception, match="tokenizer"):
+        _generate(broken, capsys)
+    (tmp_path / "good.json").write_text(tok.to_str())
+    assert _generate(broken, capsys, "--tokenizer", str(tmp_path / "good.json")) == _greedy(model, tok)
