@@ -99,7 +99,9 @@ COVERAGE = {
     "fit trainer.strategy:FSDP2Strategy.save_distributed_checkpoint": tested(
         "tests/training/test_sharded_resume.py::test_ddp_resume_is_bitwise_and_its_file_resumes_under_fsdp2"
     ),
-    "fit trainer.strategy:FSDP2Strategy.process_group_backend": GAP,
+    "fit trainer.strategy:FSDP2Strategy.process_group_backend": tested(
+        CB_OPTS + "::test_fsdp2_process_group_backend_is_the_strategys"
+    ),
     "fit trainer.strategy:FSDP2Strategy.timeout_minutes": GAP,
     "fit trainer.strategy:FSDPStrategy.sharding_strategy=SHARD_GRAD_OP": cannot(
         CUDA + "FSDPStrategy (v1) refuses to start without one"
@@ -466,7 +468,7 @@ COVERAGE = {
         CB_OPTS + "::test_remove_empty_log_dir_decides_whether_a_failed_runs_log_dir_stays"
     ),
     "fit predictions.path": tested(RUN_ERR + "::test_predict_writes_its_predictions_to_a_named_file"),
-    "fit predictions.tokenizer": GAP,
+    "fit predictions.tokenizer": tested(CB_OPTS + "::test_predictions_tokenizer_adds_the_decoded_text"),
     "fit nonfinite.action=skip": tested(
         "tests/callbacks/test_nonfinite_guard.py::test_skip_leaves_weights_and_moments_and_training_goes_on"
     ),
@@ -549,7 +551,9 @@ COVERAGE = {
     "convert to-olmo-core dtype": tested(
         "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
     ),
-    "convert to-olmo-core pad_token_id": GAP,
+    "convert to-olmo-core pad_token_id": tested(
+        TOOL_OPTS + "::test_to_olmo_core_pad_token_id_is_in_the_fingerprint_olmo_core_checks"
+    ),
     # --- generate ------------------------------------------------------------------------------------
     "generate checkpoint": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),
     "generate prompt": tested(GEN_CLI + "::test_generate_native_dir_prints_the_greedy_continuation"),

@@ -146,3 +146,38 @@ def test_max_rollbacks_is_how_many_rollbacks_a_run_may_take(tmp_path):
     with pytest.raises(AttributeError):  # past the count check, into the rollback itself (no trainer here)
         default._roll_back(None, 6)
     assert default.rollbacks == 2
+
+
+def test_predictions_tokenizer_adds_the_decoded_text(tmp_path):
+    """``predictions.tokenizer``: each line holds the predicted ids and, decoded with that tokenizer, their
+    text; without one (and no tokenizer recorded by the shards), the ids only."""
+    import json
+
+    import torch
+
+    from olmo2_lit.callbacks.predictions import PredictionWriter
+    from olmo2_lit.prepare.bpe import train_bpe
+
+    tok = train_bpe(["def f(x):\n    return x + 1\n"] * 50, vocab_size=280)
+    tok.save(str(tmp_path / "tok.json"))
+    trainer = SimpleNamespace(datamodule=None, default_root_dir=str(tmp_path), world_size=1, global_rank=0,
+                              is_global_zero=True)  # fmt: skip
+    ids = torch.tensor([tok.encode("def f(x):").ids])
+    for given, name in ((str(tmp_path / "tok.json"), "with.jsonl"), (None, "without.jsonl")):
+        writer = PredictionWriter(path=str(tmp_path / name), tokenizer=given)
+        writer.on_predict_start(trainer, None)
+        writer.write_on_batch_end(trainer, None, ids, None, {"index": torch.tensor([7])}, 0, 0)
+        writer.on_predict_end(trainer, None)
+    (with_text,) = [json.loads(line) for line in (tmp_path / "with.jsonl").read_text().splitlines()]
+    (ids_only,) = [json.loads(line) for line in (tmp_path / "without.jsonl").read_text().splitlines()]
+    assert with_text == {"index": 7, "predicted_ids": ids[0].tolist(), "text": "def f(x):"}
+    assert ids_only == {"index": 7, "predicted_ids": ids[0].tolist()}
+
+
+def test_fsdp2_process_group_backend_is_the_strategys():
+    """``process_group_backend: gloo`` is the backend the strategy initializes its process group with
+    (the default None picks by device when the run starts)."""
+    from olmo2_lit.train.strategies import FSDP2Strategy
+
+    assert FSDP2Strategy(process_group_backend="gloo").process_group_backend == "gloo"
+    assert FSDP2Strategy().process_group_backend is None

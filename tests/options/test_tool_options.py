@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -294,3 +295,24 @@ def test_generate_tokenizer_overrides_the_checkpoints_own(native, capsys, tmp_pa
         _generate(broken, capsys)
     (tmp_path / "good.json").write_text(tok.to_str())
     assert _generate(broken, capsys, "--tokenizer", str(tmp_path / "good.json")) == _greedy(model, tok)
+
+
+def test_to_olmo_core_pad_token_id_is_in_the_fingerprint_olmo_core_checks(tmp_path):
+    """``convert to-olmo-core --pad_token_id 5`` exports the data position under the fingerprint OLMo-core's
+    own dataset computes with pad id 5, which differs from the default's (dolma2's 100277)."""
+    from olmo_core.data import NumpyFSLDataset
+
+    from olmo2_lit.weights.olmo_core import olmo_core_fingerprint
+
+    path = tmp_path / "part-0.npy"
+    np.arange(5000, dtype=np.uint32).tofile(path)
+    shards = [[0, path.name, 5000, None]]
+    fingerprints = {}
+    for pad in (5, 100277):
+        theirs = NumpyFSLDataset(path, sequence_length=64, pad_token_id=pad, eos_token_id=100257,
+                                 vocab_size=100278, dtype=np.uint32).fingerprint  # fmt: skip
+        ours = olmo_core_fingerprint(shards, vocab_size=100278, pad_token_id=pad, eos_token_id=100257,
+                                     dtype="uint32", max_target_sequence_length=None)  # fmt: skip
+        assert ours == theirs
+        fingerprints[pad] = ours
+    assert fingerprints[5] != fingerprints[100277]
