@@ -181,3 +181,62 @@ def test_fsdp2_process_group_backend_is_the_strategys():
 
     assert FSDP2Strategy(process_group_backend="gloo").process_group_backend == "gloo"
     assert FSDP2Strategy().process_group_backend is None
+
+
+def test_model_summary_max_depth_is_the_depth_of_the_table(capsys):
+    """``max_depth: 1`` lists the module's direct children only (``model``); the default 2 also theirs
+    (``model.blocks``, not each block); 0 prints no table."""
+    from olmo2_lit.callbacks.model_summary import OLMo2ModelSummary
+    from olmo2_lit.model import ModelConfig
+    from olmo2_lit.train.lit_module import OLMo2LitModule
+
+    module = OLMo2LitModule(config=ModelConfig.tiny())
+    module.configure_model()
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    module.trainer = trainer
+    tables = {}
+    for depth in (0, 1, 2):
+        capsys.readouterr()
+        OLMo2ModelSummary(max_depth=depth).on_fit_start(trainer, module)
+        tables[depth] = capsys.readouterr().out
+    assert tables[0] == ""
+    assert "| model " in tables[1] and "| model.blocks " not in tables[1]
+    assert "| model.blocks " in tables[2] and "| model.blocks.0 " not in tables[2]
+
+
+def test_progress_bar_refresh_rate_is_in_optimizer_steps():
+    """``refresh_rate: 3``: the bar moves at optimizer steps 3 and 6 only (the default, every step)."""
+    from olmo2_lit.callbacks.progress import StepProgressBar
+
+    def positions(**kw) -> list[int]:
+        bar = StepProgressBar(**kw)
+        shown = SimpleNamespace(n=0, set_postfix=lambda *a, **k: None, refresh=lambda: None)
+        bar.train_progress_bar = shown
+        bar.get_metrics = lambda trainer, module: {}
+        out = []
+        for step in range(1, 8):
+            bar.on_train_batch_end(SimpleNamespace(global_step=step), None, None, None, 0)
+            out.append(shown.n)
+        return out
+
+    assert positions(refresh_rate=3) == [0, 0, 3, 3, 3, 6, 6]
+    assert positions() == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_rollback_record_file_is_where_each_rollback_is_appended(tmp_path):
+    """``record_file: logs/rb.json`` (relative: under default_root_dir) or an absolute path receives the
+    record, each rollback appended; the default is ``rollbacks.json`` under default_root_dir."""
+    import json
+
+    from olmo2_lit.callbacks.rollback import Rollback
+
+    trainer = SimpleNamespace(default_root_dir=str(tmp_path / "root"))
+    for given, expected in (
+        ("logs/rb.json", tmp_path / "root" / "logs" / "rb.json"),
+        (str(tmp_path / "abs.json"), tmp_path / "abs.json"),
+        (None, tmp_path / "root" / "rollbacks.json"),
+    ):
+        cb = Rollback(**({} if given is None else {"record_file": given}))
+        cb._append_record(trainer, {"at_step": 10})
+        cb._append_record(trainer, {"at_step": 20})
+        assert json.loads(expected.read_text()) == {"rollbacks": [{"at_step": 10}, {"at_step": 20}]}
