@@ -564,6 +564,15 @@ COVERAGE = {
     "convert from-olmo-core vocab_size": tested(
         TOOL_OPTS + "::test_from_olmo_core_vocab_size_is_the_config_vocab"
     ),
+    "convert from-olmo-trainer checkpoint_dir": tested(
+        "tests/training/test_olmo_trainer_convert.py::test_olmo_trainer_checkpoint_continues_here"
+    ),
+    "convert from-olmo-trainer out": tested(
+        "tests/training/test_olmo_trainer_convert.py::test_olmo_trainer_checkpoint_continues_here"
+    ),
+    "convert from-olmo-trainer preset": tested(
+        "tests/training/test_olmo_trainer_refusals.py::test_architecture_refused_against_a_preset"
+    ),
     "convert to-olmo-core checkpoint": tested(
         "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back"
     ),
