@@ -39,5 +39,5 @@ def slurm_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slurm_two_nodes(tmp_path_factory):
-    """A real two-node SLURM cluster: two ``slurmd`` on this machine, nodes ``localhost`` and ``n2``."""
+    """A real two-node SLURM cluster: two ``slurmd`` on this machine, nodes ``<host>`` and ``<host>-n2``."""
     yield from _slurm_cluster(tmp_path_factory, nodes=2)

@@ -8,8 +8,8 @@ other ports, started with ``-N <node>``, which is how SLURM's own developers run
 The plugins are the ones that need neither systemd nor cgroups (``proctrack/linuxproc``, ``task/none``),
 no accounting database, and a short ``KillWait`` so a cancelled job's processes are gone in seconds.
 
-The daemons run as the user who starts them (root in a container; any user otherwise: SLURM then runs
-jobs as that user only). Commands reach the cluster through ``SLURM_CONF`` (``env``).
+The daemons and the jobs run as the user who starts them (``SlurmUser``; only tried as root, in a
+container). Commands reach the cluster through ``SLURM_CONF`` (``env``).
 
 By hand, from the repository root (Ctrl+C stops the cluster and ends its jobs)::
 
@@ -55,7 +55,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 class SlurmCluster:
-    """A SLURM cluster of ``nodes`` nodes (``n1``, ``n2``...), each this host with ``cpus`` CPUs.
+    """A SLURM cluster of ``nodes`` nodes (``<host>``, ``<host>-n2``...), each this host with ``cpus`` CPUs.
 
     Args:
         root: scratch directory for the config, state, logs and sockets (created).
@@ -66,9 +66,11 @@ class SlurmCluster:
 
     def __init__(self, root: Path, *, nodes: int = 1, cpus: int = 2) -> None:
         self.root = Path(root)
-        # the first node is also the job's MASTER_ADDR (Lightning: the first host of SLURM_NODELIST): a name
-        # that resolves to this host
-        self.nodes = ["localhost", *(f"n{i + 1}" for i in range(1, nodes))]
+        # Lightning's MASTER_ADDR is the first host of SLURM_NODELIST (a sorted host list), so the first node
+        # is named after this host, which resolves (SLURM refuses a "localhost" node beside others), and the
+        # others sort after it: <host>-n2, <host>-n3...
+        host = socket.gethostname().split(".")[0]
+        self.nodes = [host, *(f"{host}-n{i + 1}" for i in range(1, nodes))]
         self.cpus = cpus
         self.conf = self.root / "slurm.conf"
         self._procs: list[subprocess.Popen] = []
@@ -85,6 +87,13 @@ class SlurmCluster:
             raise RuntimeError(
                 f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
             )
+        try:
+            socket.gethostbyname(self.nodes[0])
+        except OSError:
+            raise RuntimeError(
+                f"this host's name {self.nodes[0]!r} does not resolve, so a job's ranks cannot reach their "
+                "MASTER_ADDR (the first node): add it to /etc/hosts"
+            ) from None
         pid = self.root / "slurmctld.pid"
         if pid.exists() and Path(f"/proc/{pid.read_text().strip()}").exists():
             raise RuntimeError(

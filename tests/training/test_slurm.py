@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from training_helpers import load_weights, make_shards, scalars
+from training_helpers import fit, load_weights, make_shards, scalars, tiny_args
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -38,8 +38,6 @@ STEPS = 6
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE")
 #: sbatch overrides of the templates' GPU resources: 2 tasks of 1 CPU on a node without GPUs
 CPU_RESOURCES = ("--gres=none", "--ntasks-per-node=2", "--cpus-per-task=1")
-
-pytestmark = pytest.mark.slow
 
 
 def losses(run: Path, tag: str = CE) -> list[tuple[int, float]]:
@@ -130,9 +128,14 @@ def test_cpu_fragment_keeps_the_test_numbers():
     assert config["data"]["global_batch_size"] == 2 * 2 * config["data"]["micro_batch_size"]
 
 
-def test_single_node_template_runs_two_task_ddp(straight):
+@pytest.mark.slow
+def test_single_node_template_runs_two_task_ddp(slurm_cluster, straight):
     run, fields = straight
-    assert fields["NumTasks"] == "2" and fields["NodeList"] == "localhost" and fields["Restarts"] == "0"
+    assert (
+        fields["NumTasks"] == "2"
+        and fields["NodeList"] == slurm_cluster.nodes[0]
+        and fields["Restarts"] == "0"
+    )
     (record,) = (run / "tb").rglob("strategy.yaml")
     text = record.read_text()
     for line in ("DDPStrategy", "world_size: 2", "num_nodes: 1", "cluster_environment: SLURMEnvironment"):
@@ -142,6 +145,7 @@ def test_single_node_template_runs_two_task_ddp(straight):
     assert not list(run.glob("hpc_ckpt_*"))
 
 
+@pytest.mark.slow
 def test_scancel_usr1_saves_requeues_and_resumes_exactly(slurm_cluster, slurm_shards, straight, tmp_path):
     marker = tmp_path / "waiting"
     job = submit(
@@ -156,6 +160,7 @@ def test_scancel_usr1_saves_requeues_and_resumes_exactly(slurm_cluster, slurm_sh
     assert_same_end(tmp_path / "run", straight[0])
 
 
+@pytest.mark.slow
 def test_time_limit_signal_saves_requeues_and_resumes_exactly(
     slurm_cluster, slurm_shards, straight, tmp_path
 ):
@@ -178,6 +183,7 @@ def test_time_limit_signal_saves_requeues_and_resumes_exactly(
     assert_same_end(tmp_path / "run", straight[0])
 
 
+@pytest.mark.slow
 def test_cancelled_job_leaves_only_loadable_checkpoints_and_resumes(
     slurm_cluster, slurm_shards, straight, tmp_path
 ):
@@ -202,15 +208,16 @@ def test_cancelled_job_leaves_only_loadable_checkpoints_and_resumes(
     assert_same_end(run, straight[0], each_step_once=saved["last.ckpt"] == 5)
 
 
+@pytest.mark.slow
 def test_multi_node_template_trains_one_rank_per_node(slurm_two_nodes, slurm_shards, straight, tmp_path):
-    """multi_node.sbatch on two nodes x 1 task (its FSDP2 recipe, fp32 parameters on CPU): one rank per
-    node, and the same losses as the single-node DDP job, up to reduction order."""
+    """multi_node.sbatch on two nodes x 1 task (its 7B recipe's FSDP2 with activation checkpointing, fp32
+    parameters on CPU): one rank per node, rendezvous at the first node (this host's name), and the same
+    losses as the single-node DDP job, up to reduction order."""
     sbatch = ("--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1", "--gres=none")
-    fit_args = (*cpu_overrides(slurm_shards), "--model.parallelize.fsdp_param_dtype=float32",
-                "--model.parallelize.activation_checkpointing=false")  # fmt: skip
+    fit_args = (*cpu_overrides(slurm_shards), "--model.parallelize.fsdp_param_dtype=float32")
     job = submit(slurm_two_nodes, tmp_path, tmp_path / "run", *fit_args, template=MULTI, sbatch=sbatch)
     fields = wait_until_done(slurm_two_nodes, job, tmp_path)
-    assert fields["NodeList"] == "localhost,n2" and fields["NumNodes"] == "2", fields
+    assert fields["NumNodes"] == "2" and fields["NumTasks"] == "2", fields  # one task on each node
     (record,) = (tmp_path / "run" / "tb").rglob("strategy.yaml")
     text = record.read_text()
     for line in ("world_size: 2", "num_nodes: 2", "cluster_environment: SLURMEnvironment"):
@@ -218,3 +225,17 @@ def test_multi_node_template_trains_one_rank_per_node(slurm_two_nodes, slurm_sha
     ours, theirs = losses(tmp_path / "run"), losses(straight[0])
     assert [s for s, _ in ours] == [s for s, _ in theirs] == list(range(STEPS))
     assert [v for _, v in ours] == pytest.approx([v for _, v in theirs], rel=1e-4)
+
+
+def test_devices_disagreeing_with_slurm_tasks_per_node_is_refused(shards, tmp_path, monkeypatch, capsys):
+    """In process, with the variables ``srun`` sets for a task (no cluster): the refusal happens while
+    parsing, before any process group, so a job is not needed to see it, and this stays a fast test."""
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "olmo2", "SLURM_NTASKS": "2",
+             "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODELIST": "localhost"}  # fmt: skip
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit):
+        fit(tiny_args(tmp_path, shards, max_steps=2))  # trainer.devices 1
+    assert "trainer.devices (1) disagrees with SLURM's tasks per node (2" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()
