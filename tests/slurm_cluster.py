@@ -4,7 +4,7 @@ Debian's ``slurm-wlm`` and ``munge`` (``apt-get install slurm-wlm munge``) run u
 a fresh key, ``slurmctld`` and one ``slurmd`` per node, all on 127.0.0.1, from a scratch directory that
 holds the config, the state, the logs and the sockets; nothing under /etc or /var is read or written.
 Every node is this host, with the CPUs given: nodes beyond the first are further ``slurmd`` processes on
-other ports, started with ``-N <node>``, which is how SLURM's own developers run a cluster on one machine.
+other ports, started with ``-N <node>`` (SLURM's multiple-slurmd mode, meant for testing).
 The plugins are the ones that need neither systemd nor cgroups (``proctrack/linuxproc``, ``task/none``),
 no accounting database, and a short ``KillWait`` so a cancelled job's processes are gone in seconds.
 
@@ -81,46 +81,21 @@ class SlurmCluster:
         return {"SLURM_CONF": str(self.conf)}
 
     def start(self, *, timeout: float = 60) -> SlurmCluster:
-        """Writes the config and a munge key, starts the daemons and waits until every node is idle."""
-        missing = missing_binaries()
-        if missing:
-            raise RuntimeError(
-                f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
-            )
-        try:
-            socket.gethostbyname(self.nodes[0])
-        except OSError:
-            raise RuntimeError(
-                f"this host's name {self.nodes[0]!r} does not resolve, so a job's ranks cannot reach their "
-                "MASTER_ADDR (the first node): add it to /etc/hosts"
-            ) from None
-        pid = self.root / "slurmctld.pid"
-        if pid.exists() and Path(f"/proc/{pid.read_text().strip()}").exists():
-            raise RuntimeError(
-                f"a SLURM cluster already runs from {self.root} (slurmctld pid {pid.read_text().strip()})"
-            )
+        """Writes the config and a munge key, starts the daemons and waits until every node is idle (at
+        most ``timeout`` s per daemon); a failed start stops what it started."""
+        self._check_can_start()
         for sub in ("state", "log", "munge", *(f"spool/{n}" for n in self.nodes)):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "munge").chmod(0o700)
+        (self.root / "munge").chmod(0o700)  # munged refuses a key in a directory others can read
         key = self.root / "munge" / "munge.key"
         if not key.exists():
             subprocess.run([_which("mungekey"), "--create", f"--keyfile={key}"], check=True)
         self._write_conf()
-        socket_path = self.root / "munge" / "munge.socket"
-        munge = self.root / "munge"
-        daemon = [_which("munged"), "--foreground", "--force", f"--socket={socket_path}", f"--key-file={key}"]
-        files = [
-            f"--pid-file={munge / 'pid'}",
-            f"--seed-file={munge / 'seed'}",
-            f"--log-file={munge / 'log'}",
-        ]
-        self._spawn([*daemon, *files], "munged")
-        self._wait(socket_path.exists, timeout, "munged did not create its socket")
-        self._spawn([_which("slurmctld"), "-D", "-i", "-f", str(self.conf)], "slurmctld")
-        self._wait(lambda: self._run("scontrol", "ping").returncode == 0, timeout, "slurmctld did not answer")
-        for node in self.nodes:
-            self._spawn([_which("slurmd"), "-D", "-N", node, "-f", str(self.conf)], f"slurmd-{node}")
-        self._wait(self._all_idle, timeout, "the nodes did not become idle")
+        try:
+            self._start_daemons(key, timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -185,6 +160,42 @@ class SlurmCluster:
         return self._check("scontrol", *args)
 
     # --- internals -----------------------------------------------------------------------------------------
+
+    def _check_can_start(self) -> None:
+        missing = missing_binaries()
+        if missing:
+            raise RuntimeError(
+                f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
+            )
+        try:
+            socket.gethostbyname(self.nodes[0])
+        except OSError:
+            raise RuntimeError(
+                f"this host's name {self.nodes[0]!r} does not resolve, so a job's ranks cannot reach their "
+                "MASTER_ADDR (the first node): add it to /etc/hosts"
+            ) from None
+        pid = self.root / "slurmctld.pid"
+        if pid.exists() and Path(f"/proc/{pid.read_text().strip()}").exists():
+            raise RuntimeError(
+                f"a SLURM cluster already runs from {self.root} (slurmctld pid {pid.read_text().strip()})"
+            )
+
+    def _start_daemons(self, key: Path, timeout: float) -> None:
+        munge = self.root / "munge"
+        socket_path = munge / "munge.socket"
+        daemon = [_which("munged"), "--foreground", "--force", f"--socket={socket_path}", f"--key-file={key}"]
+        files = [
+            f"--pid-file={munge / 'pid'}",
+            f"--seed-file={munge / 'seed'}",
+            f"--log-file={munge / 'log'}",
+        ]
+        self._spawn([*daemon, *files], "munged")
+        self._wait(socket_path.exists, timeout, "munged did not create its socket")
+        self._spawn([_which("slurmctld"), "-D", "-i", "-f", str(self.conf)], "slurmctld")
+        self._wait(lambda: self._run("scontrol", "ping").returncode == 0, timeout, "slurmctld did not answer")
+        for node in self.nodes:
+            self._spawn([_which("slurmd"), "-D", "-N", node, "-f", str(self.conf)], f"slurmd-{node}")
+        self._wait(self._all_idle, timeout, "the nodes did not become idle")
 
     def _write_conf(self) -> None:
         ctld_port, *node_ports = _free_ports(1 + len(self.nodes))
@@ -275,9 +286,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1, help="nodes, each a slurmd on this host")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs per node")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the cluster as Ctrl+C does
     with SlurmCluster(args.dir, nodes=args.nodes, cpus=args.cpus) as cluster:
         print(f"SLURM is up: export SLURM_CONF={cluster.conf}   (Ctrl+C stops it)", flush=True)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             signal.pause()
         except KeyboardInterrupt:
