@@ -210,11 +210,13 @@ def test_cancelled_job_leaves_only_loadable_checkpoints_and_resumes(
 
 @pytest.mark.slow
 def test_multi_node_template_trains_one_rank_per_node(slurm_two_nodes, slurm_shards, straight, tmp_path):
-    """multi_node.sbatch on two nodes x 1 task (its 7B recipe's FSDP2 with activation checkpointing, fp32
-    parameters on CPU): one rank per node, rendezvous at the first node (this host's name), and the same
+    """multi_node.sbatch on two nodes x 1 task (its 7B recipe's FSDP2 with activation checkpointing, on
+    CPU): one rank per node, rendezvous at the first node (this host's name), and the same
     losses as the single-node DDP job, up to reduction order."""
     sbatch = ("--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1", "--gres=none")
-    fit_args = (*cpu_overrides(slurm_shards), "--model.parallelize.fsdp_param_dtype=float32")
+    # fp32 parameters and the 1B recipe's LR (the 7B's is 3e-4), so the single-node DDP job is the reference
+    fit_args = (*cpu_overrides(slurm_shards), "--model.parallelize.fsdp_param_dtype=float32",
+                "--model.optimizer.init_args.lr=4.0e-4")  # fmt: skip
     job = submit(slurm_two_nodes, tmp_path, tmp_path / "run", *fit_args, template=MULTI, sbatch=sbatch)
     fields = wait_until_done(slurm_two_nodes, job, tmp_path)
     assert fields["NumNodes"] == "2" and fields["NumTasks"] == "2", fields  # one task on each node
