@@ -70,14 +70,15 @@ def no_slurm(monkeypatch):
 
 
 @pytest.fixture
-def slurm(monkeypatch, tmp_path):
-    """SLURM's environment variables for one task, and a stub ``scontrol`` that records its arguments."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol_calls.txt"}\n')
-    (bin_dir / "scontrol").chmod(0o755)
+def slurm(monkeypatch, tmp_path, slurm_cluster):
+    """SLURM's environment variables for one task of a real job on the test cluster (tests/slurm_cluster.py):
+    a ``sleep`` that holds the job while the test acts as its task, so ``scontrol requeue`` acts on it.
+    Yields ``(cluster, job id)``; the job is cancelled afterwards."""
+    job = slurm_cluster.sbatch("--requeue", "--output=/dev/null", "--wrap=sleep 600", cwd=tmp_path)
+    running = slurm_cluster.wait_for(job, lambda f: f["JobState"] == "RUNNING", timeout=120, what="started")
     env = {
-        "SLURM_JOB_ID": "4242",
+        **slurm_cluster.env,
+        "SLURM_JOB_ID": str(job),
         "SLURM_JOB_NAME": "olmo2",
         "SLURM_NTASKS": "1",
         "SLURM_NTASKS_PER_NODE": "1",
@@ -85,12 +86,12 @@ def slurm(monkeypatch, tmp_path):
         "SLURM_NODEID": "0",
         "SLURM_PROCID": "0",
         "SLURM_LOCALID": "0",
-        "SLURM_NODELIST": "localhost",
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SLURM_NODELIST": running["NodeList"],
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return tmp_path / "scontrol_calls.txt"
+    yield slurm_cluster, job
+    slurm_cluster.scancel(str(job))
 
 
 # --- torch ----------------------------------------------------------------------------------------------
@@ -253,9 +254,11 @@ def test_slurm_save_and_requeue(tmp_path, slurm):
             + f" ({err})"
         )
     assert (tmp_path / "hpc_ckpt_1.ckpt").is_file(), moved("Lightning's SLURM save", "slurm_save_and_requeue")
-    assert slurm.read_text().split() == ["requeue", "4242"], moved(
-        "Lightning's SLURM requeue", "slurm_save_and_requeue"
-    )
+    cluster, job = slurm
+    try:  # Lightning's `scontrol requeue $SLURM_JOB_ID` puts the job back in the queue
+        cluster.wait_for(job, lambda f: f["Restarts"] == "1", timeout=60, what="requeued")
+    except RuntimeError as err:
+        pytest.fail(moved("Lightning's SLURM requeue", "slurm_save_and_requeue") + f" ({err})")
 
 
 def test_checkpoint_interval():

@@ -191,8 +191,23 @@ NOT_RUN: dict[str, str] = {
         "needs three trained runs (tests/test_soup.py runs the verb)"
     ),
     "olmo2-lit soup a.ckpt b.ckpt --out souped --weights '[3, 1]'": "needs two trained runs (test_soup.py)",
-    # SLURM and multi-node: tests/training/test_slurm.py runs a requeue under SLURM's variables
+    # SLURM and multi-node: tests/training/test_slurm.py submits both templates to a real cluster that
+    # tests/slurm_cluster.py starts on this machine; these commands need a GPU cluster or start daemons
     "sbatch experiments/slurm/single_node.sbatch": "needs a SLURM cluster",
+    "sudo apt-get install -y slurm-wlm munge": (
+        "installs system packages (.ci/run installs them when sbatch is missing)"
+    ),
+    "python tests/slurm_cluster.py --dir /tmp/slurm --nodes 1 --cpus 2": (
+        "starts daemons until Ctrl+C; the slurm_cluster fixture of tests/conftest.py starts the same cluster"
+    ),
+    "export SLURM_CONF=/tmp/slurm/slurm.conf": "needs the cluster above",
+    "mkdir -p logs": "creates a directory in the checkout (tests/training/test_slurm.py does it in its own)",
+    "sbatch --gres=none --ntasks-per-node=2 --cpus-per-task=1 experiments/slurm/single_node.sbatch "
+    "--config experiments/slurm/cpu.yaml --data.train_sources '[{paths: [/your/shards]}]'": (
+        "needs the cluster above; tests/training/test_slurm.py submits the same with its own shards"
+    ),
+    "squeue": "needs the cluster above",
+    "scancel --signal=USR1 1": "needs the cluster above; tests/training/test_slurm.py sends it to its job",
     "sbatch --nodes=16 experiments/slurm/multi_node.sbatch --data.train_sources "
     "'[{paths: [/data/olmo-mix-1124]}]'": "needs a SLURM cluster",
     "RUN_DIR=/shared/runs/7b-a sbatch experiments/slurm/multi_node.sbatch": "needs a SLURM cluster",

@@ -1,8 +1,9 @@
 """``olmo2-lit sweep`` of a tiny config, 2 variants x 2 seeds: SIGTERM to the sweep while a run is mid-step
 stops it (the run saves last.ckpt), and the same command again skips the finished runs (their records and
 logs untouched), resumes the interrupted one from its last.ckpt (each step logged once) and runs the rest;
-then ``compare`` reads the sweep. And a SLURM job array through stub ``sbatch``/``srun``: the submitted
-script, run as array task 1, trains that cell and marks it done, so the next submission leaves it out."""
+then ``compare`` reads the sweep. And a SLURM job array, submitted to a real cluster on this machine
+(tests/slurm_cluster.py): its task 1 trains that cell under ``srun`` and marks it done, so the next
+submission leaves it out."""
 
 from __future__ import annotations
 
@@ -105,28 +106,29 @@ def test_sweep_killed_midway_resumes_and_reruns_no_finished_run(shards, tmp_path
     assert "| a | " in table and "| b | " in table and "(n=2)" in table
 
 
-def _stub(bin_dir: Path, name: str, body: str) -> None:
-    path = bin_dir / name
-    path.write_text(f"#!/bin/sh\n{body}\n")
-    path.chmod(0o755)
+def _cpu_template(path: Path) -> Path:
+    """experiments/slurm/single_node.sbatch with its GPU resources replaced by 1 task of 1 CPU, as a user
+    of a CPU cluster would edit it (sbatch has no environment variable for tasks or CPUs per node, and the
+    sweep submits the template's ``#SBATCH`` lines as they are)."""
+    text = (ROOT / "experiments" / "slurm" / "single_node.sbatch").read_text()
+    text = text.replace("#SBATCH --ntasks-per-node=8", "#SBATCH --ntasks-per-node=1")
+    text = text.replace("#SBATCH --cpus-per-task=8", "#SBATCH --cpus-per-task=1")
+    path.write_text(text.replace("#SBATCH --gres=gpu:8\n", ""))
+    return path
 
 
 @pytest.mark.slow
-def test_slurm_array_runs_under_stub_sbatch_and_srun(shards, tmp_path):
+def test_slurm_array_runs_on_a_real_cluster(slurm_cluster, shards, tmp_path):
+    """The sweep submits its job array with the real ``sbatch``; SLURM runs task 1 (``SBATCH_ARRAY_INX``
+    narrows the array to it, as ``sbatch --array=1`` would) through the real ``srun``."""
     tiny_base(tmp_path / "base.yaml", shards, max_steps=3)
     grid = tmp_path / "grid.yaml"
     grid.write_text(
         "base: [base.yaml]\nseeds: [0, 1]\nvariants:\n  a: []\n  b: [{model.config.qk_norm: false}]\n"
     )
     out = tmp_path / "out"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    _stub(bin_dir, "sbatch", f'echo "$@" >> {tmp_path / "sbatch_calls.txt"}\necho "777;cluster"')
-    _stub(bin_dir, "srun", 'exec "$@"')
-    _stub(bin_dir, "scontrol", f'echo "$@" >> {tmp_path / "scontrol_calls.txt"}')
-    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
-    template = ROOT / "experiments" / "slurm" / "single_node.sbatch"
-    env = {**os.environ, "PATH": path}
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = {**os.environ, **slurm_cluster.env, "PATH": path, "SBATCH_ARRAY_INX": "1"}
     submit = [
         sys.executable,
         "-m",
@@ -139,32 +141,23 @@ def test_slurm_array_runs_under_stub_sbatch_and_srun(shards, tmp_path):
         "--slurm",
         "true",
         "--template",
-        str(template),
+        str(_cpu_template(tmp_path / "cpu.sbatch")),
     ]
     proc = subprocess.run(submit, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    script = out / "slurm" / "sweep_array.sbatch"
-    assert (tmp_path / "sbatch_calls.txt").read_text().split() == ["--parsable", str(script)]
-    assert "submitted job array 777 (4 tasks" in proc.stdout
+    job = proc.stdout.split("submitted job array ")[1].split()[0]
+    assert f"submitted job array {job} (4 tasks" in proc.stdout
     assert {r["status"] for r in _records(out).values()} == {"submitted"}
+    assert _records(out)["a/seed1"]["slurm_job"] == f"{job}_1"
 
-    slurm = {
-        "SLURM_ARRAY_TASK_ID": "1",
-        "SLURM_ARRAY_JOB_ID": "777",
-        "SLURM_JOB_ID": "778",
-        "SLURM_JOB_NAME": "sweep",
-        "SLURM_NTASKS": "1",
-        "SLURM_NTASKS_PER_NODE": "1",
-        "SLURM_NNODES": "1",
-        "SLURM_NODEID": "0",
-        "SLURM_PROCID": "0",
-        "SLURM_LOCALID": "0",
-        "SLURM_NODELIST": "localhost",
-    }
-    task = subprocess.run(
-        ["bash", str(script)], cwd=tmp_path, env={**env, **slurm}, capture_output=True, text=True, timeout=300
+    fields = slurm_cluster.wait_for(
+        f"{job}_1",
+        lambda f: f["JobState"] not in ("PENDING", "RUNNING", "COMPLETING"),
+        timeout=600,
+        what="ended",
     )
-    assert task.returncode == 0, task.stderr[-3000:]
+    logs = "\n".join(p.read_text()[-2000:] for p in (out / "slurm").glob("*.out"))
+    assert fields["JobState"] == "COMPLETED", f"{fields}\n{logs}"
     record = json.loads((out / "a" / "seed1" / "sweep_run.json").read_text())
     assert record["status"] == "done" and record["returncode"] == 0
     (series,) = read_scalars([out / "a" / "seed1"])

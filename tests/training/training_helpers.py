@@ -105,11 +105,12 @@ def fit_subprocess(
     return proc
 
 
-def scalars(root: Path, tag: str) -> list[tuple[int, float]]:
-    """(step, value) of a TensorBoard scalar, read with tensorboard's own reader, over all versions."""
+def scalars(root: Path, tag: str, *, logs: str = "runs") -> list[tuple[int, float]]:
+    """(step, value) of a TensorBoard scalar under ``root/logs``, read with tensorboard's own reader, over
+    all versions."""
     out = []
     # one reader per run directory (it reads all of that directory's event files)
-    for run_dir in sorted({events.parent for events in (root / "runs").rglob("events.out.tfevents.*")}):
+    for run_dir in sorted({events.parent for events in (root / logs).rglob("events.out.tfevents.*")}):
         acc = EventAccumulator(str(run_dir))
         acc.Reload()
         if tag in acc.Tags()["scalars"]:
