@@ -532,3 +532,22 @@ def test_a_spike_at_a_checkpoint_step_is_not_saved_and_rolls_back_to_the_one_bef
     (entry,) = json.loads((tmp_path / "rollbacks.json").read_text())["rollbacks"]
     assert (entry["at_step"], entry["restored_step"]) == (9, 5)
     assert [s["step"] for s in entry["skipped"]] == [5, 6, 7, 8, 9]
+
+
+def test_a_backoff_scales_every_parameter_group():
+    """Three groups scheduled at their own LRs (e.g. an lr_scale group and the no-decay embedding group):
+    a backoff multiplies each group's LR by the factor, and the next step after it runs at the schedule's
+    LR in every group again."""
+    monitor, backoff = SpikeMonitor(), LRBackoff(spikes=1, window=1, factor=0.5, duration=1, recovery=0)
+    peaks = [1.0, 0.5, 0.25]
+    opt = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": p} for p in peaks])
+    t = trainer(callbacks=[monitor, backoff], optimizers=[opt])
+    backoff.setup(t, Module(), "fit")
+    module, ran_at = Module(), []
+    for step in range(1, 5):
+        ran_at.append([g["lr"] for g in opt.param_groups])
+        decided(monitor, step - 1, step == 2)
+        for group, peak in zip(opt.param_groups, peaks):
+            group["lr"] = peak  # the scheduler's LR for the next step, per group
+        backoff.on_step(t, module, record(step - 1))
+    assert ran_at == [peaks, peaks, [p * 0.5 for p in peaks], peaks]
