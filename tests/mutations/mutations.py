@@ -583,6 +583,13 @@ MUTATIONS = [
         tests=("tests/test_spikes.py::test_matches_olmo_core_stability_monitor",),
     ),
     Mutation(
+        name="paper score counts the first unjudged value",
+        file="olmo2_lit/train/spikes.py",
+        original="judged = len(self.rule.history) >= self.rule.warmup",
+        replacement="judged = len(self.rule.history) >= self.rule.warmup - 1",
+        tests=("tests/test_spikes.py::test_paper_score_by_hand",),
+    ),
+    Mutation(
         name="LRBackoff needs one spike more than spikes",
         file="callbacks/lr_backoff.py",
         original="if len(self.spike_steps) >= self.spikes:",
@@ -609,6 +616,30 @@ MUTATIONS = [
         original="if warmup >= t_max:",
         replacement="if warmup > t_max:",
         tests=("tests/test_schedules.py::test_invalid_schedules_raise",),
+    ),
+    Mutation(
+        name="DownstreamEval runs once per micro-batch of the step",
+        file="callbacks/downstream_eval.py",
+        original="if step == 0 or step == self._last_step or step % self.every_n_steps:",
+        replacement="if step == 0 or step % self.every_n_steps:",
+        tests=("tests/training/test_eval_callbacks.py::test_downstream_eval_logs_per_task_metrics_in_a_fit",),
+    ),
+    # 2. decisions taken on several ranks
+    Mutation(
+        name="loss scale leaves out the world size",
+        file="olmo2_lit/train/strategies.py",
+        original="return plan.accumulation * plan.world_size / target_tokens(plan)",
+        replacement="return plan.accumulation / target_tokens(plan)",
+        tests=(
+            "tests/training/test_loss_normalization.py::test_one_step_equals_olmo_core_loss_at_every_split",
+        ),
+    ),
+    Mutation(
+        name="z accumulation leaves out the other ranks",
+        file="olmo2_lit/data/batch_plan.py",
+        original="return self.global_batch // self.instances_per_micro_step",
+        replacement="return self.global_batch // self.micro_batch",
+        tests=("tests/data/test_batch_plan.py::test_derived_sizes_of_the_7b_recipe",),
     ),
     # 3. non-default settings
     Mutation(
@@ -652,6 +683,46 @@ MUTATIONS = [
         original="first = list(dict.fromkeys(r.doc_id for r in task.requests))[:limit]",
         replacement="first = [r.doc_id for r in task.requests][:limit]",
         tests=("tests/eval/test_downstream.py::test_task_limit_in_the_callback_keeps_the_first_questions",),
+    ),
+    Mutation(
+        name="DownstreamEval ignores a task's limit",
+        file="callbacks/downstream_eval.py",
+        original="primary_metric=spec.primary_metric, limit=spec.limit)",
+        replacement="primary_metric=spec.primary_metric, limit=None)",
+        tests=("tests/eval/test_downstream.py::test_task_limit_in_the_callback_keeps_the_first_questions",),
+    ),
+    Mutation(
+        name="eval requests truncated on the right",
+        file="olmo2_lit/eval/scoring.py",
+        original="query = query[-context_length:]",
+        replacement="query = query[:context_length]",
+        tests=("tests/eval/test_downstream.py::test_every_request_and_accuracy_equal_ai2_olmo_eval",),
+    ),
+    Mutation(
+        name="document_masking ignored in training batches",
+        file="olmo2_lit/data/datamodule.py",
+        original=(
+            "            eos_token_id=self.eos_token_id if self.document_masking else "
+            "None,\n            instance_filter=self.instance_filter,"
+        ),
+        replacement=("            eos_token_id=None,\n            instance_filter=self.instance_filter,"),
+        tests=("tests/data/test_document_masking.py::test_packed_logits_equal_each_document_run_alone",),
+    ),
+    Mutation(
+        name="z_loss_multiplier 0 does not disable the fused z-loss",
+        file="olmo2_lit/model/fused_loss.py",
+        original="float(z_loss_multiplier or 0.0),",
+        replacement="float(z_loss_multiplier or 1e-5),",
+        tests=("tests/model/test_fused_loss.py::test_ignored_positions_get_no_gradient_and_z_off_is_zero",),
+    ),
+    Mutation(
+        name="order olmo_core numbers its epochs from 0",
+        file="olmo2_lit/data/sampler.py",
+        original="np.random.PCG64(seed + epoch + 1)",
+        replacement="np.random.PCG64(seed + epoch)",
+        tests=(
+            "tests/data/test_order_parity.py::test_olmo_core_order_equals_olmo_cores_loader_on_every_rank",
+        ),
     ),
     # 4. generation: rows of a batch that end at different steps
     Mutation(
@@ -700,6 +771,87 @@ MUTATIONS = [
             "tests/eval/test_generate_cli.py::test_stop_text_ends_each_prompt_where_its_tokens_are_produced",
         ),
     ),
+    Mutation(
+        name="top-k drops the k-th token itself",
+        file="olmo2_lit/model/generate.py",
+        original='logits = logits.masked_fill(logits < kth, float("-inf"))',
+        replacement='logits = logits.masked_fill(logits <= kth, float("-inf"))',
+        tests=("tests/model/test_generate.py::test_sampling_is_seeded_and_top_k_1_is_greedy",),
+    ),
+    Mutation(
+        name="uncached generation feeds row 0's token to every row",
+        file="olmo2_lit/model/generate.py",
+        original="rows = [torch.cat([r, t[None]]) for r, t in zip(rows, nxt)]",
+        replacement="rows = [torch.cat([r, nxt[:1]]) for r in rows]",
+        tests=("tests/model/test_generate.py::test_cache_equals_recomputing_the_prefix",),
+    ),
+    Mutation(
+        name="temperature multiplies the logits",
+        file="olmo2_lit/model/generate.py",
+        original="logits = logits / temperature",
+        replacement="logits = logits * temperature",
+        tests=("tests/model/test_generate.py::test_filter_logits_matches_transformers_warpers",),
+    ),
+    # 5. resume positions that are not multiples of the batch
+    Mutation(
+        name="resume position rounded up, skipping instances",
+        file="olmo2_lit/data/resume.py",
+        original="aligned = instances // step * step",
+        replacement="aligned = -(-instances // step) * step",
+        tests=(
+            "tests/data/test_position.py::test_state_round_trips_and_a_resume_with_another_plan_keeps_the_token",
+        ),
+    ),
+    Mutation(
+        name="resume rounded down to a global batch",
+        file="olmo2_lit/data/position.py",
+        original=(
+            "state, sequence_length=self.plan.sequence_length, step=self.plan.instances_per_micro_step"
+        ),
+        replacement="state, sequence_length=self.plan.sequence_length, step=self.plan.global_batch",
+        tests=(
+            "tests/data/test_position.py::test_state_round_trips_and_a_resume_with_another_plan_keeps_the_token",
+        ),
+    ),
+    Mutation(
+        name="replayed instances still counted in tokens_seen",
+        file="olmo2_lit/data/resume.py",
+        original='state["total_tokens"] - (instances - aligned) * sequence_length',
+        replacement='state["total_tokens"]',
+        tests=(
+            "tests/data/test_position.py::test_state_round_trips_and_a_resume_with_another_plan_keeps_the_token",
+        ),
+    ),
+    Mutation(
+        name="resume mid global batch restarts the batch",
+        file="olmo2_lit/data/sampler.py",
+        original=("for m in range(offset // world_size if b == first else 0, per_rank, micro_batch):"),
+        replacement="for m in range(0, per_rank, micro_batch):",
+        tests=("tests/data/test_sampler.py::test_starting_mid_epoch_continues_the_same_stream",),
+    ),
+    Mutation(
+        name="skip_tokens rounds to one rank's micro-batch",
+        file="olmo2_lit/data/position.py",
+        original="        step = self.plan.instances_per_micro_step\n",
+        replacement="        step = self.plan.micro_batch\n",
+        tests=("tests/data/test_position.py::test_skip_rounds_up_to_a_micro_step_of_every_rank",),
+    ),
+    Mutation(
+        name="position at exactly the epoch end not rolled over",
+        file="olmo2_lit/data/position.py",
+        original="while self.position.instances >= self.epoch_end:",
+        replacement="while self.position.instances > self.epoch_end:",
+        tests=(
+            "tests/data/test_position.py::test_advance_counts_tokens_and_rolls_over_at_the_last_whole_global_batch",
+        ),
+    ),
+    Mutation(
+        name="resume offset inside a global batch taken per rank twice",
+        file="olmo2_lit/data/sampler.py",
+        original="first, offset = divmod(start, global_batch)",
+        replacement="first, offset = divmod(start, global_batch)\n    offset *= world_size",
+        tests=("tests/data/test_sampler.py::test_starting_mid_epoch_continues_the_same_stream",),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -745,8 +897,15 @@ UNCAUGHT_ISSUE22 = [
     Mutation(
         name="Rollback skips the checkpoint saved at the first spike's step",
         file="callbacks/rollback.py",
-        original="good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]",
+        original=("good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]"),
         replacement="good = [(g, p) for g, p in self.checkpoints if g < first and Path(p).exists()]",
+        tests=("tests/callbacks/test_rollback.py",),
+    ),
+    Mutation(
+        name="Rollback refuses a checkpoint interval equal to its window",
+        file="callbacks/rollback.py",
+        original="if every > self.window:",
+        replacement="if every >= self.window:",
         tests=("tests/callbacks/test_rollback.py",),
     ),
     Mutation(
@@ -782,6 +941,42 @@ UNCAUGHT_ISSUE22 = [
             "tests/test_schedules.py",
             "tests/test_schedules_olmo_core.py",
         ),
+    ),
+    Mutation(
+        name="NonFiniteGuard skips one step more than max_skips",
+        file="callbacks/nonfinite_guard.py",
+        original='if self.action == "skip" and self.skips < self.max_skips:',
+        replacement='if self.action == "skip" and self.skips <= self.max_skips:',
+        tests=("tests/callbacks/test_nonfinite_guard.py",),
+    ),
+    Mutation(
+        name="non-finite loss enters the spike history",
+        file="callbacks/spike_monitor.py",
+        original="spike = self.detector.update(loss, norm) if finite else False",
+        replacement="spike = self.detector.update(loss, norm)",
+        tests=("tests/callbacks/test_spike_monitor.py",),
+    ),
+    # 2. decisions taken on several ranks
+    Mutation(
+        name="Preemption needs the signal on every rank",
+        file="callbacks/preemption.py",
+        original="stop = trainer.strategy.reduce_boolean_decision(stop, all=False)",
+        replacement="stop = trainer.strategy.reduce_boolean_decision(stop, all=True)",
+        tests=("tests/training/test_preemption.py",),
+    ),
+    Mutation(
+        name="Rollback record holds rank 0's instances only",
+        file="callbacks/rollback.py",
+        original="if trainer.world_size > 1:\n            ids = trainer.strategy.all_gather(ids)",
+        replacement="if False:\n            ids = trainer.strategy.all_gather(ids)",
+        tests=("tests/callbacks/test_rollback.py",),
+    ),
+    Mutation(
+        name="z each rank counts every held-out batch as its own",
+        file="olmo2_lit/data/datasets.py",
+        original="return len(self.index) // (self.micro_batch * self.world_size)",
+        replacement="return len(self.index) // self.micro_batch",
+        tests=("tests/data/test_datamodule.py",),
     ),
     # 3. non-default settings
     Mutation(
@@ -854,16 +1049,43 @@ UNCAUGHT_ISSUE22 = [
     Mutation(
         name="non-byte-level token counted in characters, not bytes",
         file="olmo2_lit/eval/bits_per_byte.py",
-        original='table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False).encode("utf-8"))',
+        original=('table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False).encode("utf-8"))'),
         replacement="table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False))",
         tests=("tests/eval/test_bits_per_byte.py",),
     ),
     Mutation(
         name="every tokenizer taken as byte-level",
         file="olmo2_lit/eval/bits_per_byte.py",
-        original='return decoder is not None and "ByteLevel" in type(decoder).__name__ + repr(decoder)',
+        original=('return decoder is not None and "ByteLevel" in type(decoder).__name__ + repr(decoder)'),
         replacement="return True",
         tests=("tests/eval/test_bits_per_byte.py",),
+    ),
+    Mutation(
+        name="DownstreamEval ignores bos_token_id",
+        file="callbacks/downstream_eval.py",
+        original="bos_token_id=self.bos_token_id,\n            )",
+        replacement="bos_token_id=None,\n            )",
+        tests=(
+            "tests/eval/test_downstream.py",
+            "tests/training/test_eval_callbacks.py",
+        ),
+    ),
+    Mutation(
+        name="instance_filter ignored in training batches",
+        file="olmo2_lit/data/datamodule.py",
+        original="            instance_filter=self.instance_filter,",
+        replacement="            instance_filter=False,",
+        tests=(
+            "tests/data/test_datamodule.py",
+            "tests/data/test_instances.py",
+        ),
+    ),
+    Mutation(
+        name="layer_norm ignores its weight",
+        file="olmo2_lit/model/norms.py",
+        original="F.layer_norm(x.float(), (self.size,), self.weight.float(), None, self.eps)",
+        replacement="F.layer_norm(x.float(), (self.size,), None, None, self.eps)",
+        tests=("tests/model/test_norms_rope.py",),
     ),
     # 4. generation: rows of a batch that end at different steps
     Mutation(
