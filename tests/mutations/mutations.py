@@ -626,6 +626,22 @@ MUTATIONS = [
     ),
     # 2. decisions taken on several ranks
     Mutation(
+        name="step loss not summed over ranks",
+        file="olmo2_lit/train/loss.py",
+        original='sums = strategy.reduce(self._sums, reduce_op="sum")',
+        replacement="sums = self._sums",
+        tests=(
+            "tests/training/test_loss_normalization.py::test_one_step_equals_olmo_core_loss_at_every_split",
+        ),
+    ),
+    Mutation(
+        name="tokens_seen counts this rank's micro-batches only",
+        file="olmo2_lit/data/datamodule.py",
+        original='self._tracker.advance(batch["input_ids"].shape[0] * self._world_size())',
+        replacement='self._tracker.advance(batch["input_ids"].shape[0])',
+        tests=("tests/data/test_ddp.py::test_real_ddp_ranks_split_each_global_batch",),
+    ),
+    Mutation(
         name="loss scale leaves out the world size",
         file="olmo2_lit/train/strategies.py",
         original="return plan.accumulation * plan.world_size / target_tokens(plan)",
@@ -963,6 +979,13 @@ UNCAUGHT_ISSUE22 = [
         original="stop = trainer.strategy.reduce_boolean_decision(stop, all=False)",
         replacement="stop = trainer.strategy.reduce_boolean_decision(stop, all=True)",
         tests=("tests/training/test_preemption.py",),
+    ),
+    Mutation(
+        name="SLURM requeue decided by each rank alone",
+        file="callbacks/slurm.py",
+        original="if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):",
+        replacement="if not self._signalled:",
+        tests=("tests/training/test_slurm.py",),
     ),
     Mutation(
         name="Rollback record holds rank 0's instances only",
