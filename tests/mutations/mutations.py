@@ -651,7 +651,7 @@ MUTATIONS = [
         ),
     ),
     Mutation(
-        name="z accumulation leaves out the other ranks",
+        name="accumulation leaves out the other ranks",
         file="olmo2_lit/data/batch_plan.py",
         original="return self.global_batch // self.instances_per_micro_step",
         replacement="return self.global_batch // self.micro_batch",
@@ -995,7 +995,7 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/callbacks/test_rollback.py",),
     ),
     Mutation(
-        name="z each rank counts every held-out batch as its own",
+        name="each rank counts every held-out batch as its own",
         file="olmo2_lit/data/datasets.py",
         original="return len(self.index) // (self.micro_batch * self.world_size)",
         replacement="return len(self.index) // self.micro_batch",
