@@ -892,6 +892,101 @@ MUTATIONS = [
         replacement="first, offset = divmod(start, global_batch)\n    offset *= world_size",
         tests=("tests/data/test_sampler.py::test_starting_mid_epoch_continues_the_same_stream",),
     ),
+    # --- issue 22's independent mutations that no test caught when written; caught by tests added after ---
+    Mutation(
+        name="LRBackoff keeps a spike exactly window steps old",
+        file="callbacks/lr_backoff.py",
+        original="while self.spike_steps and self.spike_steps[0] <= self.steps - self.window:",
+        replacement="while self.spike_steps and self.spike_steps[0] < self.steps - self.window:",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_two_spikes_trigger_a_backoff_only_within_window_steps",
+        ),
+    ),
+    Mutation(
+        name="LRBackoff reduced LR one step longer than duration",
+        file="callbacks/lr_backoff.py",
+        original="if t < self.duration:",
+        replacement="if t <= self.duration:",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_the_backoff_lasts_duration_steps_then_ramps_over_recovery",
+        ),
+    ),
+    Mutation(
+        name="LRBackoff recovery ramp off by one step",
+        file="callbacks/lr_backoff.py",
+        original="(t - self.duration + 1) / (self.recovery + 1)",
+        replacement="(t - self.duration) / (self.recovery + 1)",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_the_backoff_lasts_duration_steps_then_ramps_over_recovery",
+        ),
+    ),
+    Mutation(
+        name="Rollback keeps a spike exactly window steps old",
+        file="callbacks/rollback.py",
+        original="while self.spike_steps and self.spike_steps[0] <= step - self.window:",
+        replacement="while self.spike_steps and self.spike_steps[0] < step - self.window:",
+        tests=("tests/callbacks/test_boundaries.py::test_two_spikes_roll_back_only_within_window_steps",),
+    ),
+    Mutation(
+        name="Rollback skips the checkpoint saved at the first spike's step",
+        file="callbacks/rollback.py",
+        original=("good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]"),
+        replacement="good = [(g, p) for g, p in self.checkpoints if g < first and Path(p).exists()]",
+        tests=("tests/callbacks/test_boundaries.py::test_the_checkpoint_at_the_spike_step_is_still_good",),
+    ),
+    Mutation(
+        name="SkipStepAdamW judges one step late after its warm-up",
+        file="olmo2_lit/train/skip_step.py",
+        original="if len(self._losses) < max(2, self.rolling_interval_length // 2):",
+        replacement="if len(self._losses) <= max(2, self.rolling_interval_length // 2):",
+        tests=("tests/test_skip_step_boundaries.py::test_the_warmup_counts_the_current_loss",),
+    ),
+    Mutation(
+        name="SkipStepAdamW skips a loss exactly at the threshold",
+        file="olmo2_lit/train/skip_step.py",
+        original="(self.latest_loss - loss_mean) <= self.sigma_factor * loss_std,\n",
+        replacement="(self.latest_loss - loss_mean) < self.sigma_factor * loss_std,\n",
+        tests=("tests/test_skip_step_boundaries.py::test_the_loss_threshold_is_inclusive",),
+    ),
+    Mutation(
+        name="WSD schedule with no stable phase refused",
+        file="olmo2_lit/train/schedules.py",
+        original="if warmup + decay > t_max:",
+        replacement="if warmup + decay >= t_max:",
+        tests=(
+            "tests/test_schedule_boundaries.py::test_wsd_with_no_stable_phase_peaks_once_and_decays_at_once",
+        ),
+    ),
+    Mutation(
+        name="WSD decay not clamped after t_max",
+        file="olmo2_lit/train/schedules.py",
+        original="progress = min((t - decay_start) / self.decay, 1.0)",
+        replacement="progress = (t - decay_start) / self.decay",
+        tests=("tests/test_schedule_boundaries.py::test_wsd_decays_over_the_last_decay_units",),
+    ),
+    Mutation(
+        name="LRBackoff scales the first param group only",
+        file="callbacks/lr_backoff.py",
+        original="for group in trainer.optimizers[0].param_groups:",
+        replacement="for group in trainer.optimizers[0].param_groups[:1]:",
+        tests=("tests/callbacks/test_boundaries.py::test_a_backoff_scales_every_parameter_group",),
+    ),
+    Mutation(
+        name="prompt exactly the context length refused",
+        file="olmo2_lit/model/generate.py",
+        original="if len(p) > context:",
+        replacement="if len(p) >= context:",
+        tests=("tests/model/test_generate.py::test_a_prompt_exactly_the_context_long_gets_one_token",),
+    ),
+    Mutation(
+        name="top-p keeps a token whose preceding mass equals p",
+        file="olmo2_lit/model/generate.py",
+        original="drop_sorted = mass_before >= top_p",
+        replacement="drop_sorted = mass_before > top_p",
+        tests=(
+            "tests/model/test_generate.py::test_top_p_at_the_exact_mass_of_the_tokens_above_keeps_what_transformers_keeps",
+        ),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -900,27 +995,6 @@ MUTATIONS = [
 UNCAUGHT_ISSUE22 = [
     # 1. edges of windows and thresholds in callbacks and schedules
     Mutation(
-        name="LRBackoff keeps a spike exactly window steps old",
-        file="callbacks/lr_backoff.py",
-        original="while self.spike_steps and self.spike_steps[0] <= self.steps - self.window:",
-        replacement="while self.spike_steps and self.spike_steps[0] < self.steps - self.window:",
-        tests=("tests/callbacks/test_lr_backoff.py",),
-    ),
-    Mutation(
-        name="LRBackoff reduced LR one step longer than duration",
-        file="callbacks/lr_backoff.py",
-        original="if t < self.duration:",
-        replacement="if t <= self.duration:",
-        tests=("tests/callbacks/test_lr_backoff.py",),
-    ),
-    Mutation(
-        name="LRBackoff recovery ramp off by one step",
-        file="callbacks/lr_backoff.py",
-        original="(t - self.duration + 1) / (self.recovery + 1)",
-        replacement="(t - self.duration) / (self.recovery + 1)",
-        tests=("tests/callbacks/test_lr_backoff.py",),
-    ),
-    Mutation(
         name="LRBackoff ends one step after duration plus recovery",
         file="callbacks/lr_backoff.py",
         original="if t is None or t >= self.duration + self.recovery:",
@@ -928,59 +1002,11 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/callbacks/test_lr_backoff.py",),
     ),
     Mutation(
-        name="Rollback keeps a spike exactly window steps old",
-        file="callbacks/rollback.py",
-        original="while self.spike_steps and self.spike_steps[0] <= step - self.window:",
-        replacement="while self.spike_steps and self.spike_steps[0] < step - self.window:",
-        tests=("tests/callbacks/test_rollback.py",),
-    ),
-    Mutation(
-        name="Rollback skips the checkpoint saved at the first spike's step",
-        file="callbacks/rollback.py",
-        original=("good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]"),
-        replacement="good = [(g, p) for g, p in self.checkpoints if g < first and Path(p).exists()]",
-        tests=("tests/callbacks/test_rollback.py",),
-    ),
-    Mutation(
         name="Rollback refuses a checkpoint interval equal to its window",
         file="callbacks/rollback.py",
         original="if every > self.window:",
         replacement="if every >= self.window:",
         tests=("tests/callbacks/test_rollback.py",),
-    ),
-    Mutation(
-        name="SkipStepAdamW judges one step late after its warm-up",
-        file="olmo2_lit/train/skip_step.py",
-        original="if len(self._losses) < max(2, self.rolling_interval_length // 2):",
-        replacement="if len(self._losses) <= max(2, self.rolling_interval_length // 2):",
-        tests=("tests/test_skip_step.py",),
-    ),
-    Mutation(
-        name="SkipStepAdamW skips a loss exactly at the threshold",
-        file="olmo2_lit/train/skip_step.py",
-        original="(self.latest_loss - loss_mean) <= self.sigma_factor * loss_std,\n",
-        replacement="(self.latest_loss - loss_mean) < self.sigma_factor * loss_std,\n",
-        tests=("tests/test_skip_step.py",),
-    ),
-    Mutation(
-        name="WSD schedule with no stable phase refused",
-        file="olmo2_lit/train/schedules.py",
-        original="if warmup + decay > t_max:",
-        replacement="if warmup + decay >= t_max:",
-        tests=(
-            "tests/test_schedules.py",
-            "tests/test_schedules_olmo_core.py",
-        ),
-    ),
-    Mutation(
-        name="WSD decay not clamped after t_max",
-        file="olmo2_lit/train/schedules.py",
-        original="progress = min((t - decay_start) / self.decay, 1.0)",
-        replacement="progress = (t - decay_start) / self.decay",
-        tests=(
-            "tests/test_schedules.py",
-            "tests/test_schedules_olmo_core.py",
-        ),
     ),
     Mutation(
         name="NonFiniteGuard skips one step more than max_skips",
@@ -1026,13 +1052,6 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/data/test_datamodule.py",),
     ),
     # 3. non-default settings
-    Mutation(
-        name="LRBackoff scales the first param group only",
-        file="callbacks/lr_backoff.py",
-        original="for group in trainer.optimizers[0].param_groups:",
-        replacement="for group in trainer.optimizers[0].param_groups[:1]:",
-        tests=("tests/callbacks/test_lr_backoff.py",),
-    ),
     Mutation(
         name="every param group scheduled at the first group's peak LR",
         file="olmo2_lit/train/schedules.py",
@@ -1135,18 +1154,4 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/model/test_norms_rope.py",),
     ),
     # 4. generation: rows of a batch that end at different steps
-    Mutation(
-        name="prompt exactly the context length refused",
-        file="olmo2_lit/model/generate.py",
-        original="if len(p) > context:",
-        replacement="if len(p) >= context:",
-        tests=("tests/model/test_generate.py",),
-    ),
-    Mutation(
-        name="top-p keeps a token whose preceding mass equals p",
-        file="olmo2_lit/model/generate.py",
-        original="drop_sorted = mass_before >= top_p",
-        replacement="drop_sorted = mass_before > top_p",
-        tests=("tests/model/test_generate.py",),
-    ),
 ]
