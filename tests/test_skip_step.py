@@ -110,3 +110,33 @@ def test_bad_arguments_are_named(kwargs, match):
     """Guards against a window so short that the std is NaN and every step is skipped forever."""
     with pytest.raises(ValueError, match=match):
         SkipStepAdamW(torch.nn.Linear(2, 2).parameters(), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_groups_keep_their_own_lr_and_moments_take_the_dtype_as_in_olmo_core(dtype):
+    """Two parameter groups at different LRs (as lr_scale makes them) and, with ``dtype``, the moments
+    kept in that dtype: parameters and states stay bitwise equal to OLMo-core's over 20 steps."""
+
+    def run(cls):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Embedding(64, 16), torch.nn.Linear(16, 64))
+        groups = build_param_groups(model, [ParamGroup(patterns=["0.weight"], weight_decay=0.0)])
+        opt = cls(groups, lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, dtype=dtype)
+        gen = torch.Generator().manual_seed(1)
+        for step in range(20):
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=gen)
+            for group in opt.param_groups:  # the no-decay group at 2 x the schedule's LR
+                group["lr"] = 1e-2 * (2 if group["weight_decay"] == 0 else 1) * (1 + step % 3) / 3
+            opt.latest_loss, opt.latest_grad_norm = _signals(step, gen)
+            opt.step()
+        return model, opt
+
+    (ours, ours_opt), (ref, ref_opt) = run(SkipStepAdamW), run(ReferenceSkipStepAdamW)
+    assert len(ours_opt.param_groups) == 2
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), name
+        for key in ("exp_avg", "exp_avg_sq"):
+            a, b = ours_opt.state[p][key], ref_opt.state[q][key]
+            assert a.dtype == b.dtype == (dtype or p.dtype), (name, key)
+            assert torch.equal(a, b), (name, key)
