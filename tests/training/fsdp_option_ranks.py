@@ -17,8 +17,8 @@ that bf16 rounds), and the expected reductions are computed here from both ranks
 import json
 import os
 import sys
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.distributed as dist

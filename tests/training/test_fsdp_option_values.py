@@ -67,12 +67,16 @@ def test_fsdp2_param_and_reduce_dtypes_on_two_ranks(tmp_path):
     seen, expected = ranks[0], ranks[0]["expected"]
     bf16, fp32 = "torch.bfloat16", "torch.float32"
     # bf16 stored parameters: computed in bf16 unless fsdp_param_dtype is float32 (gradients kept in bf16)
-    assert seen["stored_bf16"] == {"compute": [bf16], "grad_dtype": bf16, "grads": [expected["bf16_reduced"]] * 2}
+    assert seen["stored_bf16"] == {
+        "compute": [bf16],
+        "grad_dtype": bf16,
+        "grads": [expected["bf16_reduced"]] * 2,
+    }
     assert seen["stored_bf16_param_float32"] == {
         "compute": [fp32], "grad_dtype": bf16, "grads": [expected["fp32_stored_bf16"]] * 2}  # fmt: skip
     # fp32 stored, bf16 compute (OLMo 2): reduced in bf16 unless fsdp_reduce_dtype is float32
     for name in ("param_bfloat16", "reduce_bfloat16"):
         assert seen[name] == {"compute": [bf16], "grad_dtype": fp32, "grads": [expected["bf16_reduced"]] * 2}
-    assert seen["reduce_float32"] == {
-        "compute": [bf16], "grad_dtype": fp32, "grads": [expected["bf16_grads_fp32_reduced"]] * 2}  # fmt: skip
+    exact_of_bf16 = [expected["bf16_grads_fp32_reduced"]] * 2
+    assert seen["reduce_float32"] == {"compute": [bf16], "grad_dtype": fp32, "grads": exact_of_bf16}
     assert expected["fp32_stored_bf16"] != expected["bf16_reduced"] != expected["bf16_grads_fp32_reduced"]
