@@ -5,7 +5,8 @@
   its block wrap policy and ``MixedPrecision``), wrapped by Lightning's own ``_setup_model`` into torch's
   ``FullyShardedDataParallel`` (``cpu_fsdp.py`` lifts only the need for CUDA). Per ``sharding_strategy``:
   each rank's parameter elements at setup, after forward and after backward; per ``reduce_dtype``: the
-  reduced gradients.
+  reduced gradients. ``HYBRID_SHARD`` groups ranks by ``torch.cpu.device_count()`` (1), so here that count
+  is 2: the two ranks are one node of two devices, as two GPUs of one machine.
 * ``fsdp2``: ``shard_fsdp2`` with the dtypes ``FSDP2Adapter.fsdp2_dtypes`` takes from
   ``model.parallelize``, on bf16 stored parameters: the dtype the blocks compute in and the reduced
   gradients.
