@@ -58,6 +58,7 @@ NORMS = "tests/model/test_norms_rope.py"
 GEN = "tests/model/test_generate.py"
 FLOPS = "tests/model/test_flops.py"
 SCHED = "tests/test_schedules.py"
+FSDP_VALUES = "tests/training/test_fsdp_option_values.py"
 SCHED_OC = "tests/test_schedules_olmo_core.py"
 SKIP = "tests/test_skip_step.py"
 OPTIM = "tests/test_optim.py"
@@ -103,21 +104,20 @@ COVERAGE = {
     "fit trainer.strategy:FSDP2Strategy.process_group_backend": tested(
         CB_OPTS + "::test_fsdp2_process_group_backend_is_the_strategys"
     ),
-    "fit trainer.strategy:FSDP2Strategy.timeout_minutes": Gap(
-        "not yet tested: its effect is torch.distributed's collective timeout, which a test sees only by "
-        "hanging a collective on two processes for longer than the smallest value (1 minute)"
+    "fit trainer.strategy:FSDP2Strategy.timeout_minutes": cannot(
+        "its only effect is torch.distributed's collective timeout (whole minutes, at least 1): torch has no "
+        "public getter for a process group's timeout (only the backend's private options._timeout), and "
+        "observing the timeout itself means hanging a collective on two ranks for over a minute, a test "
+        "that takes minutes and depends on wall time"
     ),
-    "fit trainer.strategy:FSDPStrategy.sharding_strategy=SHARD_GRAD_OP": Gap(
-        "not yet tested: FSDPStrategy refuses a machine without CUDA, but the tests run FSDP v1 on CPU "
-        "ranks through tests/training/cpu_fsdp.py; none of them sets this value yet"
+    "fit trainer.strategy:FSDPStrategy.sharding_strategy=SHARD_GRAD_OP": tested(
+        FSDP_VALUES + "::test_fsdp_v1_sharding_strategies_and_reduce_dtype_on_two_ranks"
     ),
-    "fit trainer.strategy:FSDPStrategy.sharding_strategy=NO_SHARD": Gap(
-        "not yet tested: FSDPStrategy refuses a machine without CUDA, but the tests run FSDP v1 on CPU "
-        "ranks through tests/training/cpu_fsdp.py; none of them sets this value yet"
+    "fit trainer.strategy:FSDPStrategy.sharding_strategy=NO_SHARD": tested(
+        FSDP_VALUES + "::test_fsdp_v1_sharding_strategies_and_reduce_dtype_on_two_ranks"
     ),
-    "fit trainer.strategy:FSDPStrategy.sharding_strategy=HYBRID_SHARD": Gap(
-        "not yet tested: FSDPStrategy refuses a machine without CUDA, but the tests run FSDP v1 on CPU "
-        "ranks through tests/training/cpu_fsdp.py; none of them sets this value yet"
+    "fit trainer.strategy:FSDPStrategy.sharding_strategy=HYBRID_SHARD": tested(
+        FSDP_VALUES + "::test_fsdp_v1_sharding_strategies_and_reduce_dtype_on_two_ranks"
     ),
     "fit trainer.strategy:FSDPStrategy.state_dict_type=full": tested(
         "tests/training/test_fsdp_v1_fit.py::"
@@ -126,9 +126,8 @@ COVERAGE = {
     "fit trainer.strategy:FSDPStrategy.param_dtype=float32": tested(
         "tests/training/test_fsdp_v1_fit.py::test_fsdp_v1_trains_like_one_process_and_resumes_its_shards_exactly"
     ),
-    "fit trainer.strategy:FSDPStrategy.reduce_dtype=bfloat16": Gap(
-        "not yet tested: FSDPStrategy refuses a machine without CUDA, but the tests run FSDP v1 on CPU "
-        "ranks through tests/training/cpu_fsdp.py; none of them sets this value yet"
+    "fit trainer.strategy:FSDPStrategy.reduce_dtype=bfloat16": tested(
+        FSDP_VALUES + "::test_fsdp_v1_sharding_strategies_and_reduce_dtype_on_two_ranks"
     ),
     "fit trainer.strategy:FSDPStrategy.cpu_offload": cannot(
         "moves parameters and gradients from GPU to CPU memory; the test ranks are CPU processes whose "
@@ -392,22 +391,19 @@ COVERAGE = {
     "fit model.parallelize.float8_emulate": tested(
         "tests/training/test_float8_fit.py::test_float8_follows_bf16_for_20_steps_and_resumes_exactly"
     ),
-    "fit model.parallelize.fsdp_param_dtype=float32": Gap(
-        "not yet tested: float32 equals the default (null keeps the stored float32 parameters) unless the "
-        "stored parameters are bf16; only the adapter's mapping is tested "
-        "(tests/training/test_strategy_adapter.py::test_fsdp2_takes_its_dtypes_from_model_parallelize)"
+    "fit model.parallelize.fsdp_param_dtype=float32": tested(
+        FSDP_VALUES + "::test_fsdp2_param_and_reduce_dtypes_on_two_ranks"
     ),
     "fit model.parallelize.fsdp_param_dtype=bfloat16": tested(
         "tests/training/test_fsdp2_mixed_precision.py::"
-        "test_fsdp2_on_one_device_computes_in_bf16_and_keeps_fp32_weights_and_grads"
+        "test_fsdp2_on_one_device_computes_in_bf16_and_keeps_fp32_weights_and_grads",
+        FSDP_VALUES + "::test_fsdp2_param_and_reduce_dtypes_on_two_ranks",
     ),
-    "fit model.parallelize.fsdp_reduce_dtype=float32": Gap(
-        "not yet tested: gradients are reduced in this dtype only across two or more FSDP2 ranks with "
-        "bf16 parameters; the CPU tests of that layout do not compare the reduced gradients"
+    "fit model.parallelize.fsdp_reduce_dtype=float32": tested(
+        FSDP_VALUES + "::test_fsdp2_param_and_reduce_dtypes_on_two_ranks"
     ),
-    "fit model.parallelize.fsdp_reduce_dtype=bfloat16": Gap(
-        "not yet tested: gradients are reduced in this dtype only across two or more FSDP2 ranks with "
-        "bf16 parameters; the CPU tests of that layout do not compare the reduced gradients"
+    "fit model.parallelize.fsdp_reduce_dtype=bfloat16": tested(
+        FSDP_VALUES + "::test_fsdp2_param_and_reduce_dtypes_on_two_ranks"
     ),
     # --- fit: data -----------------------------------------------------------------------------------
     "fit data.vocab_size": tested(
