@@ -987,6 +987,49 @@ MUTATIONS = [
             "tests/model/test_generate.py::test_top_p_at_the_exact_mass_of_the_tokens_above_keeps_what_transformers_keeps",
         ),
     ),
+    Mutation(
+        name="every param group scheduled at the first group's peak LR",
+        file="olmo2_lit/train/schedules.py",
+        original="return [base * f for base in self.base_lrs]",
+        replacement="return [self.base_lrs[0] * f for base in self.base_lrs]",
+        tests=(
+            "tests/options/test_param_groups_fit.py::test_each_group_steps_with_its_own_lr_and_decay_and_keeps_them_on_resume",
+        ),
+    ),
+    Mutation(
+        name="param groups: the last matching group wins",
+        file="olmo2_lit/train/optim.py",
+        original="for i, group in enumerate(groups):",
+        replacement="for i, group in reversed(list(enumerate(groups))):",
+        tests=("tests/test_optim.py::test_the_first_matching_group_takes_a_parameter",),
+    ),
+    Mutation(
+        name="only the first override group reaches the optimizer",
+        file="olmo2_lit/train/optim.py",
+        original="for i, (group, params) in enumerate(zip(groups, buckets)):",
+        replacement="for i, (group, params) in enumerate(zip(groups[:1], buckets)):",
+        tests=(
+            "tests/options/test_param_groups_fit.py::test_each_group_steps_with_its_own_lr_and_decay_and_keeps_them_on_resume",
+        ),
+    ),
+    Mutation(
+        name="SkipStepAdamW runs every group at the first group's LR",
+        file="olmo2_lit/train/skip_step.py",
+        original='lr=group["lr"],',
+        replacement='lr=self.param_groups[0]["lr"],',
+        tests=(
+            "tests/test_skip_step.py::test_groups_keep_their_own_lr_and_moments_take_the_dtype_as_in_olmo_core",
+        ),
+    ),
+    Mutation(
+        name="SkipStepAdamW moments dtype ignored",
+        file="olmo2_lit/train/skip_step.py",
+        original='state["exp_avg"] = torch.zeros_like(p, dtype=self.dtype)',
+        replacement='state["exp_avg"] = torch.zeros_like(p)',
+        tests=(
+            "tests/test_skip_step.py::test_groups_keep_their_own_lr_and_moments_take_the_dtype_as_in_olmo_core",
+        ),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -1052,45 +1095,6 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/data/test_datamodule.py",),
     ),
     # 3. non-default settings
-    Mutation(
-        name="every param group scheduled at the first group's peak LR",
-        file="olmo2_lit/train/schedules.py",
-        original="return [base * f for base in self.base_lrs]",
-        replacement="return [self.base_lrs[0] * f for base in self.base_lrs]",
-        tests=(
-            "tests/test_schedules.py",
-            "tests/test_schedules_olmo_core.py",
-            "tests/test_optim.py",
-        ),
-    ),
-    Mutation(
-        name="param groups: the last matching group wins",
-        file="olmo2_lit/train/optim.py",
-        original="for i, group in enumerate(groups):",
-        replacement="for i, group in reversed(list(enumerate(groups))):",
-        tests=("tests/test_optim.py",),
-    ),
-    Mutation(
-        name="only the first override group reaches the optimizer",
-        file="olmo2_lit/train/optim.py",
-        original="for i, (group, params) in enumerate(zip(groups, buckets)):",
-        replacement="for i, (group, params) in enumerate(zip(groups[:1], buckets)):",
-        tests=("tests/test_optim.py",),
-    ),
-    Mutation(
-        name="SkipStepAdamW runs every group at the first group's LR",
-        file="olmo2_lit/train/skip_step.py",
-        original='lr=group["lr"],',
-        replacement='lr=self.param_groups[0]["lr"],',
-        tests=("tests/test_skip_step.py",),
-    ),
-    Mutation(
-        name="SkipStepAdamW moments dtype ignored",
-        file="olmo2_lit/train/skip_step.py",
-        original='state["exp_avg"] = torch.zeros_like(p, dtype=self.dtype)',
-        replacement='state["exp_avg"] = torch.zeros_like(p)',
-        tests=("tests/test_skip_step.py",),
-    ),
     Mutation(
         name="RoPE of bf16 input rotated in bf16",
         file="olmo2_lit/model/rope.py",
