@@ -551,3 +551,21 @@ def test_a_backoff_scales_every_parameter_group():
             group["lr"] = peak  # the scheduler's LR for the next step, per group
         backoff.on_step(t, module, record(step - 1))
     assert ran_at == [peaks, peaks, [p * 0.5 for p in peaks], peaks]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_step_stays_out_of_the_spike_history(bad):
+    """window 4: losses 1.0/1.2 alternate, a non-finite loss at step 5, a jump to 10 at step 7. The
+    non-finite value is not judged and does not enter the history, so step 7 is judged against steps
+    2, 3, 4 and 6 (mean 1.1, std 0.1) and is a spike, as for a monitor that never saw step 5."""
+    losses = [1.0, 1.2, 1.0, 1.2, 1.0, bad, 1.2, 10.0]
+    monitor, module = SpikeMonitor(window=4, sigma=6.0, rate_window=4, paper_window=4), Module()
+    flags = []
+    for step, loss in enumerate(losses):
+        monitor.on_step(trainer(), module, record(step, loss=loss))
+        flags.append(monitor.decision.spike)
+    assert flags == [False] * 7 + [True]
+    clean = SpikeMonitor(window=4, sigma=6.0, rate_window=4, paper_window=4)
+    for step, loss in enumerate(losses[:5] + losses[6:]):
+        clean.on_step(trainer(), Module(), record(step, loss=loss))
+    assert list(monitor.detector.loss.history) == list(clean.detector.loss.history)
