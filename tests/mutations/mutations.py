@@ -1069,8 +1069,8 @@ UNCAUGHT_ISSUE22 = [
     Mutation(
         name="Preemption needs the signal on every rank",
         file="callbacks/preemption.py",
-        original="stop = trainer.strategy.reduce_boolean_decision(stop, all=False)",
-        replacement="stop = trainer.strategy.reduce_boolean_decision(stop, all=True)",
+        original='reduce_op="max")',
+        replacement='reduce_op="min")',
         tests=("tests/training/test_preemption.py",),
     ),
     Mutation(
