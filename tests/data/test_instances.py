@@ -79,3 +79,18 @@ def test_instance_filter_threshold_is_exactly_32_repeats_inside_make_batch(tmp_p
     labels = batch["labels"].numpy()
     assert (labels[[1, 3]] == -100).all()
     assert (labels[[0, 2], :-1] != -100).all()
+
+
+@pytest.mark.parametrize(("n", "micro", "world"), [(23, 2, 2), (24, 2, 2), (25, 2, 2), (24, 3, 4)])
+def test_each_held_out_rank_yields_as_many_batches_as_its_len_says(tmp_path, n, micro, world):
+    """Held-out batches are strided over the ranks: each rank's len() is the micro-batches it actually
+    yields, n // (micro x world), the same on every rank (the tail that fills no round is dropped)."""
+    from olmo2_lit.data.datasets import ValBatches
+
+    index = InstanceIndex(_shards(tmp_path, [np.arange(4 * n) % 1000]), sequence_length=4)
+    lens = []
+    for rank in range(world):
+        batches = ValBatches(index=index, micro_batch=micro, rank=rank, world_size=world, eos_token_id=None)
+        assert len(batches) == len(list(batches)) == n // (micro * world)
+        lens.append(len(batches))
+    assert len(set(lens)) == 1

@@ -112,3 +112,17 @@ def test_norm_with_parameters_must_implement_reset():
         norm.weight.fill_(3.0)
     norm.reset_parameters()
     assert torch.equal(norm.weight, torch.ones(8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_layer_norm_applies_its_weight(dtype):
+    """``norm: layer_norm`` (OLMo-0424's parametric LayerNorm) with a trained, non-unit weight equals
+    torch's layer_norm with that weight and no bias, computed in fp32 and cast back."""
+    torch.manual_seed(0)
+    norm = LayerNorm(16, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 16))
+    x = torch.randn(3, 5, 16).to(dtype)
+    expected = torch.nn.functional.layer_norm(x.float(), (16,), norm.weight.float(), None, 1e-5).to(dtype)
+    assert torch.equal(norm(x), expected)
+    assert not torch.equal(norm(x), torch.nn.functional.layer_norm(x.float(), (16,), eps=1e-5).to(dtype))
