@@ -1008,9 +1008,7 @@ MUTATIONS = [
         file="olmo2_lit/train/optim.py",
         original="for i, (group, params) in enumerate(zip(groups, buckets)):",
         replacement="for i, (group, params) in enumerate(zip(groups[:1], buckets)):",
-        tests=(
-            "tests/options/test_param_groups_fit.py::test_each_group_steps_with_its_own_lr_and_decay_and_keeps_them_on_resume",
-        ),
+        tests=("tests/test_optim.py::test_the_first_matching_group_takes_a_parameter",),
     ),
     Mutation(
         name="SkipStepAdamW runs every group at the first group's LR",
