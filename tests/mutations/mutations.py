@@ -1070,10 +1070,13 @@ MUTATIONS = [
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
-#: beside it passing. Not in MUTATIONS (CI would fail); /work/wt/UNCAUGHT.md says what a test should
-#: check. Move an entry into MUTATIONS, with the catching test, once a test catches it.
+#: beside it passing, and so did the tests added since (boundaries, one-rank events, options). Not in
+#: MUTATIONS (CI would fail). Each name says the behaviour a test should check; docs/testing.md, "Mutations
+#: no test catches yet", lists them. Move an entry into MUTATIONS, with the catching test, once one does.
 UNCAUGHT_ISSUE22 = [
     # 1. edges of windows and thresholds in callbacks and schedules
+    # Equivalent in behaviour: at t = duration + recovery the ramp already gives exactly 1.0 (x + (1 - x)
+    # rounds to 1), so every LR is the same; only ``since_trigger`` in the saved state is reset a step later.
     Mutation(
         name="LRBackoff ends one step after duration plus recovery",
         file="callbacks/lr_backoff.py",
@@ -1104,6 +1107,9 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/callbacks/test_rollback.py",),
     ),
     # 3. non-default settings
+    # Equivalent where the library runs RoPE: its cos/sin tables are built in fp32 on first use, and a
+    # bf16 input times an fp32 table is computed in fp32 anyway. It differs only for tables built and then
+    # cast to bf16 with the module (``rope.to(torch.bfloat16)`` after a forward).
     Mutation(
         name="RoPE of bf16 input rotated in bf16",
         file="olmo2_lit/model/rope.py",
