@@ -1067,6 +1067,24 @@ MUTATIONS = [
         replacement="F.layer_norm(x.float(), (self.size,), None, None, self.eps)",
         tests=("tests/model/test_norms_rope.py::test_layer_norm_applies_its_weight",),
     ),
+    Mutation(
+        name="byte-fallback token counted by its name's length",
+        file="olmo2_lit/eval/bits_per_byte.py",
+        original="            table[idx] = 1\n",
+        replacement="            table[idx] = len(token)\n",
+        tests=(
+            "tests/options/test_tokenizer_options.py::test_bits_per_byte_counts_the_spaces_a_non_byte_level_tokenizer_drops",
+        ),
+    ),
+    Mutation(
+        name="every tokenizer taken as byte-level",
+        file="olmo2_lit/eval/bits_per_byte.py",
+        original=('return decoder is not None and "ByteLevel" in type(decoder).__name__ + repr(decoder)'),
+        replacement="return True",
+        tests=(
+            "tests/options/test_tokenizer_options.py::test_bits_per_byte_counts_the_spaces_a_non_byte_level_tokenizer_drops",
+        ),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -1125,24 +1143,10 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/eval/test_downstream.py",),
     ),
     Mutation(
-        name="byte-fallback token counted by its name's length",
-        file="olmo2_lit/eval/bits_per_byte.py",
-        original="            table[idx] = 1\n",
-        replacement="            table[idx] = len(token)\n",
-        tests=("tests/eval/test_bits_per_byte.py",),
-    ),
-    Mutation(
         name="non-byte-level token counted in characters, not bytes",
         file="olmo2_lit/eval/bits_per_byte.py",
         original=('table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False).encode("utf-8"))'),
         replacement="table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False))",
-        tests=("tests/eval/test_bits_per_byte.py",),
-    ),
-    Mutation(
-        name="every tokenizer taken as byte-level",
-        file="olmo2_lit/eval/bits_per_byte.py",
-        original=('return decoder is not None and "ByteLevel" in type(decoder).__name__ + repr(decoder)'),
-        replacement="return True",
         tests=("tests/eval/test_bits_per_byte.py",),
     ),
     Mutation(
