@@ -1089,8 +1089,8 @@ MUTATIONS = [
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
 #: beside it passing, and so did the tests added since (boundaries, one-rank events, options). Not in
-#: MUTATIONS (CI would fail). Each name says the behaviour a test should check; docs/testing.md, "Mutations
-#: no test catches yet", lists them. Move an entry into MUTATIONS, with the catching test, once one does.
+#: MUTATIONS (CI would fail). Each name says the behaviour a test should check; docs/testing.md
+#: ("Mutations") lists them. Move an entry into MUTATIONS, with the catching test, once one does.
 UNCAUGHT_ISSUE22 = [
     # 1. edges of windows and thresholds in callbacks and schedules
     # Equivalent in behaviour: at t = duration + recovery the ramp already gives exactly 1.0 (x + (1 - x)
