@@ -313,3 +313,20 @@ class DeepSpeedMicroBatch:
 
     def _auto_select_batch_size(self) -> int:
         return self.micro_batch_size()
+
+
+def numpy_pickle_globals() -> list:
+    """numpy's private array-unpickling function ``_reconstruct`` under both module paths numpy has used
+    (``numpy.core.multiarray`` before 2.0, ``numpy._core.multiarray`` since), for
+    ``torch.serialization.safe_globals``: the OLMo trainer's ``train.pt`` pickles numpy arrays (its RNG
+    state), and ``torch.load(weights_only=True)`` refuses them without it. Remove when numpy arrays
+    load ``weights_only`` by default.
+    """
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [
+        (_reconstruct, "numpy.core.multiarray._reconstruct"),
+        (_reconstruct, "numpy._core.multiarray._reconstruct"),
+    ]

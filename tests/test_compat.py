@@ -474,3 +474,22 @@ def test_docs_list_every_entry():
     assert len(section) == 2, "docs/training.md has no '## Lightning and torch internals we rely on' section"
     listed = re.findall(r"^- `compat\.(\w+)`", section[1].split("\n## ", 1)[0], flags=re.M)
     assert listed == entries(), f"docs/training.md lists {listed}; olmo2_lit/compat.py defines {entries()}"
+
+
+def test_numpy_pickle_globals():
+    """A pickled numpy array (as the OLMo trainer's train.pt holds its RNG state) loads weights_only with
+    these globals, and not without them."""
+    import io
+
+    import numpy as np
+
+    from olmo2_lit import compat
+
+    buffer = io.BytesIO()
+    torch.save({"rng": np.arange(5, dtype=np.uint32)}, buffer)
+    allowed = [np.ndarray, np.dtype, type(np.dtype("uint32")), *compat.numpy_pickle_globals()]
+    with pytest.raises(Exception, match="_reconstruct"):
+        torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    with torch.serialization.safe_globals(allowed):
+        loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    assert np.array_equal(loaded["rng"], np.arange(5))

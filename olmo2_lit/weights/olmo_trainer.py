@@ -24,20 +24,12 @@ import numpy as np
 import torch
 import yaml
 
-try:
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # numpy < 2
-    from numpy.core.multiarray import _reconstruct
-
+from olmo2_lit import compat
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig
-from olmo2_lit.weights.olmo_core import (
-    grouped_optimizer_state,
-    model_config_from_shapes,
-    our_groups,
-    resumable_checkpoint,
-)
+from olmo2_lit.weights.olmo_core import grouped_optimizer_state, model_config_from_shapes, our_groups
+from olmo2_lit.weights.resumable import resumable_checkpoint
 
 FILES = ("model.pt", "optim.pt", "train.pt", "config.yaml")
 #: Group hyperparameters that must agree within one of our groups (ai2-olmo keeps no ``initial_lr``).
@@ -83,8 +75,7 @@ TRAIN_GLOBALS = [
     np.ndarray,
     np.dtype,
     type(np.dtype("uint32")),
-    (_reconstruct, "numpy.core.multiarray._reconstruct"),  # pickled by numpy < 2
-    (_reconstruct, "numpy._core.multiarray._reconstruct"),
+    *compat.numpy_pickle_globals(),  # numpy's array unpickler, under its numpy < 2 and >= 2 paths
 ]
 
 
