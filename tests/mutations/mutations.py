@@ -1092,6 +1092,15 @@ MUTATIONS = [
         replacement="bos_token_id=None,\n            )",
         tests=("tests/options/test_eval_options.py::test_bos_token_id_starts_every_context",),
     ),
+    Mutation(
+        name="Preemption needs the signal on every rank",
+        file="callbacks/preemption.py",
+        original='reduce_op="max")',
+        replacement='reduce_op="min")',
+        tests=(
+            "tests/training/test_one_rank_events.py::test_signal_to_one_rank_stops_both_at_the_same_step[rank1-SIGUSR1]",
+        ),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -1110,13 +1119,6 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/callbacks/test_lr_backoff.py",),
     ),
     # 2. decisions taken on several ranks
-    Mutation(
-        name="Preemption needs the signal on every rank",
-        file="callbacks/preemption.py",
-        original='reduce_op="max")',
-        replacement='reduce_op="min")',
-        tests=("tests/training/test_preemption.py",),
-    ),
     Mutation(
         name="SLURM requeue decided by each rank alone",
         file="callbacks/slurm.py",
