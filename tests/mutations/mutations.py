@@ -1101,6 +1101,22 @@ MUTATIONS = [
             "tests/training/test_one_rank_events.py::test_signal_to_one_rank_stops_both_at_the_same_step[rank1-SIGUSR1]",
         ),
     ),
+    Mutation(
+        name="non-byte-level token counted in characters, not bytes",
+        file="olmo2_lit/eval/bits_per_byte.py",
+        original=('table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False).encode("utf-8"))'),
+        replacement="table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False))",
+        tests=(
+            "tests/options/test_tokenizer_options.py::test_a_tokenizer_without_an_anchor_counts_utf8_bytes",
+        ),
+    ),
+    Mutation(
+        name="eval scores bf16 logits in bf16",
+        file="olmo2_lit/eval/scoring.py",
+        original="logits[row, start : start + len(cont)].float()",
+        replacement="logits[row, start : start + len(cont)]",
+        tests=("tests/eval/test_scoring_dtype.py::test_bf16_logits_are_scored_in_fp32",),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -1143,20 +1159,6 @@ UNCAUGHT_ISSUE22 = [
         original="x32 = x.float()",
         replacement="x32 = x",
         tests=("tests/model/test_norms_rope.py",),
-    ),
-    Mutation(
-        name="eval scores bf16 logits in bf16",
-        file="olmo2_lit/eval/scoring.py",
-        original="logits[row, start : start + len(cont)].float()",
-        replacement="logits[row, start : start + len(cont)]",
-        tests=("tests/eval/test_downstream.py",),
-    ),
-    Mutation(
-        name="non-byte-level token counted in characters, not bytes",
-        file="olmo2_lit/eval/bits_per_byte.py",
-        original=('table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False).encode("utf-8"))'),
-        replacement="table[idx] = len(tokenizer.decode([idx], skip_special_tokens=False))",
-        tests=("tests/eval/test_bits_per_byte.py",),
     ),
     Mutation(
         name="instance_filter ignored in training batches",

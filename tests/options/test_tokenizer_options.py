@@ -97,3 +97,15 @@ def test_prepare_with_a_sentencepiece_style_tokenizer_writes_its_ids_and_eos(tmp
     )
     assert wide.dtype == "uint32"
     assert json.loads((tmp_path / "wide" / "manifest.json").read_text())["vocab_size"] == 70000
+
+
+def test_a_tokenizer_without_an_anchor_counts_utf8_bytes():
+    """A WordPiece with no ``a`` token gives the table no plain token to decode after, so each token is
+    decoded alone; its length is still in UTF-8 bytes: ``café`` is 5, ``€`` 3, ``b`` 1."""
+    vocab = {"<unk>": 0, "café": 1, "€": 2, "b": 3}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece()
+    tok.add_special_tokens(["<unk>"])
+    table = token_byte_lengths(tok)
+    assert [int(table[i]) for i in range(4)] == [0, 5, 3, 1]
