@@ -292,3 +292,23 @@ def test_checkpoint_state_keeps_its_format(shards):
     resumed.load_state_dict(state)
     resumed.setup("fit")
     assert resumed.state_dict() == state and resumed.tokens_seen == 10 * T
+
+
+@pytest.mark.parametrize("instance_filter", [True, False])
+def test_instance_filter_reaches_the_training_batches(tmp_path, instance_filter):
+    """``instance_filter: true`` masks every label of an instance that repeats a 1-13-token n-gram 32 or
+    more times (OLMo's rule) in the batches the train dataloader yields; ``false`` masks none."""
+    clean = np.arange(1, 65)
+    repetitive = np.full(64, 3)  # one token, 64 times
+    np.concatenate([clean, repetitive, clean, clean]).astype(np.uint16).tofile(tmp_path / "part-0.npy")
+    dm = TokenShardDataModule(
+        vocab_size=VOCAB, train_sources=[DataSource(paths=[str(tmp_path / "part-0.npy")])],
+        sequence_length=64, global_batch_size=4, micro_batch_size=4, seed=0,
+        instance_filter=instance_filter, eos_token_id=0,
+    )  # fmt: skip
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    masked = [bool((row == -100).all()) for row in batch["labels"]]
+    rows = [int(torch.equal(row, torch.full((64,), 3))) for row in batch["input_ids"]]
+    assert sum(rows) == 1
+    assert masked == ([bool(r) for r in rows] if instance_filter else [False] * 4)

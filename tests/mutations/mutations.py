@@ -1117,6 +1117,13 @@ MUTATIONS = [
         replacement="logits[row, start : start + len(cont)]",
         tests=("tests/eval/test_scoring_dtype.py::test_bf16_logits_are_scored_in_fp32",),
     ),
+    Mutation(
+        name="instance_filter ignored in training batches",
+        file="olmo2_lit/data/datamodule.py",
+        original="            instance_filter=self.instance_filter,",
+        replacement="            instance_filter=False,",
+        tests=("tests/data/test_datamodule.py::test_instance_filter_reaches_the_training_batches",),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -1159,16 +1166,6 @@ UNCAUGHT_ISSUE22 = [
         original="x32 = x.float()",
         replacement="x32 = x",
         tests=("tests/model/test_norms_rope.py",),
-    ),
-    Mutation(
-        name="instance_filter ignored in training batches",
-        file="olmo2_lit/data/datamodule.py",
-        original="            instance_filter=self.instance_filter,",
-        replacement="            instance_filter=False,",
-        tests=(
-            "tests/data/test_datamodule.py",
-            "tests/data/test_instances.py",
-        ),
     ),
     # 4. generation: rows of a batch that end at different steps
 ]
