@@ -1124,6 +1124,13 @@ MUTATIONS = [
         replacement="            instance_filter=False,",
         tests=("tests/data/test_datamodule.py::test_instance_filter_reaches_the_training_batches",),
     ),
+    Mutation(
+        name="Rollback record holds rank 0's instances only",
+        file="callbacks/rollback.py",
+        original="if trainer.world_size > 1:\n            ids = trainer.strategy.all_gather(ids)",
+        replacement="if False:\n            ids = trainer.strategy.all_gather(ids)",
+        tests=("tests/callbacks/test_stability_ddp.py::test_ddp_detects_skips_and_rolls_back_on_every_rank",),
+    ),
 ]
 
 #: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
@@ -1148,13 +1155,6 @@ UNCAUGHT_ISSUE22 = [
         original="if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):",
         replacement="if not self._signalled:",
         tests=("tests/training/test_slurm.py",),
-    ),
-    Mutation(
-        name="Rollback record holds rank 0's instances only",
-        file="callbacks/rollback.py",
-        original="if trainer.world_size > 1:\n            ids = trainer.strategy.all_gather(ids)",
-        replacement="if False:\n            ids = trainer.strategy.all_gather(ids)",
-        tests=("tests/callbacks/test_rollback.py",),
     ),
     # 3. non-default settings
     # Equivalent where the library runs RoPE: its cos/sin tables are built in fp32 on first use, and a
