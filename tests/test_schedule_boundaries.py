@@ -13,9 +13,9 @@ after ``t_max``, bad fractions accepted, and the first step run at factor(0).
 import math
 
 import pytest
-import torch
+from schedule_helpers import lrs
 
-from olmo2_lit.train.schedules import Constant, CosineWithWarmup, LinearDecay, ScheduledLR, WarmupStableDecay
+from olmo2_lit.train.schedules import Constant, CosineWithWarmup, LinearDecay, WarmupStableDecay
 
 COS_QUARTER = 0.5 * (1 + math.cos(math.pi / 4))  # the cosine factor a quarter of the way through
 
@@ -150,23 +150,6 @@ def test_alpha_f_is_a_fraction_in_every_schedule(cls, alpha_f, ok):
 
 
 # --- the step a factor is read at ----------------------------------------------------------------
-def lrs(schedule, steps: int, *, tokens_per_step: int = 100) -> list[float]:
-    """The LR each of the first ``steps`` optimizer steps runs at (peak 1)."""
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=1.0)
-    seen = {"tokens": 0}
-    sched = ScheduledLR(
-        opt, schedule=schedule, tokens_per_step=tokens_per_step, tokens_seen=lambda: seen["tokens"]
-    )
-    out = []
-    for _ in range(steps):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        seen["tokens"] += tokens_per_step
-        sched.step()
-    return out
-
-
 def test_step_k_runs_at_factor_k_around_the_warmup_end():
     """Steps 1..4 of a 3-step warmup: 1/3, 2/3, the peak at step 3, the peak."""
     assert lrs(Constant(warmup=3), 4) == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])

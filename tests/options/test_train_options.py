@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from schedule_helpers import lrs
 from torch import nn
 
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train.optim import AdamW
 from olmo2_lit.train.parallelize import ParallelizeConfig, parallelize
-from olmo2_lit.train.schedules import Constant, LinearDecay, ScheduledLR, WarmupStableDecay
+from olmo2_lit.train.schedules import Constant, LinearDecay, WarmupStableDecay
 
 
 def _hand_adamw(p0, grads, *, lr, betas, eps, wd):
@@ -102,40 +103,24 @@ def test_skip_step_adamw_non_default_options_equal_olmo_cores(foreach):
     assert default_skips == []
 
 
-def _lrs(schedule, *, steps: int, tokens_per_step: int) -> list[float]:
-    p = nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=1.0)
-    seen = {"tokens": 0}
-    sched = ScheduledLR(
-        opt, schedule=schedule, tokens_per_step=tokens_per_step, tokens_seen=lambda: seen["tokens"]
-    )
-    out = []
-    for _ in range(steps):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        seen["tokens"] += tokens_per_step
-        sched.step()
-    return out
-
-
 def test_token_units_of_constant_and_wsd_count_tokens_not_steps():
     """``units: tokens`` reads warmup, decay and t_max in tokens: at 100 tokens per step, step k runs at the
     factor of 100 k tokens. Constant(warmup=400 tokens): 0.25, 0.5, 0.75, 1; WSD(warmup 200, decay 400,
     t_max 1000, alpha_f 0.2): 0.5, 1, 1, 1, 1, 1 - 0.8 * 0/400 ... (hand values below). In steps, the same
     numbers would be 400 and 1000 steps: every LR here would be tiny."""
-    assert _lrs(Constant(warmup=400, units="tokens"), steps=5, tokens_per_step=100) == pytest.approx(
+    assert lrs(Constant(warmup=400, units="tokens"), steps=5, tokens_per_step=100) == pytest.approx(
         [0.25, 0.5, 0.75, 1.0, 1.0]
     )
     wsd = WarmupStableDecay(warmup=200, decay=400, t_max=1000, alpha_f=0.2, units="tokens")
     # decay from 600 to 1000 tokens: 1 - 0.8 * (t - 600) / 400
     expected = [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.2]
-    assert _lrs(wsd, steps=11, tokens_per_step=100) == pytest.approx(expected)
-    assert _lrs(Constant(warmup=400), steps=2, tokens_per_step=100) == pytest.approx([1 / 400, 2 / 400])
+    assert lrs(wsd, steps=11, tokens_per_step=100) == pytest.approx(expected)
+    assert lrs(Constant(warmup=400), steps=2, tokens_per_step=100) == pytest.approx([1 / 400, 2 / 400])
 
 
 def test_linear_decay_alpha_f_is_the_floor():
     """LinearDecay(t_max 4, alpha_f 0.25): 1 - 0.75 t / 4 down to 0.25 at t_max, and it stays there."""
-    assert _lrs(LinearDecay(t_max=4, alpha_f=0.25), steps=6, tokens_per_step=1) == pytest.approx(
+    assert lrs(LinearDecay(t_max=4, alpha_f=0.25), steps=6, tokens_per_step=1) == pytest.approx(
         [1 - 0.75 / 4, 1 - 1.5 / 4, 1 - 2.25 / 4, 0.25, 0.25, 0.25]
     )
 
