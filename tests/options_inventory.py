@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import pkgutil
+import sys
 import typing
 from argparse import SUPPRESS
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 TOOL_VERBS = ("prepare", "convert", "generate", "soup")
 PACKAGES = ("olmo2_lit", "olmo2_lit.callbacks")
@@ -42,24 +45,21 @@ class Option:
 # --- the parsers --------------------------------------------------------------------------------
 
 
-class _Captured(Exception):
-    pass
+def _config_reference():
+    """docs/hooks/config_reference.py, the site's generator: its parsers are the ones ``--help`` prints."""
+    spec = importlib.util.spec_from_file_location(
+        "olmo2_lit_config_reference",
+        Path(__file__).resolve().parents[1] / "docs" / "hooks" / "config_reference.py",
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as mkdocs loads a hook (its dataclass needs the module)
+    spec.loader.exec_module(module)
+    return module
 
 
-@cache
-def fit_parser():
-    """``olmo2-lit fit``'s parser, built by OLMo2CLI exactly as the command builds it."""
-    from olmo2_lit.lightning_cli import OLMo2CLI
-
-    class ParserOnly(OLMo2CLI):
-        def parse_arguments(self, parser, args):
-            raise _Captured(parser)
-
-    try:
-        ParserOnly(args=[])
-    except _Captured as captured:
-        return captured.args[0]._subcommands_action.choices["fit"]
-    raise RuntimeError("OLMo2CLI built no parser")
+_REFERENCE = _config_reference()
+#: ``olmo2-lit fit``'s parser, built by OLMo2CLI exactly as the command builds it (cached there).
+fit_parser = _REFERENCE.fit_parser
 
 
 @cache
@@ -72,12 +72,8 @@ def tool_parser():
     return capture_parser(lambda: CLI(_tool_verbs(), args=["prepare", "--help"], as_positional=False))
 
 
-def class_parser(cls):
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_class_arguments(cls, "init_args", skip={"params"}, fail_untyped=False)
-    return parser
+#: the parser a class given by ``class_path`` gets (a callback, a strategy, an optimizer, a schedule)
+class_parser = _REFERENCE.class_parser
 
 
 def _actions(parser, prefix: str = "") -> list:
