@@ -74,14 +74,15 @@ def _rolling_mean_std(values: np.ndarray, window: int) -> tuple[np.ndarray, np.n
     running sums of the values less their first window's mean (so long curves lose no precision; the
     pre-pass's error stays far below ``_SLACK``). Windows whose std comes out near zero, where running
     sums cancel, are recomputed directly."""
-    d = values - values[:window].mean()
+    shift = values[:window].mean()
+    d = values - shift
     c1 = np.concatenate([[0.0], np.cumsum(d)])
     c2 = np.concatenate([[0.0], np.cumsum(d * d)])
     end = np.arange(window, len(values))  # the window before values[i] is values[i - window : i]
     m = (c1[end] - c1[end - window]) / window
     var = np.maximum((c2[end] - c2[end - window]) / window - m * m, 0.0)
     std = np.sqrt(var)
-    mean = m + values[:window].mean()
+    mean = m + shift
     flat = np.flatnonzero(std < 1e-6)
     if len(flat):
         history = sliding_window_view(values[:-1], window)  # row i: the window before values[window + i]
