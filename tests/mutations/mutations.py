@@ -567,6 +567,15 @@ MUTATIONS = [
             "tests/training/test_olmo_trainer_refusals.py::test_an_fsdp_checkpoint_converts_as_the_ddp_one",
         ),
     ),
+    Mutation(
+        name="held-out CE not synced over ranks (each rank early-stops on its own batches)",
+        file="olmo2_lit/train/lit_module.py",
+        original="self.val_ce = MeanMetric()",
+        replacement="self.val_ce = MeanMetric(sync_on_compute=False)",
+        tests=(
+            "tests/training/test_one_rank_events.py::test_early_stopping_on_one_rank_s_held_out_spike_stops_both",
+        ),
+    ),
     # --- issue 22: written from the code and docs only, by someone who did not write the tests ---
     # (each was written reading olmo2_lit/, callbacks/ and docs/ only; the tests named are the ones
     # found to fail by running test files by name, not by reading them)
@@ -1131,12 +1140,21 @@ MUTATIONS = [
         replacement="if False:\n            ids = trainer.strategy.all_gather(ids)",
         tests=("tests/callbacks/test_stability_ddp.py::test_ddp_detects_skips_and_rolls_back_on_every_rank",),
     ),
+    Mutation(
+        name="SLURM requeue decided by each rank alone",
+        file="callbacks/slurm.py",
+        original="if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):",
+        replacement="if not self._signalled:",
+        tests=(
+            "tests/training/test_one_rank_events.py::test_slurm_requeue_signal_to_one_task_requeues_once_from_both",
+        ),
+    ),
 ]
 
-#: Issue 22 mutations that no test caught when written: each replacement, alone, left every test named
-#: beside it passing, and so did the tests added since (boundaries, one-rank events, options). Not in
-#: MUTATIONS (CI would fail). Each name says the behaviour a test should check; docs/testing.md
-#: ("Mutations") lists them. Move an entry into MUTATIONS, with the catching test, once one does.
+#: Issue 22 mutations that no test catches, because they change no behaviour (equivalent mutants, the
+#: reason beside each): each replacement, alone, leaves every test named beside it passing. Not in
+#: MUTATIONS (CI would fail); docs/testing.md ("Mutations") lists them. Move an entry into MUTATIONS,
+#: with the catching test, if the code changes so that one can.
 UNCAUGHT_ISSUE22 = [
     # 1. edges of windows and thresholds in callbacks and schedules
     # Equivalent in behaviour: at t = duration + recovery the ramp already gives exactly 1.0 (x + (1 - x)
@@ -1147,14 +1165,6 @@ UNCAUGHT_ISSUE22 = [
         original="if t is None or t >= self.duration + self.recovery:",
         replacement="if t is None or t > self.duration + self.recovery:",
         tests=("tests/callbacks/test_lr_backoff.py",),
-    ),
-    # 2. decisions taken on several ranks
-    Mutation(
-        name="SLURM requeue decided by each rank alone",
-        file="callbacks/slurm.py",
-        original="if not trainer.strategy.reduce_boolean_decision(self._signalled, all=False):",
-        replacement="if not self._signalled:",
-        tests=("tests/training/test_slurm.py",),
     ),
     # 3. non-default settings
     # Equivalent where the library runs RoPE: its cos/sin tables are built in fp32 on first use, and a

@@ -70,6 +70,33 @@ class NaNEmbeddingOnRank(_OnRank):
         return output * float("nan") if self._now() else output  # stays in the graph (DDP)
 
 
+class ScaleValLogitsOnRank(_OnRank):
+    """Multiplies this rank's validation logits by ``factor`` in the validation run after optimizer step
+    ``step`` (``trainer.global_step == step`` while validating): that rank's held-out batches spike, the
+    other's do not. Training forwards (which return the summed loss, not logits) are left alone."""
+
+    def __init__(self, *, step: int, rank: int, factor: float = 1e3) -> None:
+        super().__init__(step=step, rank=rank)
+        self.factor = factor
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not self._hooked:
+            self._hooked = pl_module.model.register_forward_hook(self._hook) is not None
+
+    def _hook(self, module, args, output):
+        validating = self._trainer is not None and self._trainer.validating
+        if validating and isinstance(output, torch.Tensor) and self._now():
+            return output * self.factor
+        return output
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        pass  # the validation comes after the step's last batch: stays armed until then
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.global_step >= self.step:
+            self.done = True
+
+
 class SignalOnRank(Callback):
     """Sends ``signum`` to this process on rank ``rank`` only, after the first micro-batch of the step
     after ``step`` steps (mid-step, gradients half accumulated), as SLURM or a kill of one task would."""
@@ -118,7 +145,18 @@ class RankLog(StepCallback):
         self._write(trainer)
 
     def _end(self, trainer, pl_module, how: str) -> None:
-        self.ends.append({"how": how, "global_step": trainer.global_step})
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        end = {"how": how, "global_step": trainer.global_step}
+        for cb in trainer.callbacks:
+            if isinstance(cb, EarlyStopping):  # what this rank saw of the monitored metric
+                seen = trainer.callback_metrics.get(cb.monitor)
+                end["early_stopping"] = {
+                    "monitored": None if seen is None else float(seen),
+                    "best_score": float(cb.best_score),
+                    "wait_count": cb.wait_count,
+                }
+        self.ends.append(end)
         self._write(trainer)
         weights = {k: v.detach().cpu().clone() for k, v in pl_module.model.state_dict().items()}
         torch.save(weights, Path(trainer.default_root_dir) / f"weights_rank{trainer.global_rank}.pt")

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 from one_rank_probes import rank_logs, rank_weights
-from training_helpers import fit_subprocess, load_weights, tiny_args
+from training_helpers import fit_subprocess, load_weights, scalars, tiny_args
 
 HERE = Path(__file__).parent
 CALLBACKS = HERE.parent / "callbacks"
@@ -141,6 +141,47 @@ def test_nan_on_one_rank_stops_both_with_one_report(shards, tmp_path, strategy):
     assert not (tmp_path / "ckpt" / "last.ckpt").exists()  # nothing saved after the NaN
 
 
+@pytest.mark.slow
+def test_early_stopping_on_one_rank_s_held_out_spike_stops_both(shards, tmp_path):
+    """Lightning's ``EarlyStopping`` on the held-out CE (``val/ce_loss``, validated every 2 optimizer
+    steps), stopping when it diverges past 50, with rank 1's validation logits x1e3 in the validation
+    after the 4th step (its held-out CE in the thousands, rank 0's about 5): both ranks see the same
+    global value (the token-weighted mean synced over ranks), both stop there (4 steps, logged 0 to 3)
+    with the same EarlyStopping state, and both hold the same weights. Early stopping is not the end of
+    the fit: ``last.ckpt`` stays the periodic step 3. Guards against a held-out CE or a stop decision that
+    is rank-local (the ranks drift, or one stops and the other waits in the next collective)."""
+    early_stopping = {
+        "class_path": "lightning.pytorch.callbacks.EarlyStopping",
+        "init_args": {
+            "monitor": "val/ce_loss",
+            "divergence_threshold": 50.0,
+            "patience": 100,  # only the divergence stops the run
+            "check_on_train_epoch_end": False,
+        },
+    }
+    callbacks = [early_stopping, _probe("ScaleValLogitsOnRank", step=4, rank=1), _probe("RankLog")]
+    trainer = {"callbacks": callbacks, **DDP, "val_check_interval": 4, "limit_val_batches": 2}
+    config = {"trainer": trainer, "data": {"micro_batch_size": 2, "val_paths": [str(shards)]}}
+    _run(tmp_path, shards, 10, config)
+
+    zero, one = rank_logs(tmp_path)
+    assert zero == one, (zero["ends"], one["ends"])
+    (end,) = zero["ends"]
+    assert (end["how"], end["global_step"]) == ("end", 4)
+    assert end["early_stopping"]["monitored"] > 50.0  # the global mean, rank 1's spike in it
+    assert end["early_stopping"]["best_score"] < 10.0  # step 2's, before the spike
+    assert [s["step"] for s in zero["steps"]] == [0, 1, 2, 3]
+    held_out = scalars(tmp_path, "val/ce_loss")
+    assert [step for step, _ in held_out] == [1, 3]  # after the 2nd and 4th steps, 0-based like the rest
+    assert held_out[0][1] < 10.0 < 50.0 < held_out[1][1]
+    assert (
+        torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+        == 3
+    )
+    zero_w, one_w = rank_weights(tmp_path)
+    assert all(torch.equal(zero_w[k], one_w[k]) for k in zero_w)
+
+
 SIGNALLED = [(1, signal.SIGTERM), (0, signal.SIGINT), (1, signal.SIGUSR1)]
 
 
@@ -187,8 +228,19 @@ def test_slurm_requeue_signal_to_one_task_requeues_once_from_both(shards, tmp_pa
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol_calls.txt"}\n')
     (bin_dir / "scontrol").chmod(0o755)
     callbacks = [_probe("SignalOnRank", step=3, rank=1, signum="SIGUSR1"), _probe("RankLog")]
+    # gloo's own collective timeout, 30 min by default, cut to 60 s: a task left alone in a collective
+    # (the save's barrier, the next step's all-reduce) raises within a minute instead of hanging until
+    # HANG. Both tasks start together here and wait for each other at most a step of the tiny model, so
+    # a healthy run never comes near it.
+    ddp = {
+        "devices": 2,
+        "strategy": {
+            "class_path": "lightning.pytorch.strategies.DDPStrategy",
+            "init_args": {"timeout": "0:01:00"},
+        },
+    }
     (tmp_path / "layer.yaml").write_text(
-        yaml.safe_dump({"trainer": {"callbacks": callbacks, **DDP}, **MID_STEP})
+        yaml.safe_dump({"trainer": {"callbacks": callbacks, **ddp}, **MID_STEP})
     )
     args = tiny_args(tmp_path, shards, max_steps=8, extra=("--config", str(tmp_path / "layer.yaml")))
     env = {
