@@ -144,7 +144,12 @@ class Rollback(StepCallback):
     def _roll_back(self, trainer: Trainer, step: int) -> None:
         first = self.spike_steps[0]
         # A checkpoint at global step g holds the weights after g steps: good iff g <= the first spike.
-        good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]
+        # Rank 0 looks at the files and every rank takes its list: a rank whose view of the directory
+        # lags (a network filesystem's cached metadata) would otherwise restore another checkpoint.
+        good = None
+        if trainer.is_global_zero:
+            good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]
+        good = trainer.strategy.broadcast(good, src=0)
         spikes, self.spike_steps = list(self.spike_steps), deque()
         if not good:
             rank_zero_warn(f"Rollback: spikes at steps {spikes} but no checkpoint at or before step {first}")

@@ -576,6 +576,17 @@ MUTATIONS = [
             "tests/training/test_one_rank_events.py::test_early_stopping_on_one_rank_s_held_out_spike_stops_both",
         ),
     ),
+    Mutation(
+        name="Rollback's checkpoint chosen from each rank's own view of the files",
+        file="callbacks/rollback.py",
+        original=(
+            "if trainer.is_global_zero:\n"
+            "            good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]\n"
+            "        good = trainer.strategy.broadcast(good, src=0)"
+        ),
+        replacement="good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]",
+        tests=("tests/training/test_one_rank_events.py::test_spike_and_nan_on_one_rank_are_decided_on_both",),
+    ),
     # --- issue 22: written from the code and docs only, by someone who did not write the tests ---
     # (each was written reading olmo2_lit/, callbacks/ and docs/ only; the tests named are the ones
     # found to fail by running test files by name, not by reading them)

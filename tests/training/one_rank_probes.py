@@ -97,6 +97,29 @@ class ScaleValLogitsOnRank(_OnRank):
             self.done = True
 
 
+class LaggingCheckpointViewOnRank(Callback):
+    """On global rank ``rank`` only, the checkpoint file named ``hidden`` looks absent to Rollback's
+    check for files (``Rollback``'s module's ``Path``): a network filesystem whose metadata lags on that
+    node. A rank choosing its rollback checkpoint from its own view would restore an older one than the
+    other ranks, and the ranks would train on from different weights."""
+
+    def __init__(self, *, rank: int, hidden: str) -> None:
+        self.rank, self.hidden = rank, hidden
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if trainer.global_rank != self.rank:
+            return
+        import olmo2_lit.callbacks.rollback as rollback
+
+        hidden = self.hidden
+
+        class _Lagging(type(Path())):
+            def exists(self, *args, **kwargs) -> bool:
+                return self.name != hidden and super().exists(*args, **kwargs)
+
+        rollback.Path = _Lagging
+
+
 class SignalOnRank(Callback):
     """Sends ``signum`` to this process on rank ``rank`` only, after the first micro-batch of the step
     after ``step`` steps (mid-step, gradients half accumulated), as SLURM or a kill of one task would."""

@@ -66,7 +66,9 @@ def test_spike_and_nan_on_one_rank_are_decided_on_both(shards, tmp_path):
     """A NaN in rank 0's forward at step 5 and a loss spike in rank 1's micro-batches at step 10: both
     ranks skip step 5 (non-finite guard), flag step 10 as a spike (SpikeMonitor), skip it (SkipStepAdamW),
     back the LR off (LRBackoff) and roll back to the step-9 checkpoint (Rollback), and end with bitwise
-    equal weights. Guards against any of these decisions read from a rank-local loss or gradient."""
+    equal weights, although rank 1's view of the checkpoint directory lags (step 9's file looks absent
+    there: Rollback restores the checkpoint rank 0 chose). Guards against any of these decisions read from
+    a rank-local loss, gradient or file listing."""
     callbacks = [
         {"class_path": "olmo2_lit.callbacks.spike_monitor.SpikeMonitor", "init_args": {"window": 8}},
         {
@@ -76,6 +78,7 @@ def test_spike_and_nan_on_one_rank_are_decided_on_both(shards, tmp_path):
         {"class_path": "olmo2_lit.callbacks.rollback.Rollback", "init_args": {"spikes": 1, "window": 6}},
         _probe("NaNEmbeddingOnRank", step=5, rank=0),
         _probe("ScaleLossOnRank", step=10, rank=1),
+        _probe("LaggingCheckpointViewOnRank", rank=1, hidden="step0000009.ckpt"),
         {"class_path": "stability_probes.StepRecorder", "init_args": {"step": 10}},
         {
             "class_path": "stability_probes.RollbackRecorder",
