@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
 from tokenizers import Tokenizer
 
 from olmo2_lit.data.contract import RunData
@@ -19,7 +18,13 @@ from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, load_tokenizer, tokeni
 
 class PrintSamples(Callback):
     """Generate from a few prompts once training ends, then print the TensorBoard and checkpoint
-    locations. Rank 0 only.
+    locations (rank 0 prints).
+
+    Every rank generates: under FSDP or ZeRO-3 each forward gathers the sharded weights, a collective
+    that every rank must join, so a rank-0-only generation would wait for the others forever (or fail
+    once they exit). The rows run all ``max_new_tokens`` steps on every rank, whatever each rank
+    samples, so the ranks make the same forwards; each row is cut at its first EOS afterwards (the
+    sampler draws for the whole batch at every step, so the text is the one an EOS-stopped run gives).
 
     Args:
         prompts: texts to continue.
@@ -67,24 +72,14 @@ class PrintSamples(Callback):
             )
         self._tok = tok
 
-    @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        tok = self._tok
-        if tok is not None:
-            was_training = pl_module.training
-            pl_module.eval()
+        samples = self._generate(pl_module) if self._tok is not None else None
+        if not trainer.is_global_zero:
+            return
+        if samples is not None:
             print("\n=== samples ===")
-            # One batch, KV-cache decoding (olmo2_lit.model.generate).
-            outputs = generate(
-                pl_module.model,
-                [tok.encode(p).ids for p in self.prompts],
-                max_new_tokens=self.max_new_tokens,
-                temperature=self.temperature,
-                eos_id=tok.token_to_id(DEFAULT_EOS),
-            )
-            for prompt, ids in zip(self.prompts, outputs):
-                print(f"--- {prompt!r}\n{prompt}{tok.decode(ids)}")
-            pl_module.train(was_training)
+            for prompt, text in zip(self.prompts, samples):
+                print(f"--- {prompt!r}\n{prompt}{text}")
         if trainer.logger is not None and trainer.logger.log_dir:
             print(
                 f"\nTensorBoard logs: {trainer.logger.log_dir}\n"
@@ -93,3 +88,18 @@ class PrintSamples(Callback):
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and (ckpt.last_model_path or ckpt.best_model_path):
             print(f"checkpoint: {ckpt.last_model_path or ckpt.best_model_path}")
+
+    def _generate(self, pl_module: LightningModule) -> list[str]:
+        """Every prompt's continuation, on every rank: one batch, KV-cache decoding, cut at EOS."""
+        tok = self._tok
+        eos = tok.token_to_id(DEFAULT_EOS)
+        was_training = pl_module.training
+        pl_module.eval()
+        outputs = generate(
+            pl_module.model,
+            [tok.encode(p).ids for p in self.prompts],
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+        )
+        pl_module.train(was_training)
+        return [tok.decode(ids[: ids.index(eos)] if eos in ids else ids) for ids in outputs]

@@ -134,7 +134,7 @@ def test_print_samples_callback_prints_cached_greedy_generation(run, capsys):
     root, tok, model = run
     holder = torch.nn.Module()
     holder.model, holder.config = model, model.config
-    trainer = SimpleNamespace(datamodule=None, logger=None, checkpoint_callback=None)
+    trainer = SimpleNamespace(datamodule=None, logger=None, checkpoint_callback=None, is_global_zero=True)
     prompts = ["def f", "import os\n"]
     cb = PrintSamples(
         prompts=prompts, max_new_tokens=10, temperature=0.0, tokenizer=str(root / "data" / "tokenizer.json")
@@ -144,6 +144,45 @@ def test_print_samples_callback_prints_cached_greedy_generation(run, capsys):
     out = capsys.readouterr().out
     for p in prompts:
         assert f"--- {p!r}\n{_expected(model, tok, p, 10)}\n" in out
+
+
+def test_print_samples_cuts_each_row_at_its_own_eos(run, capsys):
+    """Rows of the samples' batch that reach EOS at different steps: each printed continuation is the
+    text before its row's EOS, as ``generate(..., eos_id=...)`` one prompt at a time gives (the callback
+    runs every row ``max_new_tokens`` steps, in lockstep with the other ranks, and cuts at EOS after).
+    EOS is made the greedy pick wherever a token the second row produces would be (that token's output
+    row is copied to EOS's, and argmax takes the first of equal maxima)."""
+    import copy
+    from types import SimpleNamespace
+
+    from olmo2_lit.callbacks.samples import PrintSamples
+
+    root, tok, model = run
+    eos, prompts = tok.token_to_id("<|endoftext|>"), ["def f", "import os\n"]
+    free = generate(model, [tok.encode(p).ids for p in prompts], max_new_tokens=12)
+
+    def first(row: list[int], t: int) -> int:
+        return row.index(t) if t in row else len(row)
+
+    # a token the second row produces after its first step, at another step than the first row
+    token = next(t for t in free[1] if first(free[1], t) > 0 and first(free[0], t) != first(free[1], t))
+    assert eos < token
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.lm_head.weight[eos] = model.lm_head.weight[token]
+    ends = [first(row, token) for row in free]
+    holder = torch.nn.Module()
+    holder.model, holder.config = model, model.config
+    trainer = SimpleNamespace(datamodule=None, logger=None, checkpoint_callback=None, is_global_zero=True)
+    cb = PrintSamples(
+        prompts=prompts, max_new_tokens=12, temperature=0.0, tokenizer=str(root / "data" / "tokenizer.json")
+    )
+    cb.setup(trainer, holder, "fit")
+    cb.on_fit_end(trainer, holder)
+    out = capsys.readouterr().out
+    for p, end, row in zip(prompts, ends, free):
+        assert f"--- {p!r}\n{_expected(model, tok, p, 12)}\n" in out
+        assert _expected(model, tok, p, 12) == p + tok.decode(row[:end])
 
 
 def test_vocab_check_accepts_a_released_checkpoints_padded_vocab(run):

@@ -587,6 +587,31 @@ MUTATIONS = [
         replacement="good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]",
         tests=("tests/training/test_one_rank_events.py::test_spike_and_nan_on_one_rank_are_decided_on_both",),
     ),
+    Mutation(
+        name="PrintSamples generates on rank 0 only (its FSDP2 gathers wait for peers that left)",
+        file="callbacks/samples.py",
+        original=(
+            "samples = self._generate(pl_module) if self._tok is not None else None\n"
+            "        if not trainer.is_global_zero:\n"
+            "            return\n"
+        ),
+        replacement=(
+            "if not trainer.is_global_zero:\n"
+            "            return\n"
+            "        samples = self._generate(pl_module) if self._tok is not None else None\n"
+        ),
+        tests=(
+            "tests/training/test_samples_sharded.py"
+            "::test_print_samples_under_fsdp2_prints_once_what_generate_gives_from_the_checkpoint",
+        ),
+    ),
+    Mutation(
+        name="PrintSamples rows not cut at their EOS",
+        file="callbacks/samples.py",
+        original="return [tok.decode(ids[: ids.index(eos)] if eos in ids else ids) for ids in outputs]",
+        replacement="return [tok.decode(ids) for ids in outputs]",
+        tests=("tests/eval/test_generate_cli.py::test_print_samples_cuts_each_row_at_its_own_eos",),
+    ),
     # --- issue 22: written from the code and docs only, by someone who did not write the tests ---
     # (each was written reading olmo2_lit/, callbacks/ and docs/ only; the tests named are the ones
     # found to fail by running test files by name, not by reading them)
