@@ -13,6 +13,7 @@ import numpy as np
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import ConfigError
+from olmo2_lit.research.arg_checks import check_out_dir, check_spike_rule
 from olmo2_lit.research.runs import RunRef, discover
 from olmo2_lit.research.scalars import Series, read_scalars
 from olmo2_lit.research.spike_counts import SpikeCounts, SpikeRules, count_spikes
@@ -75,6 +76,11 @@ def compare(
         paper_window: the paper's score: previous values of the rolling mean and std.
         paper_sigma: the paper's score: standard deviations above the mean.
     """
+    if not 0 <= smoothing < 1:
+        raise ConfigError(f"--smoothing must be in [0, 1) (TensorBoard's weight; 0: none), got {smoothing}")
+    check_spike_rule("spike_window", spike_window, "spike_sigma", spike_sigma)
+    check_spike_rule("paper_window", paper_window, "paper_sigma", paper_sigma)
+    check_out_dir(Path(out))
     rules = SpikeRules(spike_window, spike_sigma, paper_window, paper_sigma)
     if plots != []:  # matplotlib imports on the other core while the data server reads the event files
         threading.Thread(target=_import_pyplot, daemon=True).start()

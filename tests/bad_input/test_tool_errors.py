@@ -225,3 +225,43 @@ def test_export_files_follow_the_umask(tmp_path, tiny_native, cli):
     os.umask(umask)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "hf").iterdir()}
     assert modes and set(modes.values()) == {0o666 & ~umask}, modes
+
+
+@pytest.mark.parametrize(
+    "weights, culprits",
+    [
+        (None, ["soup needs at least two checkpoints, got 1", "soup A B --out DIR"]),
+        (["--weights+", "1", "--weights+", "-1"], ["--weights must be >= 0", "[1.0, -1.0]"]),
+        (["--weights+", "1"], ["--weights has 1 values for 2 checkpoints"]),
+        (["--weights", "1"], ["--weights takes a list", "--weights+ 1"]),
+    ],
+)
+def test_bad_soup_arguments_are_named(tmp_path, tiny_native, cli, weights, culprits):
+    """Guards against: soup of one checkpoint, or negative or too few weights, ending in a ValueError
+    traceback; nothing is written."""
+    inputs = [tiny_native] if weights is None else [tiny_native, tiny_native]
+    before = snapshot(tmp_path)
+    code, msg = cli(["soup", *inputs, f"--out={tmp_path / 'soup'}", *(weights or [])])
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before
+
+
+def test_soup_of_two_model_sizes_names_both(tmp_path, tiny_native, cli):
+    """Guards against: checkpoints of two architectures ending in a ValueError traceback."""
+    cfg = ModelConfig(vocab_size=256, d_model=16, n_layers=2, n_heads=2, mlp_hidden=32)
+    save_native(Transformer(cfg), tmp_path / "two_layers")
+    before = snapshot(tmp_path)
+    code, msg = cli(["soup", tiny_native, tmp_path / "two_layers", f"--out={tmp_path / 'soup'}"])
+    assert_short_error(code, msg, "two_layers does not have the architecture of", "one model config")
+    assert snapshot(tmp_path) == before
+
+
+def test_to_olmo_core_of_a_non_checkpoint_names_it(tmp_path, cli):
+    """Guards against: `_pickle.UnpicklingError: invalid load key` naming no file."""
+    (tmp_path / "docs.jsonl").write_text('{"text": "hi"}\n')
+    before = snapshot(tmp_path)
+    code, msg = cli(
+        ["convert", "to-olmo-core", f"--checkpoint={tmp_path / 'docs.jsonl'}", f"--out={tmp_path / 'oc'}"]
+    )
+    assert_short_error(code, msg, "docs.jsonl: not a readable checkpoint")
+    assert snapshot(tmp_path) == before
