@@ -265,3 +265,39 @@ def test_to_olmo_core_of_a_non_checkpoint_names_it(tmp_path, cli):
     )
     assert_short_error(code, msg, "docs.jsonl: not a readable checkpoint")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "case, culprits",
+    [
+        ("small_vocab", ["vocab_size must exceed 257", "got 100", "--tokenizer"]),
+        ("no_inputs", ["--inputs is empty"]),
+        ("inputs_not_a_list", ["--inputs takes a list", "--inputs+"]),
+        ("out_is_a_file", ["--output_dir", "notes.txt is a file, not a directory"]),
+        ("prepared_dir_as_input", ["the output of olmo2-lit prepare", "--data.train_sources"]),
+        ("tokenizer_not_json", ["docs.jsonl: not a readable tokenizers tokenizer.json"]),
+    ],
+)
+def test_bad_prepare_arguments_are_named_and_leave_nothing(tmp_path, cli, case, culprits):
+    """Guards against: `--vocab_size 100` (no BPE merges fit) ending in a ValueError traceback and an empty
+    output directory left behind, a file as --output_dir giving `[Errno 20] Not a directory:
+    '.../.prepare-staging/work'`, and a prepared directory as input read as JSONL (`manifest.json:1:
+    invalid JSON`)."""
+    src = _docs(tmp_path / "docs.jsonl")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "prepared" / "train").mkdir(parents=True)
+    (tmp_path / "prepared" / "manifest.json").write_text("{}")
+    out = tmp_path / ("notes.txt" if case == "out_is_a_file" else "out")
+    args = {
+        "small_vocab": _prepare([src], out)[:-3]
+        + ["--vocab_size=100", "--progress=false", "--num_workers=1"],
+        "no_inputs": _prepare([], out),
+        "inputs_not_a_list": ["prepare", "--inputs", str(src), f"--output_dir={out}"],
+        "out_is_a_file": _prepare([src], out),
+        "prepared_dir_as_input": _prepare([tmp_path / "prepared"], out),
+        "tokenizer_not_json": _prepare([src], out, f"--tokenizer={src}"),
+    }[case]
+    before = snapshot(tmp_path)
+    code, msg = cli(args)
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
