@@ -8,6 +8,7 @@ from typing import Optional
 
 from jsonargparse import set_parsing_settings
 from jsonargparse.typing import register_type
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
@@ -25,7 +26,7 @@ from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
-from olmo2_lit.recipe_layers import missing_layers_error
+from olmo2_lit.recipe_layers import config_syntax_error, missing_layers_error
 from olmo2_lit.train.checkpoint_publish import recover
 from olmo2_lit.train.lit_module import OLMo2LitModule
 from olmo2_lit.train.slurm import check_slurm_layout
@@ -108,7 +109,9 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         # before jsonargparse reads the files: a stage-2 recipe alone fails there on a field it cannot place
         argv = sys.argv[1:] if args is None else args
-        missing = missing_layers_error(argv) if isinstance(argv, list) else None
+        missing = (
+            (config_syntax_error(argv) or missing_layers_error(argv)) if isinstance(argv, list) else None
+        )
         if missing:
             parser.error(missing)
         super().parse_arguments(parser, args)
@@ -128,11 +131,14 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
 
     def instantiate_classes(self) -> None:
         """Build the objects once, right after parsing; each validates its own fields on construction,
-        so a bad value is a one-line error before anything runs."""
+        so a bad value is a one-line error before anything runs (Lightning's Trainer raises a
+        ``MisconfigurationException`` for e.g. ``trainer.devices: 0``: the same)."""
         try:
             super().instantiate_classes()
         except ValueError as err:
             self.parser.error(str(err))
+        except MisconfigurationException as err:
+            self.parser.error(f"{err}; change that trainer.* setting")
 
     def trainer_callbacks(self, config: dict, callbacks: list) -> list:
         """Our progress bar and model summary, unless switched off or the user gave their own; the effective

@@ -16,7 +16,7 @@ from olmo2_lit import compat
 from olmo2_lit.callbacks.step_callback import NonFiniteHandler, StepPublisher
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datamodule import TokenShardDataModule
-from olmo2_lit.errors import CheckpointError
+from olmo2_lit.errors import CheckpointError, ConfigError, Olmo2LitError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.checkpoint_state import (
@@ -223,7 +223,12 @@ class OLMo2LitModule(LightningModule):
     # --- optimizer ----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
         groups = build_param_groups(self.model, self.param_group_overrides)
-        optimizer = self.optimizer_factory(groups)
+        try:
+            optimizer = self.optimizer_factory(groups)
+        except ValueError as err:  # torch's "Invalid learning rate: -1.0", "Invalid beta parameter ..."
+            if isinstance(err, Olmo2LitError):
+                raise
+            raise ConfigError(f"model.optimizer: {err}; fix model.optimizer.init_args") from err
         if self.init_from and self.trainer.ckpt_path is None:
             start_from_checkpoint(
                 optimizer,

@@ -223,3 +223,48 @@ def test_to_hf_uses_the_training_data_eos(tmp_path, trained, cli):
     assert (config["eos_token_id"], config["pad_token_id"]) == (0, 0)
     assert "eos_token_id 0 (the checkpoint's training data)" in out
     assert torch.load(ckpt, weights_only=False)["TokenShardDataModule"]["eos_token_id"] == 0
+
+
+def _bad_yaml(tmp_path):
+    (tmp_path / "recipe.yaml").write_text("trainer:\n  max_steps: 1\n   devices: 1\n")
+    return ["--config", str(tmp_path / "recipe.yaml")], [
+        "recipe.yaml: not valid YAML",
+        "line 3",
+        "fix the file",
+    ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tmp: (
+            ["--model.optimizer.init_args.lr=-1"],
+            ["model.optimizer", "Invalid learning rate: -1.0"],
+        ),
+        lambda tmp: (["--model.optimizer.init_args.betas=[0.9, 1.5]"], ["model.optimizer", "beta"]),
+        lambda tmp: (["--trainer.devices=0"], ["devices='0'", "not a valid input"]),
+        _bad_yaml,
+    ],
+    ids=["negative_lr", "beta_over_1", "zero_devices", "yaml_syntax"],
+)
+def test_bad_fit_setting_is_one_line(tmp_path, shards, cli, make):
+    """Guards against: a negative LR (torch's `ValueError: Invalid learning rate`) or `trainer.devices: 0`
+    (Lightning's MisconfigurationException) ending in a traceback, and a recipe with a YAML syntax error
+    reported as 'Problems parsing config ... in "<unicode string>"', naming no file."""
+    args, culprits = make(tmp_path)
+    before = snapshot(tmp_path)
+    code, out = cli(tiny_fit(tmp_path, shards, *args))
+    assert_short_error(code, out, *culprits)
+    assert snapshot(tmp_path) == before and not (tmp_path / "ckpt").exists()
+
+
+def test_weights_directory_as_ckpt_path_points_to_init_from(tmp_path, shards, cli):
+    """Guards against: a native (or HF) weights directory passed to --ckpt_path answered with 'a directory
+    with neither .metadata ... nor latest', which does not say how to start from those weights."""
+    from olmo2_lit.model import ModelConfig, Transformer
+    from olmo2_lit.weights.export import save_native
+
+    cfg = ModelConfig(vocab_size=VOCAB, d_model=16, n_layers=1, n_heads=2, mlp_hidden=32)
+    save_native(Transformer(cfg), tmp_path / "native")
+    code, out = cli(tiny_fit(tmp_path, shards, f"--ckpt_path={tmp_path / 'native'}"))
+    assert_short_error(code, out, "native: a weights directory", f"--model.init_from {tmp_path / 'native'}")
