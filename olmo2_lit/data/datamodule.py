@@ -111,6 +111,14 @@ class TokenShardDataModule(L.LightningDataModule):
         self.train_sources = list(train_sources or [])
         self.val_paths = list(val_paths or [])
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
+        if val_batch_size is not None and val_batch_size < 1:
+            raise ConfigError(
+                f"data.val_batch_size must be >= 1 (or null: micro_batch_size), got {val_batch_size}"
+            )
+        if num_workers < 0:
+            raise ConfigError(
+                f"data.num_workers must be >= 0 (0: load in the main process), got {num_workers}"
+            )
         self.val_batch_size = val_batch_size or micro_batch_size
         self.seed = seed
         self.order, self.max_target_sequence_length, self.order_dir = (
