@@ -301,3 +301,49 @@ def test_bad_prepare_arguments_are_named_and_leave_nothing(tmp_path, cli, case, 
     code, msg = cli(args)
     assert_short_error(code, msg, *culprits)
     assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "source, output, culprits",
+    [
+        ("missing.yaml", None, ["--source", "missing.yaml: not a file"]),
+        ("shard.npy", None, ["--source", "shard.npy: not text", "not a data file"]),
+        ("no_paths.yaml", None, ["no_paths.yaml: no data.paths list"]),
+        ("broken.yaml", None, ["--source", "broken.yaml: not valid YAML"]),
+        (
+            "olmo.yaml",
+            "notes.txt",
+            ["--output", "notes.txt exists and was not written by olmo2-lit data-paths"],
+        ),
+        ("olmo.yaml", "adir", ["--output", "adir is a directory"]),
+    ],
+)
+def test_bad_data_paths_input_is_named_and_nothing_is_replaced(tmp_path, cli, source, output, culprits):
+    """Guards against: `data-paths --output` replacing a file it did not write (a user's notes gone), a
+    data file or a config without data.paths ending in a UnicodeDecodeError or ValueError traceback."""
+    (tmp_path / "olmo.yaml").write_text("data:\n  paths:\n    - s3://ai2-llm/preprocessed/x/part-0.npy\n")
+    (tmp_path / "no_paths.yaml").write_text("data: {paths: 3}\n")
+    (tmp_path / "broken.yaml").write_text("data:\n  paths: [a\n")
+    (tmp_path / "shard.npy").write_bytes(bytes([0xD9, 0xFF, 0x00, 0x01]))
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "adir").mkdir()
+    args = ["data-paths", f"--source={tmp_path / source}", f"--mirror={tmp_path}", "--allow_missing=true"]
+    before = snapshot(tmp_path)
+    code, msg = cli(args + ([f"--output={tmp_path / output}"] if output else []))
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before
+
+
+def test_data_paths_replaces_its_own_output(tmp_path, cli):
+    """The guard above refuses nothing data-paths wrote: a rerun replaces its own file."""
+    (tmp_path / "olmo.yaml").write_text("data:\n  paths:\n    - s3://ai2-llm/preprocessed/x/part-0.npy\n")
+    args = [
+        "data-paths",
+        f"--source={tmp_path / 'olmo.yaml'}",
+        f"--mirror={tmp_path}",
+        "--allow_missing=true",
+    ]
+    for _ in range(2):
+        code, msg = cli([*args, f"--output={tmp_path / 'mirror.yaml'}"])
+        assert code == 0, msg
+    assert f"- {tmp_path / 'preprocessed/x/part-0.npy'}" in (tmp_path / "mirror.yaml").read_text()
