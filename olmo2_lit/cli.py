@@ -122,6 +122,15 @@ def _run(args: Optional[list[str]]) -> None:
 
         OLMo2CLI(args=args)
         return
+    if argv[0] not in TOOL_VERBS:
+        import difflib
+
+        from olmo2_lit.errors import ConfigError
+
+        known = [*LIGHTNING_VERBS, *TOOL_VERBS]
+        close = difflib.get_close_matches(argv[0], known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown verb {argv[0]!r}; {hint}the verbs: {', '.join(known)} (olmo2-lit --help)")
     from jsonargparse import CLI
 
     verbs = _tool_verbs(argv[0])

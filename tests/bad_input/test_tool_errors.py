@@ -347,3 +347,12 @@ def test_data_paths_replaces_its_own_output(tmp_path, cli):
         code, msg = cli([*args, f"--output={tmp_path / 'mirror.yaml'}"])
         assert code == 0, msg
     assert f"- {tmp_path / 'preprocessed/x/part-0.npy'}" in (tmp_path / "mirror.yaml").read_text()
+
+
+def test_unknown_verb_lists_every_verb_and_the_closest(cli):
+    """Guards against: `olmo2-lit fitt` answered with jsonargparse's list of the tool verbs alone, which
+    leaves out fit, validate, test and predict (so the user is told `fit` is no choice)."""
+    code, msg = cli(["fitt"])
+    assert_short_error(
+        code, msg, "unknown verb 'fitt'", "did you mean 'fit'?", "fit, validate, test, predict"
+    )
