@@ -122,6 +122,12 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
                 f"model.config.max_sequence_length ({max_len}) is shorter than data.sequence_length ({seq}); "
                 "raise the first or lower the second"
             )
+        interval = cfg.trainer.get("val_check_interval")
+        if interval is not None and not interval > 0:  # Lightning divides by it after the first step
+            parser.error(
+                f"trainer.val_check_interval must be > 0 (steps, or a fraction of an epoch), got {interval}; "
+                "to validate less often raise it, to never validate set trainer.limit_val_batches: 0"
+            )
         try:  # before any process starts: SLURM's layout, and CUDA-only strategies named by string
             check_slurm_layout(cfg.trainer.devices, cfg.trainer.num_nodes)
             if isinstance(cfg.trainer.strategy, str):

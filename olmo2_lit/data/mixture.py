@@ -34,6 +34,11 @@ class DataSource:
     name: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if not self.paths:
+            raise ConfigError(
+                f"data.train_sources: source {self.name or ''} has no paths; list its shard files, "
+                "directories or glob patterns under paths"
+            )
         if not (self.weight >= 0 and np.isfinite(self.weight)):
             label = self.name or self.paths
             raise ConfigError(

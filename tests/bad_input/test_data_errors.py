@@ -144,6 +144,7 @@ def test_missing_shard_paths_are_named(tmp_path, shards, cli, paths, culprit):
             ["data.train_sources: source ['{d}'] has weight -1", ">= 0"],
         ),
         (["--data.num_workers=-1"], ["data.num_workers must be >= 0", "got -1"]),
+        (['--data.train_sources=[{"paths": []}]'], ["data.train_sources: source", "has no paths"]),
         (['--data.val_paths=["{d}"]', "--data.val_batch_size=0"], ["data.val_batch_size must be >= 1"]),
     ],
 )

@@ -243,13 +243,15 @@ def _bad_yaml(tmp_path):
         ),
         lambda tmp: (["--model.optimizer.init_args.betas=[0.9, 1.5]"], ["model.optimizer", "beta"]),
         lambda tmp: (["--trainer.devices=0"], ["devices='0'", "not a valid input"]),
+        lambda tmp: (["--trainer.val_check_interval=0"], ["trainer.val_check_interval must be > 0", "got 0"]),
         _bad_yaml,
     ],
-    ids=["negative_lr", "beta_over_1", "zero_devices", "yaml_syntax"],
+    ids=["negative_lr", "beta_over_1", "zero_devices", "zero_val_interval", "yaml_syntax"],
 )
 def test_bad_fit_setting_is_one_line(tmp_path, shards, cli, make):
     """Guards against: a negative LR (torch's `ValueError: Invalid learning rate`) or `trainer.devices: 0`
-    (Lightning's MisconfigurationException) ending in a traceback, and a recipe with a YAML syntax error
+    (Lightning's MisconfigurationException) ending in a traceback, `val_check_interval: 0` in a
+    ZeroDivisionError after the first step, and a recipe with a YAML syntax error
     reported as 'Problems parsing config ... in "<unicode string>"', naming no file."""
     args, culprits = make(tmp_path)
     before = snapshot(tmp_path)
