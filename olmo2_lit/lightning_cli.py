@@ -144,7 +144,7 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
         except ValueError as err:
             self.parser.error(str(err))
         except MisconfigurationException as err:
-            self.parser.error(f"{str(err).rstrip('.')}; change that trainer.* setting")
+            self.parser.error(f"{str(err).rstrip('.')}; change that setting")
 
     def trainer_callbacks(self, config: dict, callbacks: list) -> list:
         """Our progress bar and model summary, unless switched off or the user gave their own; the effective

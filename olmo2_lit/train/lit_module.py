@@ -157,7 +157,7 @@ class OLMo2LitModule(LightningModule):
             raise TypeError("OLMo2LitModule trains from a TokenShardDataModule (the `data:` section)")
         self.batch_plan = datamodule.batch_plan
         if self.trainer.accumulate_grad_batches not in (1, self.batch_plan.accumulation):
-            raise ValueError(
+            raise ConfigError(
                 "trainer.accumulate_grad_batches is derived from the batch plan "
                 f"({self.batch_plan.accumulation}); "
                 "leave it unset and change data.global_batch_size or data.micro_batch_size instead"
@@ -317,7 +317,10 @@ class OLMo2LitModule(LightningModule):
         if not gradient_clip_val or self._open is None:
             return
         if gradient_clip_algorithm not in (None, "norm"):
-            raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")
+            raise ConfigError(
+                "only norm clipping is supported, got trainer.gradient_clip_algorithm "
+                f"{gradient_clip_algorithm!r}; set it to norm"
+            )
         self.adapter.clip(self.model, gradient_clip_val, self._open.grad_norm)
 
     def finish_step(self) -> Optional[StepRecord]:

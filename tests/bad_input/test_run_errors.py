@@ -244,9 +244,25 @@ def _bad_yaml(tmp_path):
         lambda tmp: (["--model.optimizer.init_args.betas=[0.9, 1.5]"], ["model.optimizer", "beta"]),
         lambda tmp: (["--trainer.devices=0"], ["devices='0'", "not a valid input"]),
         lambda tmp: (["--trainer.val_check_interval=0"], ["trainer.val_check_interval must be > 0", "got 0"]),
+        lambda tmp: (
+            ["--trainer.accumulate_grad_batches=4"],
+            ["accumulate_grad_batches is derived", "leave it unset"],
+        ),
+        lambda tmp: (
+            ["--checkpoint.every_n_train_steps=-1"],
+            ["every_n_train_steps=-1", "change that setting"],
+        ),
         _bad_yaml,
     ],
-    ids=["negative_lr", "beta_over_1", "zero_devices", "zero_val_interval", "yaml_syntax"],
+    ids=[
+        "negative_lr",
+        "beta_over_1",
+        "zero_devices",
+        "zero_val_interval",
+        "accumulate",
+        "negative_ckpt_every",
+        "yaml_syntax",
+    ],
 )
 def test_bad_fit_setting_is_one_line(tmp_path, shards, cli, make):
     """Guards against: a negative LR (torch's `ValueError: Invalid learning rate`) or `trainer.devices: 0`
