@@ -356,3 +356,17 @@ def test_unknown_verb_lists_every_verb_and_the_closest(cli):
     assert_short_error(
         code, msg, "unknown verb 'fitt'", "did you mean 'fit'?", "fit, validate, test, predict"
     )
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_consolidate_of_a_file_or_nothing_says_what_it_takes(tmp_path, cli, kind):
+    """Guards against: `consolidate` of a .ckpt file answered 'is not a sharded checkpoint directory (no
+    .metadata file in it)', which does not say that the file needs no consolidation."""
+    ckpt = tmp_path / "last.ckpt"
+    if kind == "file":
+        ckpt.write_bytes(b"not read")
+    before = snapshot(tmp_path)
+    code, msg = cli(["convert", "consolidate", f"--checkpoint={ckpt}", f"--out={tmp_path / 'one.ckpt'}"])
+    expected = "is already one file" if kind == "file" else "not found; pass a sharded checkpoint directory"
+    assert_short_error(code, msg, f"--checkpoint {ckpt}", expected)
+    assert snapshot(tmp_path) == before
