@@ -226,6 +226,13 @@ class TokenShardDataModule(L.LightningDataModule):
             rank_zero_info(self._train.describe())
             self._plan = self._plan.with_world_size(self._world_size())
             self._tracker = PositionTracker(plan=self._plan, epoch_size=self._train.epoch_size)
+        if stage == "validate" and not self.val_paths:
+            raise ConfigError("validate scores data.val_paths, which is empty; set it to held-out shards")
+        if stage in ("test", "predict") and not self.test_paths:
+            raise ConfigError(
+                f"{stage} reads data.test_paths (default: data.val_paths), both empty; set one to held-out "
+                "shards"
+            )
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
             self._val = self._open_held_out(self.val_paths)
         if stage in ("test", "predict") and self._test is None and self.test_paths:

@@ -286,3 +286,35 @@ def test_weights_directory_as_ckpt_path_points_to_init_from(tmp_path, shards, cl
     save_native(Transformer(cfg), tmp_path / "native")
     code, out = cli(tiny_fit(tmp_path, shards, f"--ckpt_path={tmp_path / 'native'}"))
     assert_short_error(code, out, "native: a weights directory", f"--model.init_from {tmp_path / 'native'}")
+
+
+def _held_out_args(tmp_path, shards, verb, *extra):
+    args = [a for a in tiny_fit(tmp_path, shards) if "max_steps" not in a and "checkpoint." not in a]
+    return [verb, *args[1:], *extra]
+
+
+@pytest.mark.parametrize("verb", ["validate", "test", "predict"])
+def test_held_out_verbs_without_held_out_data_say_so(tmp_path, trained, cli, verb):
+    """Guards against: `validate` (or test, predict) with no data.val_paths exiting 0 after scoring no
+    batch (Lightning's 'Total length of `list` across ranks is zero'), a result that looks like success."""
+    shards, ckpt = trained
+    code, out = cli(_held_out_args(tmp_path, shards, verb, f"--ckpt_path={ckpt}", "--data.eos_token_id=0"))
+    field = "data.val_paths" if verb == "validate" else "data.test_paths"
+    assert_short_error(code, out, field, "empty", "held-out shards")
+
+
+def test_predict_does_not_replace_a_file_it_did_not_write(tmp_path, trained, cli):
+    """Guards against: `--predictions.path notes.txt` (a typo) replacing the user's file with predictions;
+    a predictions file from an earlier predict is still replaced."""
+    shards, ckpt = trained
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    common = [f"--ckpt_path={ckpt}", f'--data.test_paths=["{shards}"]', "--trainer.limit_predict_batches=2"]
+    code, out = cli(_held_out_args(tmp_path, shards, "predict", *common, f"--predictions.path={notes}"))
+    assert_short_error(code, out, f"predictions.path {notes} exists and is not a predictions file")
+    assert notes.read_text() == "my notes\n"
+    target = tmp_path / "p.jsonl"
+    for _ in range(2):  # the second run replaces the first's file
+        code, out = cli(_held_out_args(tmp_path, shards, "predict", *common, f"--predictions.path={target}"))
+        assert code == 0, out
+    assert len(target.read_text().splitlines()) == 2 * 2  # 2 batches of micro_batch_size 2
