@@ -76,3 +76,23 @@ def test_malformed_grid_is_named(tmp_path, cli, text, culprits):
     code, out = cli(["sweep", f"--grid={tmp_path / 'grid.yaml'}", f"--out={tmp_path / 'sweep'}"])
     assert_short_error(code, out, "grid.yaml", *culprits)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "args, culprits",
+    [
+        (["--threads=0"], ["--threads must be >= 1", "got 0"]),
+        (["--out={tmp}/notes.txt"], ["--out", "notes.txt is a file", "pass a directory"]),
+    ],
+)
+def test_bad_sweep_argument_is_named_before_any_run(tmp_path, cli, args, culprits):
+    """Guards against: `--threads 0` starting every run (OMP_NUM_THREADS=0) and `--out` naming a file
+    answered with `[Errno 17] File exists`."""
+    (tmp_path / "grid.yaml").write_text("variants:\n  a: []\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = [] if any(a.startswith("--out=") for a in args) else [f"--out={tmp_path / 'sweep'}"]
+    before = snapshot(tmp_path)
+    code, msg = cli(["sweep", f"--grid={tmp_path / 'grid.yaml'}", *out, *args])
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before and not (tmp_path / "sweep").exists()
