@@ -128,6 +128,14 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
                 f"trainer.val_check_interval must be > 0 (steps, or a fraction of an epoch), got {interval}; "
                 "to validate less often raise it, to never validate set trainer.limit_val_batches: 0"
             )
+        clip, algorithm = cfg.trainer.get("gradient_clip_val"), cfg.trainer.get("gradient_clip_algorithm")
+        if clip is not None and not clip >= 0:  # a negative bound would flip the gradients' sign
+            parser.error(f"trainer.gradient_clip_val must be >= 0 (0 or null: no clipping), got {clip}")
+        if algorithm not in (None, "norm"):
+            parser.error(
+                f"trainer.gradient_clip_algorithm {algorithm!r}: only norm clipping is supported; set it "
+                "to norm"
+            )
         try:  # before any process starts: SLURM's layout, and CUDA-only strategies named by string
             check_slurm_layout(cfg.trainer.devices, cfg.trainer.num_nodes)
             if isinstance(cfg.trainer.strategy, str):

@@ -115,6 +115,13 @@ class TokenShardDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.val_batch_size must be >= 1 (or null: micro_batch_size), got {val_batch_size}"
             )
+        if seed < 0:
+            raise ConfigError(f"data.seed must be >= 0 (numpy's PCG64 takes non-negative seeds), got {seed}")
+        if eos_token_id is not None and not 0 <= eos_token_id < vocab_size:
+            raise ConfigError(
+                f"data.eos_token_id {eos_token_id} is not a token id of data.vocab_size {vocab_size}; set "
+                "the EOS id the shards were tokenized with (prepare's is in the shards' .meta.json)"
+            )
         if num_workers < 0:
             raise ConfigError(
                 f"data.num_workers must be >= 0 (0: load in the main process), got {num_workers}"

@@ -319,7 +319,7 @@ class OLMo2LitModule(LightningModule):
         if gradient_clip_algorithm not in (None, "norm"):
             raise ConfigError(
                 "only norm clipping is supported, got trainer.gradient_clip_algorithm "
-                f"{gradient_clip_algorithm!r}; set it to norm"
+                f"{getattr(gradient_clip_algorithm, 'value', gradient_clip_algorithm)!r}; set it to norm"
             )
         self.adapter.clip(self.model, gradient_clip_val, self._open.grad_norm)
 

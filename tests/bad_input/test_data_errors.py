@@ -144,13 +144,16 @@ def test_missing_shard_paths_are_named(tmp_path, shards, cli, paths, culprit):
             ["data.train_sources: source ['{d}'] has weight -1", ">= 0"],
         ),
         (["--data.num_workers=-1"], ["data.num_workers must be >= 0", "got -1"]),
+        (["--data.eos_token_id=999"], ["data.eos_token_id 999 is not a token id of data.vocab_size 256"]),
+        (["--data.seed=-1"], ["data.seed must be >= 0", "got -1"]),
         (['--data.train_sources=[{"paths": []}]'], ["data.train_sources: source", "has no paths"]),
         (['--data.val_paths=["{d}"]', "--data.val_batch_size=0"], ["data.val_batch_size must be >= 1"]),
     ],
 )
 def test_bad_data_settings_are_named(tmp_path, shards, cli, args, culprits):
     """Guards against: batch-layout and data-setting mistakes arriving as tracebacks (a negative source
-    weight as mixture_counts' ValueError, `num_workers: -1` as torch's DataLoader ValueError), and
+    weight as mixture_counts' ValueError, `num_workers: -1` as torch's DataLoader ValueError, `seed: -1`
+    as numpy's, leaving a lock file), an EOS id outside the vocab silently never matching, and
     `val_batch_size: 0` silently taken as micro_batch_size."""
     args = [a.replace("{d}", str(shards)) for a in args]
     culprits = [c.replace("{d}", str(shards)) for c in culprits]

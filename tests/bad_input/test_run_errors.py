@@ -225,34 +225,18 @@ def test_to_hf_uses_the_training_data_eos(tmp_path, trained, cli):
     assert torch.load(ckpt, weights_only=False)["TokenShardDataModule"]["eos_token_id"] == 0
 
 
-def _bad_yaml(tmp_path):
-    (tmp_path / "recipe.yaml").write_text("trainer:\n  max_steps: 1\n   devices: 1\n")
-    return ["--config", str(tmp_path / "recipe.yaml")], [
-        "recipe.yaml: not valid YAML",
-        "line 3",
-        "fix the file",
-    ]
-
-
 @pytest.mark.parametrize(
-    "make",
+    "args, culprits",
     [
-        lambda tmp: (
-            ["--model.optimizer.init_args.lr=-1"],
-            ["model.optimizer", "Invalid learning rate: -1.0"],
-        ),
-        lambda tmp: (["--model.optimizer.init_args.betas=[0.9, 1.5]"], ["model.optimizer", "beta"]),
-        lambda tmp: (["--trainer.devices=0"], ["devices='0'", "not a valid input"]),
-        lambda tmp: (["--trainer.val_check_interval=0"], ["trainer.val_check_interval must be > 0", "got 0"]),
-        lambda tmp: (
-            ["--trainer.accumulate_grad_batches=4"],
-            ["accumulate_grad_batches is derived", "leave it unset"],
-        ),
-        lambda tmp: (
-            ["--checkpoint.every_n_train_steps=-1"],
-            ["every_n_train_steps=-1", "change that setting"],
-        ),
-        _bad_yaml,
+        (["--model.optimizer.init_args.lr=-1"], ["model.optimizer", "Invalid learning rate: -1.0"]),
+        (["--model.optimizer.init_args.betas=[0.9, 1.5]"], ["model.optimizer", "beta"]),
+        (["--trainer.devices=0"], ["devices='0'", "not a valid input"]),
+        (["--trainer.val_check_interval=0"], ["trainer.val_check_interval must be > 0", "got 0"]),
+        (["--trainer.accumulate_grad_batches=4"], ["accumulate_grad_batches is derived", "leave it unset"]),
+        (["--checkpoint.every_n_train_steps=-1"], ["every_n_train_steps=-1", "change that setting"]),
+        (["--trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val must be >= 0", "got -1"]),
+        (["--trainer.gradient_clip_algorithm=value"], ["gradient_clip_algorithm 'value'", "set it to norm"]),
+        (["--config", "{tmp}/recipe.yaml"], ["recipe.yaml: not valid YAML", "line 3", "fix the file"]),
     ],
     ids=[
         "negative_lr",
@@ -261,15 +245,19 @@ def _bad_yaml(tmp_path):
         "zero_val_interval",
         "accumulate",
         "negative_ckpt_every",
+        "negative_clip",
+        "value_clip",
         "yaml_syntax",
     ],
 )
-def test_bad_fit_setting_is_one_line(tmp_path, shards, cli, make):
+def test_bad_fit_setting_is_one_line(tmp_path, shards, cli, args, culprits):
     """Guards against: a negative LR (torch's `ValueError: Invalid learning rate`) or `trainer.devices: 0`
     (Lightning's MisconfigurationException) ending in a traceback, `val_check_interval: 0` in a
-    ZeroDivisionError after the first step, and a recipe with a YAML syntax error
-    reported as 'Problems parsing config ... in "<unicode string>"', naming no file."""
-    args, culprits = make(tmp_path)
+    ZeroDivisionError after the first step, a negative gradient_clip_val silently flipping the gradients,
+    and a recipe with a YAML syntax error reported as 'Problems parsing config ... in "<unicode
+    string>"', naming no file."""
+    (tmp_path / "recipe.yaml").write_text("trainer:\n  max_steps: 1\n   devices: 1\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     before = snapshot(tmp_path)
     code, out = cli(tiny_fit(tmp_path, shards, *args))
     assert_short_error(code, out, *culprits)
