@@ -96,3 +96,27 @@ def test_bad_sweep_argument_is_named_before_any_run(tmp_path, cli, args, culprit
     code, msg = cli(["sweep", f"--grid={tmp_path / 'grid.yaml'}", *out, *args])
     assert_short_error(code, msg, *culprits)
     assert snapshot(tmp_path) == before and not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("verb", ["compare", "report"])
+def test_event_files_without_scalars_are_named(tmp_path, run, cli, verb):
+    """Guards against: a truncated or corrupt event file read as a run that logged nothing, so `report`
+    wrote 'nothing unusual in the logged scalars' and `compare` a table of dashes, exit status 0."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "events.out.tfevents.1.host").write_bytes(next(run.glob("events.out*")).read_bytes()[:30])
+    before = snapshot(tmp_path)
+    code, out = cli([verb, str(broken), f"--out={tmp_path / 'out'}"])
+    assert_short_error(code, out, f"{broken}: its TensorBoard event files hold no scalars", "truncated")
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_compare_skips_a_run_without_scalars_naming_it(tmp_path, run, cli):
+    """One broken run among good ones is left out with a warning naming it, not the whole comparison."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "events.out.tfevents.1.host").write_bytes(b"garbage")
+    code, out = cli(["compare", str(run), str(broken), f"--out={tmp_path / 'out'}", "--plots=[]"])
+    assert code == 0, out
+    assert f"warning: {broken}: its TensorBoard event files hold no scalars" in out
+    assert (tmp_path / "out" / "compare.md").read_text().startswith("# compare: 1 runs, 1 variants")
