@@ -24,6 +24,7 @@ from olmo2_lit.data.position import DataPosition, PositionTracker
 from olmo2_lit.data.prepare_spec import PrepareSpec, prepare_if_missing
 from olmo2_lit.data.resume import check_converted_batch, check_saved_data, saved_seed
 from olmo2_lit.data.sampler import epoch_end
+from olmo2_lit.data.setting_checks import check_data_settings
 from olmo2_lit.data.sources import TrainingSet, open_shards
 from olmo2_lit.errors import ConfigError, DataError
 from olmo2_lit.shard_format.identity import TokenizerIdentity, recorded_tokenizer
@@ -111,21 +112,13 @@ class TokenShardDataModule(L.LightningDataModule):
         self.train_sources = list(train_sources or [])
         self.val_paths = list(val_paths or [])
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
-        if val_batch_size is not None and val_batch_size < 1:
-            raise ConfigError(
-                f"data.val_batch_size must be >= 1 (or null: micro_batch_size), got {val_batch_size}"
-            )
-        if seed < 0:
-            raise ConfigError(f"data.seed must be >= 0 (numpy's PCG64 takes non-negative seeds), got {seed}")
-        if eos_token_id is not None and not 0 <= eos_token_id < vocab_size:
-            raise ConfigError(
-                f"data.eos_token_id {eos_token_id} is not a token id of data.vocab_size {vocab_size}; set "
-                "the EOS id the shards were tokenized with (prepare's is in the shards' .meta.json)"
-            )
-        if num_workers < 0:
-            raise ConfigError(
-                f"data.num_workers must be >= 0 (0: load in the main process), got {num_workers}"
-            )
+        check_data_settings(
+            vocab_size=vocab_size,
+            seed=seed,
+            eos_token_id=eos_token_id,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+        )
         self.val_batch_size = val_batch_size or micro_batch_size
         self.seed = seed
         self.order, self.max_target_sequence_length, self.order_dir = (
