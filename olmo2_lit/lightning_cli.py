@@ -195,3 +195,7 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
                 print(f"restored {path}, whose replacement an interrupted save left unfinished", flush=True)
         if ckpt and not special and not Path(ckpt).exists():
             self.parser.error(f"ckpt_path: checkpoint not found: {ckpt}")
+        dirpath = cfg.get("checkpoint.dirpath")
+        if ckpt == "last" and dirpath and not any(Path(dirpath).glob("last*.ckpt")):
+            # Lightning's own warning ends in a hint (save_last=True) that does not apply to our runs
+            print(f"ckpt_path last: no last.ckpt in {dirpath} yet; this run starts from step 0", flush=True)

@@ -306,3 +306,13 @@ def test_predict_does_not_replace_a_file_it_did_not_write(tmp_path, trained, cli
         code, out = cli(_held_out_args(tmp_path, shards, "predict", *common, f"--predictions.path={target}"))
         assert code == 0, out
     assert len(target.read_text().splitlines()) == 2 * 2  # 2 batches of micro_batch_size 2
+
+
+def test_ckpt_path_last_with_nothing_saved_says_it_starts_fresh(tmp_path, shards, cli):
+    """`--ckpt_path last` before any save is a fresh start (what a sweep's first run relies on), and the
+    run says so in its own words, naming the directory it looked in; Lightning's warning alone hints at
+    `save_last=True`, which does not apply."""
+    code, out = cli(tiny_fit(tmp_path, shards, "--ckpt_path=last"))
+    assert code == 0, out[-3000:]
+    assert f"ckpt_path last: no last.ckpt in {tmp_path / 'ckpt'} yet; this run starts from step 0" in out
+    assert (tmp_path / "ckpt" / "last.ckpt").exists()
