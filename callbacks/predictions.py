@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 
 from olmo2_lit.atomic import atomic_file
 from olmo2_lit.data.contract import RunData
+from olmo2_lit.errors import ConfigError, OutputExistsError
 from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 
@@ -49,6 +50,7 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._tok = _find_tokenizer(self.tokenizer, trainer.datamodule)
         self.written = self._target(trainer)
+        _check_replaceable(self.written)
         self._stack = ExitStack()
         self._file = self._stack.enter_context(atomic_file(self.written, "w"))
 
@@ -86,6 +88,26 @@ class PredictionWriter(BasePredictionWriter):
         if self._stack is not None:  # drop the partial file
             self._stack.__exit__(type(exception), exception, exception.__traceback__)
             self._stack = None
+
+
+def _check_replaceable(path: Path) -> None:
+    """``path`` may be replaced only if it is absent or a predictions file (its first line a JSON object
+    with ``predicted_ids``): a ``--predictions.path`` typo must not overwrite someone's file."""
+    if path.is_dir():
+        raise ConfigError(f"predictions.path {path} is a directory; pass the .jsonl file to write")
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        ours = "predicted_ids" in json.loads(first)
+    except (ValueError, TypeError):
+        ours = False
+    if not ours and path.stat().st_size > 0:
+        raise OutputExistsError(
+            f"predictions.path {path} exists and is not a predictions file (no predicted_ids in its first "
+            "line); pick another --predictions.path or move it away"
+        )
 
 
 def _find_tokenizer(path: Optional[str], datamodule: Any) -> Optional[Tokenizer]:

@@ -122,9 +122,57 @@ def _run(args: Optional[list[str]]) -> None:
 
         OLMo2CLI(args=args)
         return
+    if argv[0] not in TOOL_VERBS:
+        import difflib
+
+        from olmo2_lit.errors import ConfigError
+
+        known = [*LIGHTNING_VERBS, *TOOL_VERBS]
+        close = difflib.get_close_matches(argv[0], known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown verb {argv[0]!r}; {hint}the verbs: {', '.join(known)} (olmo2-lit --help)")
     from jsonargparse import CLI
 
-    CLI(_tool_verbs(argv[0]), args=_positionals(argv), as_positional=False)
+    verbs = _tool_verbs(argv[0])
+    args = _positionals(argv)
+    function = verbs.get(argv[0])
+    if isinstance(function, dict):  # convert: the sub-verb's function
+        function = function.get(argv[1]) if len(argv) > 1 else None
+    if callable(function):
+        _check_list_flags(function, args)
+    CLI(verbs, args=args, as_positional=False)
+
+
+def _is_list(hint) -> bool:
+    """True for ``list[...]`` and ``Optional[list[...]]``."""
+    import typing
+
+    if typing.get_origin(hint) is list:
+        return True
+    return typing.get_origin(hint) is typing.Union and any(_is_list(h) for h in typing.get_args(hint))
+
+
+def _check_list_flags(function, argv: list[str]) -> None:
+    """``--prompt hi`` for a list option: say to write ``--prompt+ hi`` (jsonargparse's own message,
+    'Does not validate against any of the Union subtypes', says neither)."""
+    import typing
+
+    from olmo2_lit.errors import ConfigError
+
+    hints = typing.get_type_hints(function)
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        key = flag[2:]
+        if not flag.startswith("--") or key not in hints or not _is_list(hints[key]):
+            continue
+        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+        if value.strip().startswith("[") or value == "null":
+            continue
+        shown = value if value and " " not in value else repr(value)
+        raise ConfigError(
+            f"--{key} takes a list: write --{key}+ {shown} (repeat --{key}+ for each item), "
+            f"or --{key} '[...]' (JSON/YAML list)"
+        )
 
 
 #: verbs whose leading positional paths become a list argument (the documented form)

@@ -8,6 +8,7 @@ from typing import Optional
 
 from jsonargparse import set_parsing_settings
 from jsonargparse.typing import register_type
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
@@ -25,7 +26,7 @@ from olmo2_lit.callbacks.strategy_record import StrategyRecord
 from olmo2_lit.callbacks.throughput import TokenThroughput
 from olmo2_lit.data.datamodule import TokenShardDataModule
 from olmo2_lit.model.registry import AttentionName, BlockName, InitName, MLPName, NormName
-from olmo2_lit.recipe_layers import missing_layers_error
+from olmo2_lit.recipe_layers import config_syntax_error, missing_layers_error
 from olmo2_lit.train.checkpoint_publish import recover
 from olmo2_lit.train.lit_module import OLMo2LitModule
 from olmo2_lit.train.slurm import check_slurm_layout
@@ -108,7 +109,9 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         # before jsonargparse reads the files: a stage-2 recipe alone fails there on a field it cannot place
         argv = sys.argv[1:] if args is None else args
-        missing = missing_layers_error(argv) if isinstance(argv, list) else None
+        missing = (
+            (config_syntax_error(argv) or missing_layers_error(argv)) if isinstance(argv, list) else None
+        )
         if missing:
             parser.error(missing)
         super().parse_arguments(parser, args)
@@ -119,6 +122,20 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
                 f"model.config.max_sequence_length ({max_len}) is shorter than data.sequence_length ({seq}); "
                 "raise the first or lower the second"
             )
+        interval = cfg.trainer.get("val_check_interval")
+        if interval is not None and not interval > 0:  # Lightning divides by it after the first step
+            parser.error(
+                f"trainer.val_check_interval must be > 0 (steps, or a fraction of an epoch), got {interval}; "
+                "to validate less often raise it, to never validate set trainer.limit_val_batches: 0"
+            )
+        clip, algorithm = cfg.trainer.get("gradient_clip_val"), cfg.trainer.get("gradient_clip_algorithm")
+        if clip is not None and not clip >= 0:  # a negative bound would flip the gradients' sign
+            parser.error(f"trainer.gradient_clip_val must be >= 0 (0 or null: no clipping), got {clip}")
+        if algorithm not in (None, "norm"):
+            parser.error(
+                f"trainer.gradient_clip_algorithm {algorithm!r}: only norm clipping is supported; set it "
+                "to norm"
+            )
         try:  # before any process starts: SLURM's layout, and CUDA-only strategies named by string
             check_slurm_layout(cfg.trainer.devices, cfg.trainer.num_nodes)
             if isinstance(cfg.trainer.strategy, str):
@@ -128,11 +145,14 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
 
     def instantiate_classes(self) -> None:
         """Build the objects once, right after parsing; each validates its own fields on construction,
-        so a bad value is a one-line error before anything runs."""
+        so a bad value is a one-line error before anything runs (Lightning's Trainer raises a
+        ``MisconfigurationException`` for e.g. ``trainer.devices: 0``: the same)."""
         try:
             super().instantiate_classes()
         except ValueError as err:
             self.parser.error(str(err))
+        except MisconfigurationException as err:
+            self.parser.error(f"{str(err).rstrip('.')}; change that setting")
 
     def trainer_callbacks(self, config: dict, callbacks: list) -> list:
         """Our progress bar and model summary, unless switched off or the user gave their own; the effective
@@ -175,3 +195,7 @@ class OLMo2CLI(compat.CLIHooks, LightningCLI):
                 print(f"restored {path}, whose replacement an interrupted save left unfinished", flush=True)
         if ckpt and not special and not Path(ckpt).exists():
             self.parser.error(f"ckpt_path: checkpoint not found: {ckpt}")
+        dirpath = cfg.get("checkpoint.dirpath")
+        if ckpt == "last" and dirpath and not any(Path(dirpath).glob("last*.ckpt")):
+            # Lightning's own warning ends in a hint (save_last=True) that does not apply to our runs
+            print(f"ckpt_path last: no last.ckpt in {dirpath} yet; this run starts from step 0", flush=True)

@@ -80,3 +80,19 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def config_syntax_error(argv: list[str]) -> Optional[str]:
+    """A message naming the first ``--config`` file that is not valid YAML, with the line and column of
+    the problem; None if every one parses (jsonargparse's own message names no file)."""
+    import yaml
+
+    for path in config_files(argv):
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err)
+            return f"{path}: not valid YAML ({problem}{where}); fix the file (indentation, a missing ':')"
+    return None

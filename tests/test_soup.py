@@ -63,7 +63,8 @@ def test_weighted_soup_of_three_including_an_hf_dir(tmp_path):
 
 def test_soup_errors(tmp_path, capsys):
     """A different architecture names the input and the first mismatching tensor; bad weights name
-    the flag; an existing output dir is not touched."""
+    the flag; an existing output dir is not touched. (``--debug``: the error itself, not its one-line
+    report, so its type and whole message can be checked.)"""
     save_native(_model(0), tmp_path / "a")
     save_native(_model(1, CFG.replace(n_kv_heads=4)), tmp_path / "mha")
     with pytest.raises(
@@ -71,10 +72,10 @@ def test_soup_errors(tmp_path, capsys):
         match=r"mha does not have the architecture of .*a: tensor "
         r"'blocks.0.attention.k_norm.weight' has shape \(32,\), expected \(16,\)",
     ):
-        main(["soup", str(tmp_path / "a"), str(tmp_path / "mha"), "--out", str(tmp_path / "s")])
+        main(["soup", str(tmp_path / "a"), str(tmp_path / "mha"), "--out", str(tmp_path / "s"), "--debug"])
     save_native(_model(1, CFG.replace(rope_theta=10_000.0)), tmp_path / "theta")
     with pytest.raises(ValueError, match="rope_theta"):
-        main(["soup", str(tmp_path / "a"), str(tmp_path / "theta"), "--out", str(tmp_path / "s")])
+        main(["soup", str(tmp_path / "a"), str(tmp_path / "theta"), "--out", str(tmp_path / "s"), "--debug"])
     with pytest.raises(ValueError, match="--weights has 3 values for 2 checkpoints"):
         main(
             [
@@ -85,6 +86,7 @@ def test_soup_errors(tmp_path, capsys):
                 str(tmp_path / "s"),
                 "--weights",
                 "[1, 1, 1]",
+                "--debug",
             ]
         )
     assert not (tmp_path / "s").exists()

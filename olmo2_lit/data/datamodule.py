@@ -24,6 +24,7 @@ from olmo2_lit.data.position import DataPosition, PositionTracker
 from olmo2_lit.data.prepare_spec import PrepareSpec, prepare_if_missing
 from olmo2_lit.data.resume import check_converted_batch, check_saved_data, saved_seed
 from olmo2_lit.data.sampler import epoch_end
+from olmo2_lit.data.setting_checks import check_data_settings
 from olmo2_lit.data.sources import TrainingSet, open_shards
 from olmo2_lit.errors import ConfigError, DataError
 from olmo2_lit.shard_format.identity import TokenizerIdentity, recorded_tokenizer
@@ -111,6 +112,13 @@ class TokenShardDataModule(L.LightningDataModule):
         self.train_sources = list(train_sources or [])
         self.val_paths = list(val_paths or [])
         self.test_paths = list(test_paths) if test_paths is not None else self.val_paths
+        check_data_settings(
+            vocab_size=vocab_size,
+            seed=seed,
+            eos_token_id=eos_token_id,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+        )
         self.val_batch_size = val_batch_size or micro_batch_size
         self.seed = seed
         self.order, self.max_target_sequence_length, self.order_dir = (
@@ -218,6 +226,13 @@ class TokenShardDataModule(L.LightningDataModule):
             rank_zero_info(self._train.describe())
             self._plan = self._plan.with_world_size(self._world_size())
             self._tracker = PositionTracker(plan=self._plan, epoch_size=self._train.epoch_size)
+        if stage == "validate" and not self.val_paths:
+            raise ConfigError("validate scores data.val_paths, which is empty; set it to held-out shards")
+        if stage in ("test", "predict") and not self.test_paths:
+            raise ConfigError(
+                f"{stage} reads data.test_paths (default: data.val_paths), both empty; set one to held-out "
+                "shards"
+            )
         if stage in ("fit", "validate") and self._val is None and self.val_paths:
             self._val = self._open_held_out(self.val_paths)
         if stage in ("test", "predict") and self._test is None and self.test_paths:

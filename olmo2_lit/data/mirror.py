@@ -17,8 +17,10 @@ from urllib.parse import urlparse
 import yaml
 
 from olmo2_lit.atomic import atomic_file
-from olmo2_lit.errors import DataNotFoundError
+from olmo2_lit.errors import ConfigError, DataNotFoundError, OutputExistsError
 
+#: The first line of every file data-paths writes: what marks a file it may replace.
+HEADER = "# olmo2-lit data-paths"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -32,12 +34,31 @@ def read_published_paths(source: str, *, tokenizer: str = "allenai/dolma2-tokeni
         tokenizer: what ``{TOKENIZER}`` in a data-mix file stands for (OLMo-core's ``DataMix.build`` with
             dolma2: ``allenai/dolma2-tokenizer``).
     """
-    text = Path(source).read_text()
+    if not Path(source).is_file():
+        raise ConfigError(
+            f"--source {source}: not a file; pass the published config (OLMo YAML, data-mix .txt)"
+        )
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"--source {source}: not text (byte {err.start} is not UTF-8); pass the published config, not "
+            "a data file"
+        ) from None
     if Path(source).suffix in (".yaml", ".yml"):
-        config = yaml.safe_load(text) or {}
-        paths = (config.get("data") or {}).get("paths")
+        try:
+            config = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"--source {source}: not valid YAML ({err}); pass the published config"
+            ) from None
+        data = config.get("data") if isinstance(config, dict) else None
+        paths = data.get("paths") if isinstance(data, dict) else None
         if not isinstance(paths, list) or not paths:
-            raise ValueError(f"{source}: no data.paths list (an OLMo trainer config lists its files there)")
+            raise ConfigError(
+                f"{source}: no data.paths list (an OLMo trainer config lists its files there); pass such "
+                "a config"
+            )
         return [str(p) for p in paths]
     paths = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -47,10 +68,10 @@ def read_published_paths(source: str, *, tokenizer: str = "allenai/dolma2-tokeni
         if "," in line:  # an OLMo-core data mix: label,path
             line = line.split(",", 1)[1].strip()
             if "{TOKENIZER}" not in line:
-                raise ValueError(f"{source}:{number}: a data-mix line without {{TOKENIZER}}: {line}")
+                raise ConfigError(f"{source}:{number}: a data-mix line without {{TOKENIZER}}: {line}")
         paths.append(line.replace("{TOKENIZER}", tokenizer))
     if not paths:
-        raise ValueError(f"{source}: no paths found")
+        raise ConfigError(f"{source}: no paths found; it should list one path or URL a line")
     return paths
 
 
@@ -59,14 +80,28 @@ def mirror_path(path: str, mirror: str) -> str:
     if _URL.match(path):
         key = urlparse(path).path.lstrip("/")
     elif Path(path).is_absolute():
-        raise ValueError(
+        raise ConfigError(
             f"{path}: an absolute local path, not a URL; list it relative to the data root instead"
         )
     else:
         key = path
     if not key:
-        raise ValueError(f"{path}: no file path after the host or bucket")
+        raise ConfigError(f"{path}: no file path after the host or bucket; fix that line of --source")
     return str(Path(mirror) / key)
+
+
+def _check_output(output: Path) -> None:
+    """``--output`` may replace only a file that data-paths wrote (its first line is our header)."""
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a directory; pass the YAML file to write")
+    if output.exists():
+        with open(output, "rb") as f:
+            first = f.readline()
+        if not first.startswith(HEADER.encode()):
+            raise OutputExistsError(
+                f"--output {output} exists and was not written by olmo2-lit data-paths (no '{HEADER}' first "
+                "line); pick another --output or move it away"
+            )
 
 
 def data_paths(
@@ -96,6 +131,8 @@ def data_paths(
         allow_missing: write the list even if some files are not in the mirror yet (default: an error
             naming the first missing file and the count).
     """
+    if output is not None:
+        _check_output(Path(output))
     published = read_published_paths(source, tokenizer=tokenizer)
     local = [mirror_path(p, mirror) for p in published]
     missing = [p for p in local if not Path(p).is_file()]
@@ -105,7 +142,7 @@ def data_paths(
             f"{missing[0]}; download them or pass --allow_missing true"
         )
     header = (
-        f"# olmo2-lit data-paths --source {source} --mirror {mirror}\n"
+        f"{HEADER} --source {source} --mirror {mirror}\n"
         f"# {len(local)} paths ({len(set(local))} distinct) in the published order: "
         "the published instance ids\n"
     )

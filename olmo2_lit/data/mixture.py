@@ -15,6 +15,8 @@ from typing import Optional
 
 import numpy as np
 
+from olmo2_lit.errors import ConfigError
+
 
 @dataclass
 class DataSource:
@@ -31,13 +33,29 @@ class DataSource:
     weight: float = 1.0
     name: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise ConfigError(
+                f"data.train_sources: source {self.name or ''} has no paths; list its shard files, "
+                "directories or glob patterns under paths"
+            )
+        if not (self.weight >= 0 and np.isfinite(self.weight)):
+            label = self.name or self.paths
+            raise ConfigError(
+                f"data.train_sources: source {label} has weight {self.weight}; a weight is a share of each "
+                "epoch, >= 0"
+            )
+
 
 def mixture_counts(sizes: list[int], weights: list[float]) -> list[int]:
     """Instances per source in one epoch: ``sum(sizes)`` split by weight (largest remainder rounding)."""
     if len(sizes) != len(weights) or not sizes:
         raise ValueError(f"need one weight per source, got {len(sizes)} sources and {len(weights)} weights")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"source weights must be >= 0 with a positive sum, got {weights}")
+        raise ConfigError(
+            f"data.train_sources: source weights must be >= 0 with a positive sum, got {weights}; give at "
+            "least one source a positive weight"
+        )
     total = sum(sizes)
     exact = np.array(weights, dtype=np.float64) / sum(weights) * total
     counts = np.floor(exact).astype(np.int64)

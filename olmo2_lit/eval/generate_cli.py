@@ -8,6 +8,7 @@ from typing import Optional, TextIO
 
 from tokenizers import Tokenizer
 
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.eval.tokenizer_lookup import check_vocab, tokenizer_from_run
 from olmo2_lit.model.generate import stream
 from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, load_tokenizer
@@ -18,11 +19,52 @@ def _read_prompts(prompt: Optional[list[str]], prompt_file: Optional[str]) -> li
     """(text, where) pairs; ``where`` names the argument or the file and line, for errors."""
     prompts = [(p, f"--prompt {i}") for i, p in enumerate(prompt or [])]
     if prompt_file:
-        lines = Path(prompt_file).read_text(encoding="utf-8").splitlines()
+        if not Path(prompt_file).is_file():
+            raise ConfigError(
+                f"--prompt_file {prompt_file}: not a file; pass a UTF-8 text file with one prompt per line"
+            )
+        try:
+            lines = Path(prompt_file).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"--prompt_file {prompt_file}: not UTF-8 at byte {err.start}; save it as UTF-8"
+            ) from None
         prompts += [(line, f"{prompt_file} line {n}") for n, line in enumerate(lines, 1) if line.strip()]
+        if not prompts:
+            raise ConfigError(
+                f"--prompt_file {prompt_file}: holds no non-empty line; write one prompt per line"
+            )
     if not prompts:
-        raise ValueError("no prompt: pass --prompt TEXT (repeatable) or --prompt_file FILE (one per line)")
+        raise ConfigError("no prompt: pass --prompt+ TEXT (repeatable) or --prompt_file FILE (one per line)")
     return prompts
+
+
+def _check_sampling(
+    max_new_tokens: int, temperature: float, top_k: Optional[int], top_p: Optional[float]
+) -> None:
+    """The sampling arguments, checked before the model is loaded."""
+    if max_new_tokens < 1:
+        raise ConfigError(
+            f"--max_new_tokens must be >= 1 (tokens to generate per prompt), got {max_new_tokens}"
+        )
+    if not temperature >= 0:
+        raise ConfigError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 0:
+        raise ConfigError(f"--top_k must be >= 0 (0 or omitted: sample among all tokens), got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ConfigError(f"--top_p must be in (0, 1] (omit it, or 1, for no nucleus cut), got {top_p}")
+
+
+def _check_device(device: str) -> None:
+    """``device`` names a device torch can use here."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: torch sees no CUDA device on this machine; use --device cpu")
 
 
 def _resolve_tokenizer(checkpoint: Path, tokenizer: Optional[str]) -> tuple[Tokenizer, str]:
@@ -33,7 +75,7 @@ def _resolve_tokenizer(checkpoint: Path, tokenizer: Optional[str]) -> tuple[Toke
     if found is None and checkpoint.is_file():
         found = tokenizer_from_run(checkpoint)
     if found is None:
-        raise ValueError(
+        raise ConfigError(
             f"{checkpoint}: cannot tell which tokenizer the model was trained with (no tokenizer.json in "
             "the directory, no run config.yaml with prepared shards beside the checkpoint); pass --tokenizer"
         )
@@ -100,7 +142,14 @@ def generate(
         dtype: cast the weights (float32, bfloat16, ...); default keeps the stored dtype.
     """
     path = Path(checkpoint)
+    if not path.exists():
+        raise ConfigError(
+            f"--checkpoint {checkpoint}: not found; pass a .ckpt saved by olmo2-lit fit, a native weights "
+            "directory or an HF OLMo 2 directory"
+        )
     prompts = _read_prompts(prompt, prompt_file)
+    _check_sampling(max_new_tokens, temperature, top_k, top_p)
+    _check_device(device)
     tok, tok_source = _resolve_tokenizer(path, tokenizer)
     model = load_pretrained(path, dtype=dtype).to(device).eval()
     check_vocab(tok, model.config, source=tok_source)
@@ -109,9 +158,9 @@ def generate(
     for text, where in prompts:
         ids = tok.encode(text).ids
         if not ids:
-            raise ValueError(f"{where}: the prompt encodes to no tokens")
+            raise ConfigError(f"{where}: the prompt {text!r} encodes to no tokens; give it some text")
         if len(ids) > context:
-            raise ValueError(
+            raise ConfigError(
                 f"{where}: the prompt has {len(ids)} tokens, longer than the model's context of {context} "
                 "tokens; shorten it"
             )
@@ -121,7 +170,7 @@ def generate(
     for text in stop or []:
         ids = tok.encode(text, add_special_tokens=False).ids
         if not ids:
-            raise ValueError(f"--stop {text!r}: the stop text encodes to no tokens")
+            raise ConfigError(f"--stop {text!r}: the stop text encodes to no tokens; give it some text")
         stops.append(ids)
     for i, ((text, _), ids) in enumerate(zip(prompts, encoded)):
         print(f"=== {i}", flush=True)

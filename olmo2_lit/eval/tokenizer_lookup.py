@@ -16,6 +16,7 @@ from typing import Optional
 import yaml
 from tokenizers import Tokenizer
 
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.shard_format.identity import recorded_tokenizer
 
@@ -68,7 +69,7 @@ def check_vocab(tokenizer: Tokenizer, config: ModelConfig, *, source: str) -> No
     else:
         ok = n <= config.vocab_size and -(-n // multiple) * multiple == config.padded_vocab_size
     if not ok:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: tokenizer has {n} tokens but the model was trained with vocab_size "
             f"{config.vocab_size}; pass the tokenizer.json the model was trained with"
         )

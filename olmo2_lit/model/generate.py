@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.model.kv_cache import KVCache
 from olmo2_lit.model.transformer import Transformer
 
@@ -51,20 +52,20 @@ def filter_logits(
 
 def _check_args(model: Transformer, prompts: Sequence[Sequence[int]], temperature, top_k, top_p) -> None:
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("generate needs at least one prompt, and every prompt at least one token")
+        raise ConfigError("generate needs at least one prompt, and every prompt at least one token")
     context = model.config.max_sequence_length
     for i, p in enumerate(prompts):
         if len(p) > context:
-            raise ValueError(
+            raise ConfigError(
                 f"prompt {i} has {len(p)} tokens, longer than the model's context of {context} "
                 "(model.config.max_sequence_length); shorten the prompt"
             )
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+        raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0, got {top_k}")
+        raise ConfigError(f"top_k must be >= 0, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
 
 
 class _RowEnds:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS
 
 
@@ -19,8 +20,9 @@ def train_bpe(texts: Iterable[str], *, vocab_size: int, eos_token: str = DEFAULT
         eos_token: the special token appended after each document.
     """
     if vocab_size <= 257:
-        raise ValueError(
-            f"vocab_size must exceed 257 (256 bytes + EOS) for a byte-level BPE, got {vocab_size}"
+        raise ConfigError(
+            f"vocab_size must exceed 257 (256 bytes + EOS) for a byte-level BPE, got {vocab_size}; raise "
+            "--vocab_size, or pass --tokenizer"
         )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

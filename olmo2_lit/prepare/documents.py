@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Optional
 
-from olmo2_lit.errors import DataError
+from olmo2_lit.errors import ConfigError, DataError
 from olmo2_lit.prepare.corpus import STDLIB_CORPUS, stdlib_files, stdlib_root
 
 #: How undecodable bytes are handled: "strict" (an error naming the file and byte) or "replace" (U+FFFD).
@@ -101,6 +101,11 @@ def resolve_inputs(inputs: list[str]) -> list[InputFile]:
             found += [_describe(p, p.name) for p in matches]
         elif Path(entry).is_dir():
             root = Path(entry)
+            if (root / "manifest.json").is_file() and (root / "train").is_dir():
+                raise ConfigError(
+                    f"{entry}: the output of olmo2-lit prepare (manifest.json, train/), not text to "
+                    f'tokenize; train on it with --data.train_sources \'[{{"paths": ["{root / "train"}"]}}]\''
+                )
             matches = sorted(
                 p
                 for p in root.rglob("*")

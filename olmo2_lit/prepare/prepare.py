@@ -97,12 +97,19 @@ def prepare(
     """
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not inputs:
+        raise ConfigError("--inputs is empty; pass the text/JSONL files or directories to tokenize")
     if shard_size_tokens < 1:
         raise ConfigError(f"shard_size_tokens must be >= 1, got {shard_size_tokens}")
     out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"--output_dir {out} is a file, not a directory; pass a directory to write the shards to"
+        )
     ours = check_output(out, overwrite)
     sources = subsample(resolve_inputs(inputs), max_input_bytes, seed)
     staging = out / STAGING
+    created = not out.exists()
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "work").mkdir(parents=True)
     log = print if progress else (lambda *a, **k: None)
@@ -141,6 +148,8 @@ def prepare(
         check_counts(summary, inputs, len(sources), val_fraction)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
+        if created and not any(out.iterdir()):
+            out.rmdir()  # nor the empty output directory this run made
         raise
     publish_run(staging, out, summary, ours, inputs=inputs, ngram_filter=ngram_filter, seed=seed)
     report(summary, ngram_filter, time.perf_counter() - started, log)

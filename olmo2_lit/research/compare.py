@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,10 @@ from typing import Literal, Optional
 import numpy as np
 
 from olmo2_lit.atomic import atomic_file
-from olmo2_lit.errors import ConfigError
+from olmo2_lit.errors import ConfigError, DataError
+from olmo2_lit.research.arg_checks import check_out_dir, check_spike_rule
 from olmo2_lit.research.runs import RunRef, discover
-from olmo2_lit.research.scalars import Series, read_scalars
+from olmo2_lit.research.scalars import NO_SCALARS, Series, read_scalars
 from olmo2_lit.research.spike_counts import SpikeCounts, SpikeRules, count_spikes
 from olmo2_lit.research.stats import Spread, spread
 from olmo2_lit.train import metrics
@@ -75,6 +77,11 @@ def compare(
         paper_window: the paper's score: previous values of the rolling mean and std.
         paper_sigma: the paper's score: standard deviations above the mean.
     """
+    if not 0 <= smoothing < 1:
+        raise ConfigError(f"--smoothing must be in [0, 1) (TensorBoard's weight; 0: none), got {smoothing}")
+    check_spike_rule("spike_window", spike_window, "spike_sigma", spike_sigma)
+    check_spike_rule("paper_window", paper_window, "paper_sigma", paper_sigma)
+    check_out_dir(Path(out))
     rules = SpikeRules(spike_window, spike_sigma, paper_window, paper_sigma)
     if plots != []:  # matplotlib imports on the other core while the data server reads the event files
         threading.Thread(target=_import_pyplot, daemon=True).start()
@@ -112,6 +119,13 @@ def load(dirs: list[str], *, tags: list[str], x: str = "step", requested: bool =
     """Read the runs under ``dirs``; keep ``tags`` that every run logged (the rest are named)."""
     runs = discover(dirs)
     series = read_scalars([r.path for r in runs])
+    if not any(series):
+        raise DataError(f"{', '.join(str(r.path) for r in runs)}: {NO_SCALARS}")
+    for run, scalars in zip(runs, series):
+        if not scalars:
+            print(f"warning: {run.path}: {NO_SCALARS}; skipped", file=sys.stderr)
+    runs, series = zip(*[(r, s) for r, s in zip(runs, series) if s])
+    runs, series = list(runs), list(series)
     logged = [set(s) for s in series]
     shared = set.intersection(*logged)
     if x == "tokens":

@@ -138,6 +138,10 @@ def load_grid(path: str | Path, *, seeds: list[int] | None = None) -> Grid:
         raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: a grid is a mapping with base, seeds, overrides, variants, not a {type(raw).__name__}"
+        )
     unknown = set(raw) - {"base", "seeds", "overrides", "variants"}
     if unknown:
         raise ConfigError(
@@ -146,10 +150,15 @@ def load_grid(path: str | Path, *, seeds: list[int] | None = None) -> Grid:
     variants = raw.get("variants") or {}
     if not isinstance(variants, dict) or not variants:
         raise ConfigError(f"{path}: 'variants' must map each variant's name to a list of fragments/overrides")
+    raw_seeds = seeds if seeds is not None else raw.get("seeds", [0])
+    if not isinstance(raw_seeds, list):
+        raise ConfigError(
+            f"{path}: 'seeds' must be a list of distinct integers (e.g. [0, 1]), got {raw_seeds!r}"
+        )
     grid = Grid(
         path=path,
         base=_str_list(raw.get("base") or [], path, "base"),
-        seeds=list(seeds if seeds is not None else raw.get("seeds", [0])),
+        seeds=list(raw_seeds),
         overrides=raw.get("overrides") or {},
         variants={},
     )

@@ -10,8 +10,10 @@ import numpy as np
 import yaml
 
 from olmo2_lit.atomic import atomic_file
+from olmo2_lit.errors import DataError
+from olmo2_lit.research.arg_checks import check_at_least, check_out_dir, check_spike_rule
 from olmo2_lit.research.health import Health, assess
-from olmo2_lit.research.scalars import EVENTS, has_events, read_scalars
+from olmo2_lit.research.scalars import EVENTS, NO_SCALARS, has_events, read_scalars
 from olmo2_lit.research.spike_counts import SpikeRules
 from olmo2_lit.train import metrics
 
@@ -41,11 +43,17 @@ def report(
         spike_sigma: likewise, standard deviations above the mean.
     """
     root = Path(run_dir)
+    check_at_least("recent", recent, 1, "steps in the window of recent verdicts")
+    check_spike_rule("spike_window", spike_window, "spike_sigma", spike_sigma)
+    if out:
+        check_out_dir(Path(out))
     if not root.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     if not has_events(root):
         raise FileNotFoundError(f"{run_dir}: no TensorBoard event files (events.out.tfevents.*) to report on")
     (series,) = read_scalars([root])
+    if not series:
+        raise DataError(f"{run_dir}: {NO_SCALARS}")
     health = assess(series, recent=recent, rules=SpikeRules(window=spike_window, sigma=spike_sigma))
     status = _status(root, health.last_step)
     out_dir = Path(out) if out else root / "report"

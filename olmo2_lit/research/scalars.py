@@ -33,6 +33,13 @@ def has_events(path: Path) -> bool:
     return next(path.rglob(EVENTS), None) is not None
 
 
+#: Why a run with event files can have no scalar: said by compare and report.
+NO_SCALARS = (
+    "its TensorBoard event files hold no scalars: the run logged nothing yet, or the files are truncated or "
+    "corrupt (not written by a finished TensorBoard writer)"
+)
+
+
 def read_scalars(dirs: list[Path], *, tags: Optional[set[str]] = None) -> list[Series]:
     """Every scalar of every directory in ``dirs`` (each read recursively), in the same order."""
     if not dirs:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import yaml
 
 from olmo2_lit.errors import ConfigError
+from olmo2_lit.research.arg_checks import check_out_dir
 from olmo2_lit.research.grid import Cell, load_grid
 from olmo2_lit.research.local import LocalRunner, default_threads
 from olmo2_lit.research.manifest import Manifest, read_run_record
@@ -50,6 +51,11 @@ def sweep(
     """
     if parallel < 1:
         raise ConfigError(f"--parallel must be >= 1, got {parallel}")
+    if threads is not None and threads < 1:
+        raise ConfigError(
+            f"--threads must be >= 1 (torch threads per run; omit it for cores / parallel), got {threads}"
+        )
+    check_out_dir(Path(out))
     spec = load_grid(grid, seeds=seeds)
     root = Path(out)
     cells = spec.cells(root)

@@ -56,7 +56,10 @@ def find_shards(paths: list[str]) -> list[Path]:
         elif Path(entry).is_dir():
             matches = sorted(Path(entry).glob("*.npy"))
             if not matches:
-                raise DataNotFoundError(f"{entry}: directory holds no *.npy shards")
+                hint = ""
+                if (Path(entry) / "manifest.json").is_file() and (Path(entry) / "train").is_dir():
+                    hint = f"; it is a prepare output: give its {Path(entry) / 'train'} (and val/) instead"
+                raise DataNotFoundError(f"{entry}: directory holds no *.npy shards{hint}")
             found.extend(matches)
         elif Path(entry).is_file():
             found.append(Path(entry))

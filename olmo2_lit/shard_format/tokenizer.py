@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from olmo2_lit.errors import ConfigError
+
 DEFAULT_EOS = "<|endoftext|>"
 
 
@@ -22,14 +24,17 @@ def load_tokenizer(path: str) -> Tokenizer:
     try:
         return Tokenizer.from_file(str(path))
     except Exception as e:  # the Rust side raises a bare Exception
-        raise ValueError(f"{path}: not a readable tokenizers tokenizer.json ({e})") from e
+        raise ConfigError(
+            f"{path}: not a readable tokenizers tokenizer.json ({e}); pass the tokenizer.json the data was "
+            "prepared with"
+        ) from e
 
 
 def eos_token_id(tokenizer: Tokenizer, eos_token: str, *, source: str) -> int:
     """The id of ``eos_token``; ``source`` names the tokenizer in the error."""
     token_id = tokenizer.token_to_id(eos_token)
     if token_id is None:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: tokenizer has no token {eos_token!r}; pass the EOS token it uses "
             "(e.g. --eos_token '</s>')"
         )

@@ -35,6 +35,11 @@ def checkpoint_kind(path) -> Kind:
         return "distributed"
     if is_deepspeed_checkpoint(path):
         return "deepspeed"
+    if path.is_dir() and any((path / name).is_file() for name in ("config.json", "model_config.json")):
+        raise CheckpointError(
+            f"{path}: a weights directory (HF or native), not a training checkpoint, which --ckpt_path "
+            f"resumes; start from its weights with --model.init_from {path}"
+        )
     if path.is_dir():
         raise CheckpointError(
             f"{path}: a directory with neither .metadata (torch distributed checkpoint) nor latest "

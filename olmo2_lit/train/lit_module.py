@@ -16,7 +16,7 @@ from olmo2_lit import compat
 from olmo2_lit.callbacks.step_callback import NonFiniteHandler, StepPublisher
 from olmo2_lit.data.batch_plan import BatchPlan
 from olmo2_lit.data.datamodule import TokenShardDataModule
-from olmo2_lit.errors import CheckpointError
+from olmo2_lit.errors import CheckpointError, ConfigError, Olmo2LitError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.train import metrics as M
 from olmo2_lit.train.checkpoint_state import (
@@ -157,7 +157,7 @@ class OLMo2LitModule(LightningModule):
             raise TypeError("OLMo2LitModule trains from a TokenShardDataModule (the `data:` section)")
         self.batch_plan = datamodule.batch_plan
         if self.trainer.accumulate_grad_batches not in (1, self.batch_plan.accumulation):
-            raise ValueError(
+            raise ConfigError(
                 "trainer.accumulate_grad_batches is derived from the batch plan "
                 f"({self.batch_plan.accumulation}); "
                 "leave it unset and change data.global_batch_size or data.micro_batch_size instead"
@@ -223,7 +223,12 @@ class OLMo2LitModule(LightningModule):
     # --- optimizer ----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
         groups = build_param_groups(self.model, self.param_group_overrides)
-        optimizer = self.optimizer_factory(groups)
+        try:
+            optimizer = self.optimizer_factory(groups)
+        except ValueError as err:  # torch's "Invalid learning rate: -1.0", "Invalid beta parameter ..."
+            if isinstance(err, Olmo2LitError):
+                raise
+            raise ConfigError(f"model.optimizer: {err}; fix model.optimizer.init_args") from err
         if self.init_from and self.trainer.ckpt_path is None:
             start_from_checkpoint(
                 optimizer,
@@ -312,7 +317,10 @@ class OLMo2LitModule(LightningModule):
         if not gradient_clip_val or self._open is None:
             return
         if gradient_clip_algorithm not in (None, "norm"):
-            raise ValueError(f"only norm clipping is supported, got {gradient_clip_algorithm!r}")
+            raise ConfigError(
+                "only norm clipping is supported, got trainer.gradient_clip_algorithm "
+                f"{getattr(gradient_clip_algorithm, 'value', gradient_clip_algorithm)!r}; set it to norm"
+            )
         self.adapter.clip(self.model, gradient_clip_val, self._open.grad_norm)
 
     def finish_step(self) -> Optional[StepRecord]:

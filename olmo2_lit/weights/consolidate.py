@@ -17,6 +17,7 @@ import torch
 
 from olmo2_lit import compat
 from olmo2_lit.atomic import atomic_file
+from olmo2_lit.errors import CheckpointError
 
 LIGHTNING_META = "meta.pt"  # Lightning's non-tensor state inside a sharded checkpoint directory
 DCP_METADATA = ".metadata"
@@ -79,6 +80,13 @@ def consolidate(*, checkpoint: str, out: str) -> None:
     out_path = Path(out)
     if out_path.exists():
         raise FileExistsError(f"{out_path} already exists; pick a new --out")
+    if not Path(checkpoint).exists():
+        raise FileNotFoundError(f"--checkpoint {checkpoint}: not found; pass a sharded checkpoint directory")
+    if Path(checkpoint).is_file():
+        raise CheckpointError(
+            f"--checkpoint {checkpoint} is already one file; consolidate makes one of a sharded (FSDP2, "
+            "DeepSpeed) checkpoint directory: use the file as it is"
+        )
     if is_deepspeed_checkpoint(checkpoint):
         from olmo2_lit.weights.deepspeed_state import load_deepspeed  # needs the deepspeed package
 

@@ -19,6 +19,7 @@ from typing import Literal, Optional, Union
 
 import torch
 
+from olmo2_lit.errors import ConfigError
 from olmo2_lit.model import ModelConfig
 
 StateDict = dict[str, torch.Tensor]
@@ -104,7 +105,7 @@ def as_dtype(dtype: DTypeLike) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; valid: {', '.join(_DTYPES)}")
+        raise ConfigError(f"dtype {dtype!r} is not supported; use one of: {', '.join(_DTYPES)}")
     return _DTYPES[dtype]
 
 

@@ -20,6 +20,7 @@ from olmo2_lit.atomic import atomic_file
 from olmo2_lit.errors import CheckpointError
 from olmo2_lit.model import ModelConfig, Transformer
 from olmo2_lit.weights.olmo_core_dcp import read_step_dir, write_step_dir
+from olmo2_lit.weights.pretrained import load_lightning_checkpoint
 from olmo2_lit.weights.resumable import resumable_checkpoint
 
 #: OLMo-core's parameter name -> ours, where they differ (the rest are equal).
@@ -327,7 +328,7 @@ def to_olmo_core(
     out_path = Path(out)
     if out_path.exists():
         raise FileExistsError(f"{out} already exists; pick a new --out")
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt = load_lightning_checkpoint(checkpoint)
     data = ckpt.get("TokenShardDataModule") or {}
     if data.get("order") != "olmo_core":
         raise CheckpointError(

@@ -18,6 +18,7 @@ from typing import Optional, Union
 import torch
 from safetensors.torch import save_file
 
+from olmo2_lit.errors import ConfigError, WeightsError
 from olmo2_lit.model import ModelConfig
 from olmo2_lit.weights.convert_hf import DTypeName, StateDict, as_dtype
 from olmo2_lit.weights.export import atomic_out_dir, check_out_dir, write_json
@@ -43,9 +44,12 @@ def _normalized(weights: Optional[Sequence[float]], n: int) -> list[float]:
     if weights is None:
         return [1.0 / n] * n
     if len(weights) != n:
-        raise ValueError(f"--weights has {len(weights)} values for {n} checkpoints; give one per checkpoint")
+        raise ConfigError(f"--weights has {len(weights)} values for {n} checkpoints; give one per checkpoint")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"--weights must be >= 0 with a positive sum, got {list(weights)}")
+        raise ConfigError(
+            f"--weights must be >= 0 with a positive sum, got {list(weights)}; give one"
+            " such weight per checkpoint"
+        )
     return [w / sum(weights) for w in weights]
 
 
@@ -59,7 +63,9 @@ def average_checkpoints(
             differ from the first's (the message names the input and the first mismatching tensor).
     """
     if len(paths) < 2:
-        raise ValueError(f"soup needs at least two checkpoints, got {len(paths)}")
+        raise ConfigError(
+            f"soup needs at least two checkpoints, got {len(paths)}; pass two or more (soup A B --out DIR)"
+        )
     coefficients = _normalized(weights, len(paths))
     first_cfg, total, first_dtype = None, None, None
     for path, coefficient in zip(paths, coefficients):
@@ -72,7 +78,10 @@ def average_checkpoints(
             check_same_tensors(total, sd)
             check_same_architecture(first_cfg, cfg)
         except ValueError as err:
-            raise ValueError(f"{path} does not have the architecture of {paths[0]}: {err}") from None
+            raise WeightsError(
+                f"{path} does not have the architecture of {paths[0]}: {err}; soup averages checkpoints of "
+                "one model config only"
+            ) from None
         for key, tensor in sd.items():
             total[key].add_(tensor.to(torch.float64), alpha=coefficient)
         del sd

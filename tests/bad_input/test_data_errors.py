@@ -74,6 +74,14 @@ def _too_short(shards):
     return ["no shard holds a full instance of 32 tokens"]
 
 
+def _prepare_output(shards):
+    (shards / "train").mkdir()
+    for p in sorted(shards.glob("*.npy")):
+        p.rename(shards / "train" / p.name)
+    (shards / "manifest.json").write_text("{}")
+    return [str(shards), "holds no *.npy shards", "a prepare output", str(shards / "train")]
+
+
 def _no_npy(shards):
     for p in shards.iterdir():
         p.unlink()
@@ -94,6 +102,7 @@ def _no_npy(shards):
         _sidecar_garbage,
         _too_short,
         _no_npy,
+        _prepare_output,
     ],
 )
 def test_bad_shard_fails_at_open_naming_it(tmp_path, shards, cli, make):
@@ -130,10 +139,24 @@ def test_missing_shard_paths_are_named(tmp_path, shards, cli, paths, culprit):
         (["--data.global_batch_size=4096"], ["fewer than one global batch of 4096"]),
         (["--data.document_masking=true"], ["document_masking needs the EOS id", "eos_token_id"]),
         (["--data.train_sources=[]"], ["train_sources is empty"]),
+        (
+            ['--data.train_sources=[{"paths": ["{d}"], "weight": -1}]'],
+            ["data.train_sources: source ['{d}'] has weight -1", ">= 0"],
+        ),
+        (["--data.num_workers=-1"], ["data.num_workers must be >= 0", "got -1"]),
+        (["--data.eos_token_id=999"], ["data.eos_token_id 999 is not a token id of data.vocab_size 256"]),
+        (["--data.seed=-1"], ["data.seed must be >= 0", "got -1"]),
+        (['--data.train_sources=[{"paths": []}]'], ["data.train_sources: source", "has no paths"]),
+        (['--data.val_paths=["{d}"]', "--data.val_batch_size=0"], ["data.val_batch_size must be >= 1"]),
     ],
 )
 def test_bad_data_settings_are_named(tmp_path, shards, cli, args, culprits):
-    """Guards against: batch-layout and data-setting mistakes arriving as tracebacks."""
+    """Guards against: batch-layout and data-setting mistakes arriving as tracebacks (a negative source
+    weight as mixture_counts' ValueError, `num_workers: -1` as torch's DataLoader ValueError, `seed: -1`
+    as numpy's, leaving a lock file), an EOS id outside the vocab silently never matching, and
+    `val_batch_size: 0` silently taken as micro_batch_size."""
+    args = [a.replace("{d}", str(shards)) for a in args]
+    culprits = [c.replace("{d}", str(shards)) for c in culprits]
     before = snapshot(tmp_path)
     code, out = cli(tiny_fit(tmp_path, shards, *args))
     assert_short_error(code, out, *culprits)

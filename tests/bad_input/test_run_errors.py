@@ -223,3 +223,96 @@ def test_to_hf_uses_the_training_data_eos(tmp_path, trained, cli):
     assert (config["eos_token_id"], config["pad_token_id"]) == (0, 0)
     assert "eos_token_id 0 (the checkpoint's training data)" in out
     assert torch.load(ckpt, weights_only=False)["TokenShardDataModule"]["eos_token_id"] == 0
+
+
+@pytest.mark.parametrize(
+    "args, culprits",
+    [
+        (["--model.optimizer.init_args.lr=-1"], ["model.optimizer", "Invalid learning rate: -1.0"]),
+        (["--model.optimizer.init_args.betas=[0.9, 1.5]"], ["model.optimizer", "beta"]),
+        (["--trainer.devices=0"], ["devices='0'", "not a valid input"]),
+        (["--trainer.val_check_interval=0"], ["trainer.val_check_interval must be > 0", "got 0"]),
+        (["--trainer.accumulate_grad_batches=4"], ["accumulate_grad_batches is derived", "leave it unset"]),
+        (["--checkpoint.every_n_train_steps=-1"], ["every_n_train_steps=-1", "change that setting"]),
+        (["--trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val must be >= 0", "got -1"]),
+        (["--trainer.gradient_clip_algorithm=value"], ["gradient_clip_algorithm 'value'", "set it to norm"]),
+        (["--config", "{tmp}/recipe.yaml"], ["recipe.yaml: not valid YAML", "line 3", "fix the file"]),
+    ],
+    ids=[
+        "negative_lr",
+        "beta_over_1",
+        "zero_devices",
+        "zero_val_interval",
+        "accumulate",
+        "negative_ckpt_every",
+        "negative_clip",
+        "value_clip",
+        "yaml_syntax",
+    ],
+)
+def test_bad_fit_setting_is_one_line(tmp_path, shards, cli, args, culprits):
+    """Guards against: a negative LR (torch's `ValueError: Invalid learning rate`) or `trainer.devices: 0`
+    (Lightning's MisconfigurationException) ending in a traceback, `val_check_interval: 0` in a
+    ZeroDivisionError after the first step, a negative gradient_clip_val silently flipping the gradients,
+    and a recipe with a YAML syntax error reported as 'Problems parsing config ... in "<unicode
+    string>"', naming no file."""
+    (tmp_path / "recipe.yaml").write_text("trainer:\n  max_steps: 1\n   devices: 1\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    before = snapshot(tmp_path)
+    code, out = cli(tiny_fit(tmp_path, shards, *args))
+    assert_short_error(code, out, *culprits)
+    assert snapshot(tmp_path) == before and not (tmp_path / "ckpt").exists()
+
+
+def test_weights_directory_as_ckpt_path_points_to_init_from(tmp_path, shards, cli):
+    """Guards against: a native (or HF) weights directory passed to --ckpt_path answered with 'a directory
+    with neither .metadata ... nor latest', which does not say how to start from those weights."""
+    from olmo2_lit.model import ModelConfig, Transformer
+    from olmo2_lit.weights.export import save_native
+
+    cfg = ModelConfig(vocab_size=VOCAB, d_model=16, n_layers=1, n_heads=2, mlp_hidden=32)
+    save_native(Transformer(cfg), tmp_path / "native")
+    code, out = cli(tiny_fit(tmp_path, shards, f"--ckpt_path={tmp_path / 'native'}"))
+    assert_short_error(code, out, "native: a weights directory", f"--model.init_from {tmp_path / 'native'}")
+
+
+def _held_out_args(tmp_path, shards, verb, *extra):
+    args = [a for a in tiny_fit(tmp_path, shards) if "max_steps" not in a and "checkpoint." not in a]
+    return [verb, *args[1:], *extra]
+
+
+@pytest.mark.parametrize("verb", ["validate", "test", "predict"])
+def test_held_out_verbs_without_held_out_data_say_so(tmp_path, trained, cli, verb):
+    """Guards against: `validate` (or test, predict) with no data.val_paths exiting 0 after scoring no
+    batch (Lightning's 'Total length of `list` across ranks is zero'), a result that looks like success."""
+    shards, ckpt = trained
+    code, out = cli(_held_out_args(tmp_path, shards, verb, f"--ckpt_path={ckpt}", "--data.eos_token_id=0"))
+    field = "data.val_paths" if verb == "validate" else "data.test_paths"
+    assert_short_error(code, out, field, "empty", "held-out shards")
+
+
+def test_predict_does_not_replace_a_file_it_did_not_write(tmp_path, trained, cli):
+    """Guards against: `--predictions.path notes.txt` (a typo) replacing the user's file with predictions;
+    a predictions file from an earlier predict is still replaced."""
+    shards, ckpt = trained
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    common = [f"--ckpt_path={ckpt}", f'--data.test_paths=["{shards}"]', "--trainer.limit_predict_batches=2"]
+    code, out = cli(_held_out_args(tmp_path, shards, "predict", *common, f"--predictions.path={notes}"))
+    assert_short_error(code, out, f"predictions.path {notes} exists and is not a predictions file")
+    assert notes.read_text() == "my notes\n"
+    target = tmp_path / "p.jsonl"
+    for _ in range(2):  # the second run replaces the first's file
+        code, out = cli(_held_out_args(tmp_path, shards, "predict", *common, f"--predictions.path={target}"))
+        assert code == 0, out
+    assert len(target.read_text().splitlines()) == 2 * 2  # 2 batches of micro_batch_size 2
+
+
+def test_ckpt_path_last_with_nothing_saved_says_it_starts_fresh(tmp_path, shards, cli):
+    """`--ckpt_path last` before any save is a fresh start (what a sweep's first run relies on), and the
+    run says so in its own words, naming the directory it looked in; Lightning's warning alone hints at
+    `save_last=True`, which does not apply."""
+    code, out = cli(tiny_fit(tmp_path, shards, "--ckpt_path=last"))
+    assert code == 0, out[-3000:]
+    assert f"ckpt_path last: no last.ckpt in {tmp_path / 'ckpt'} yet; this run starts from step 0" in out
+    assert (tmp_path / "ckpt" / "last.ckpt").exists()

@@ -225,3 +225,148 @@ def test_export_files_follow_the_umask(tmp_path, tiny_native, cli):
     os.umask(umask)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "hf").iterdir()}
     assert modes and set(modes.values()) == {0o666 & ~umask}, modes
+
+
+@pytest.mark.parametrize(
+    "weights, culprits",
+    [
+        (None, ["soup needs at least two checkpoints, got 1", "soup A B --out DIR"]),
+        (["--weights+", "1", "--weights+", "-1"], ["--weights must be >= 0", "[1.0, -1.0]"]),
+        (["--weights+", "1"], ["--weights has 1 values for 2 checkpoints"]),
+        (["--weights", "1"], ["--weights takes a list", "--weights+ 1"]),
+    ],
+)
+def test_bad_soup_arguments_are_named(tmp_path, tiny_native, cli, weights, culprits):
+    """Guards against: soup of one checkpoint, or negative or too few weights, ending in a ValueError
+    traceback; nothing is written."""
+    inputs = [tiny_native] if weights is None else [tiny_native, tiny_native]
+    before = snapshot(tmp_path)
+    code, msg = cli(["soup", *inputs, f"--out={tmp_path / 'soup'}", *(weights or [])])
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before
+
+
+def test_soup_of_two_model_sizes_names_both(tmp_path, tiny_native, cli):
+    """Guards against: checkpoints of two architectures ending in a ValueError traceback."""
+    cfg = ModelConfig(vocab_size=256, d_model=16, n_layers=2, n_heads=2, mlp_hidden=32)
+    save_native(Transformer(cfg), tmp_path / "two_layers")
+    before = snapshot(tmp_path)
+    code, msg = cli(["soup", tiny_native, tmp_path / "two_layers", f"--out={tmp_path / 'soup'}"])
+    assert_short_error(code, msg, "two_layers does not have the architecture of", "one model config")
+    assert snapshot(tmp_path) == before
+
+
+def test_to_olmo_core_of_a_non_checkpoint_names_it(tmp_path, cli):
+    """Guards against: `_pickle.UnpicklingError: invalid load key` naming no file."""
+    (tmp_path / "docs.jsonl").write_text('{"text": "hi"}\n')
+    before = snapshot(tmp_path)
+    code, msg = cli(
+        ["convert", "to-olmo-core", f"--checkpoint={tmp_path / 'docs.jsonl'}", f"--out={tmp_path / 'oc'}"]
+    )
+    assert_short_error(code, msg, "docs.jsonl: not a readable checkpoint")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "case, culprits",
+    [
+        ("small_vocab", ["vocab_size must exceed 257", "got 100", "--tokenizer"]),
+        ("no_inputs", ["--inputs is empty"]),
+        ("inputs_not_a_list", ["--inputs takes a list", "--inputs+"]),
+        ("out_is_a_file", ["--output_dir", "notes.txt is a file, not a directory"]),
+        ("prepared_dir_as_input", ["the output of olmo2-lit prepare", "--data.train_sources"]),
+        ("tokenizer_not_json", ["docs.jsonl: not a readable tokenizers tokenizer.json"]),
+    ],
+)
+def test_bad_prepare_arguments_are_named_and_leave_nothing(tmp_path, cli, case, culprits):
+    """Guards against: `--vocab_size 100` (no BPE merges fit) ending in a ValueError traceback and an empty
+    output directory left behind, a file as --output_dir giving `[Errno 20] Not a directory:
+    '.../.prepare-staging/work'`, and a prepared directory as input read as JSONL (`manifest.json:1:
+    invalid JSON`)."""
+    src = _docs(tmp_path / "docs.jsonl")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "prepared" / "train").mkdir(parents=True)
+    (tmp_path / "prepared" / "manifest.json").write_text("{}")
+    out = tmp_path / ("notes.txt" if case == "out_is_a_file" else "out")
+    args = {
+        "small_vocab": _prepare([src], out)[:-3]
+        + ["--vocab_size=100", "--progress=false", "--num_workers=1"],
+        "no_inputs": _prepare([], out),
+        "inputs_not_a_list": ["prepare", "--inputs", str(src), f"--output_dir={out}"],
+        "out_is_a_file": _prepare([src], out),
+        "prepared_dir_as_input": _prepare([tmp_path / "prepared"], out),
+        "tokenizer_not_json": _prepare([src], out, f"--tokenizer={src}"),
+    }[case]
+    before = snapshot(tmp_path)
+    code, msg = cli(args)
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "source, output, culprits",
+    [
+        ("missing.yaml", None, ["--source", "missing.yaml: not a file"]),
+        ("shard.npy", None, ["--source", "shard.npy: not text", "not a data file"]),
+        ("no_paths.yaml", None, ["no_paths.yaml: no data.paths list"]),
+        ("broken.yaml", None, ["--source", "broken.yaml: not valid YAML"]),
+        (
+            "olmo.yaml",
+            "notes.txt",
+            ["--output", "notes.txt exists and was not written by olmo2-lit data-paths"],
+        ),
+        ("olmo.yaml", "adir", ["--output", "adir is a directory"]),
+    ],
+)
+def test_bad_data_paths_input_is_named_and_nothing_is_replaced(tmp_path, cli, source, output, culprits):
+    """Guards against: `data-paths --output` replacing a file it did not write (a user's notes gone), a
+    data file or a config without data.paths ending in a UnicodeDecodeError or ValueError traceback."""
+    (tmp_path / "olmo.yaml").write_text("data:\n  paths:\n    - s3://ai2-llm/preprocessed/x/part-0.npy\n")
+    (tmp_path / "no_paths.yaml").write_text("data: {paths: 3}\n")
+    (tmp_path / "broken.yaml").write_text("data:\n  paths: [a\n")
+    (tmp_path / "shard.npy").write_bytes(bytes([0xD9, 0xFF, 0x00, 0x01]))
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "adir").mkdir()
+    args = ["data-paths", f"--source={tmp_path / source}", f"--mirror={tmp_path}", "--allow_missing=true"]
+    before = snapshot(tmp_path)
+    code, msg = cli(args + ([f"--output={tmp_path / output}"] if output else []))
+    assert_short_error(code, msg, *culprits)
+    assert snapshot(tmp_path) == before
+
+
+def test_data_paths_replaces_its_own_output(tmp_path, cli):
+    """The guard above refuses nothing data-paths wrote: a rerun replaces its own file."""
+    (tmp_path / "olmo.yaml").write_text("data:\n  paths:\n    - s3://ai2-llm/preprocessed/x/part-0.npy\n")
+    args = [
+        "data-paths",
+        f"--source={tmp_path / 'olmo.yaml'}",
+        f"--mirror={tmp_path}",
+        "--allow_missing=true",
+    ]
+    for _ in range(2):
+        code, msg = cli([*args, f"--output={tmp_path / 'mirror.yaml'}"])
+        assert code == 0, msg
+    assert f"- {tmp_path / 'preprocessed/x/part-0.npy'}" in (tmp_path / "mirror.yaml").read_text()
+
+
+def test_unknown_verb_lists_every_verb_and_the_closest(cli):
+    """Guards against: `olmo2-lit fitt` answered with jsonargparse's list of the tool verbs alone, which
+    leaves out fit, validate, test and predict (so the user is told `fit` is no choice)."""
+    code, msg = cli(["fitt"])
+    assert_short_error(
+        code, msg, "unknown verb 'fitt'", "did you mean 'fit'?", "fit, validate, test, predict"
+    )
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_consolidate_of_a_file_or_nothing_says_what_it_takes(tmp_path, cli, kind):
+    """Guards against: `consolidate` of a .ckpt file answered 'is not a sharded checkpoint directory (no
+    .metadata file in it)', which does not say that the file needs no consolidation."""
+    ckpt = tmp_path / "last.ckpt"
+    if kind == "file":
+        ckpt.write_bytes(b"not read")
+    before = snapshot(tmp_path)
+    code, msg = cli(["convert", "consolidate", f"--checkpoint={ckpt}", f"--out={tmp_path / 'one.ckpt'}"])
+    expected = "is already one file" if kind == "file" else "not found; pass a sharded checkpoint directory"
+    assert_short_error(code, msg, f"--checkpoint {ckpt}", expected)
+    assert snapshot(tmp_path) == before

@@ -63,7 +63,7 @@ def test_generate_native_dir_prints_the_greedy_continuation(run, capsys):
 
 def test_checkpoint_finds_the_tokenizer_of_its_run(run, capsys):
     """For a .ckpt the tokenizer comes from the run's config.yaml -> shard sidecar -> tokenizer.json;
-    without a config.yaml the error asks for --tokenizer."""
+    without a config.yaml the error asks for --tokenizer (``--debug``: the error itself, not its report)."""
     root, tok, model = run
     version = root / "runs" / "olmo2" / "version_0"
     (version / "checkpoints").mkdir(parents=True)
@@ -71,7 +71,7 @@ def test_checkpoint_finds_the_tokenizer_of_its_run(run, capsys):
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, "olmo2_lit": {"model_config": model.config.to_dict()}}, ckpt)
     with pytest.raises(ValueError, match="cannot tell which tokenizer.*pass --tokenizer"):
-        main(["generate", "--checkpoint", str(ckpt), "--prompt+", "def "])
+        main(["generate", "--checkpoint", str(ckpt), "--prompt+", "def ", "--debug"])
     config = {
         "data": {
             "vocab_size": model.config.vocab_size,
@@ -102,6 +102,7 @@ def test_bad_input_errors_name_the_cause(run, tmp_path):
                 "x",
                 "--tokenizer",
                 str(root / "data" / "tokenizer.json"),
+                "--debug",  # the error itself (olmo2-lit reports it in a line otherwise)
             ]
         )
     save_native(model, tmp_path / "m")
@@ -120,6 +121,7 @@ def test_bad_input_errors_name_the_cause(run, tmp_path):
                 str(tmp_path / "p.txt"),
                 "--tokenizer",
                 str(root / "data" / "tokenizer.json"),
+                "--debug",  # the error itself (olmo2-lit reports it in a line otherwise)
             ]
         )
 

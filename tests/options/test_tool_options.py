@@ -291,8 +291,10 @@ def test_generate_tokenizer_overrides_the_checkpoints_own(native, capsys, tmp_pa
     broken = tmp_path / "m"
     shutil.copytree(path, broken)
     (broken / "tokenizer.json").write_text("{not json")
-    with pytest.raises(Exception, match="tokenizer"):
+    with pytest.raises(SystemExit) as exit_info:  # reported in a line naming the file
         _generate(broken, capsys)
+    assert exit_info.value.code == 2
+    assert f"{broken / 'tokenizer.json'}: not a readable tokenizers tokenizer.json" in capsys.readouterr().err
     (tmp_path / "good.json").write_text(tok.to_str())
     assert _generate(broken, capsys, "--tokenizer", str(tmp_path / "good.json")) == _greedy(model, tok)
 
