@@ -81,14 +81,17 @@ def tokenize_task(
             raise ValueError(
                 f"{task.source}: doc {r.doc_id} choice {r.cont_id}: the continuation encodes to no tokens"
             )
-        if not ctx or len(cont) > context_length:
-            # No position would predict the continuation's first token (ai2-olmo-eval fails here too).
-            what = (
-                "the context encodes to no tokens" if not ctx else f"the continuation has {len(cont)} tokens"
-            )
+        # No position would predict the continuation's first token (ai2-olmo-eval fails on both too).
+        where = f"{task.source}: doc {r.doc_id} choice {r.cont_id}"
+        if not ctx:
             raise ValueError(
-                f"{task.source}: doc {r.doc_id} choice {r.cont_id}: {what}, so it cannot be scored in the "
-                f"model's context of {context_length}; leave the request out or use a longer context"
+                f"{where}: the context encodes to no tokens, so nothing predicts the continuation's first "
+                "token; give the request a context (or set bos_token_id)"
+            )
+        if len(cont) > context_length:
+            raise ValueError(
+                f"{where}: the continuation has {len(cont)} tokens, so it cannot be scored in the model's "
+                f"context of {context_length}; leave the request out or use a longer context"
             )
         query = ctx + cont[:-1]
         if len(query) > context_length:

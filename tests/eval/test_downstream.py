@@ -269,16 +269,17 @@ def test_our_jsonl_format_and_its_errors(tmp_path, tokenizer):
     assert max(len(x.query) for x in tokenize_task(t, tokenizer, context_length=64)) == 64
     # A continuation longer than the context, or an empty context, leaves no position to predict the
     # continuation's first token (ai2-olmo-eval's ICLMetric fails on both): refused, truncate or not.
-    for context, choice, what in [
-        ("Q:", " word" * 80, r"the continuation has \d+ tokens"),
-        ("", " a", "the context encodes to no tokens"),
+    for context, choice, message in [
+        (
+            "Q:",
+            " word" * 80,
+            r"the continuation has \d+ tokens, so it cannot be scored in the model's context of 64",
+        ),
+        ("", " a", r"the context encodes to no tokens, so nothing predicts the continuation's first token"),
     ]:
         odd = tmp_path / "odd.jsonl"
         odd.write_text(json.dumps({"context": context, "choices": [" b", choice], "label": 0}) + "\n")
-        with pytest.raises(
-            ValueError,
-            match=rf"odd.jsonl: doc 0 choice \d: {what}, so it cannot be scored in the model's context of 64",
-        ):
+        with pytest.raises(ValueError, match=rf"odd.jsonl: doc 0 choice \d: {message}"):
             tokenize_task(load_task(str(odd)), tokenizer, context_length=64)
     bad = tmp_path / "bad.jsonl"
     for line, message in [
