@@ -31,6 +31,11 @@ HIDDEN_WARNINGS = {
         "torch 2.13 deprecates LeafSpec, which Lightning 2.6's own utilities/_pytree.py still builds for "
         "every batch; nothing a user can change (drop when Lightning no longer uses LeafSpec)"
     ),
+    "Total length of `list` across ranks is zero": (
+        "a fit without data.val_paths has no validation: the datamodule's val_dataloader returns an "
+        "empty list, the documented way to say so, and Lightning warns about that list at every fit "
+        "(held-out paths with too few instances get the datamodule's own warning)"
+    ),
     "You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not "
     "resumable": (
         "Lightning only looks for a state_dict on the DataLoader object; the datamodule saves the data "
