@@ -29,12 +29,25 @@ class StepCheckpoint(ModelCheckpoint):
 
     A restart (``Rollback``): the step that asked for it holds the weights being discarded, so neither a
     periodic file nor ``last.ckpt`` may record it.
+
+    A resume: nothing is saved before its first optimizer step, so a resume from a step on the interval
+    does not write that step again, mid-step, over the file it resumed from.
     """
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._started_at = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if requested_restart(trainer) is not None:
+            return
+        if trainer.global_step == getattr(self, "_started_at", None):
+            # No optimizer step yet since the fit (re)started: a resume from a step on the interval
+            # would save that step again after the first micro-batch (Lightning does not save which
+            # step it last wrote), over the file resumed from, holding the data position one
+            # micro-batch on and without that micro-batch's gradient.
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if 0 < trainer.max_steps <= trainer.global_step:  # the optimizer step that ends the fit

@@ -83,6 +83,25 @@ def test_resuming_the_final_checkpoint_with_more_steps_continues_exactly(shards,
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_a_resume_from_a_step_on_the_interval_does_not_save_that_step_again(shards, tmp_path):
+    """Resumed from ``step0000004.ckpt`` (every 2 steps, 2 micro-batches per step): the first micro-batch
+    ends with the step counter still at 4, on the interval, and Lightning (which does not save which step
+    it last wrote) saved step 4 again there: the file the run resumed from, and ``last.ckpt``, rewritten
+    with the data position one micro-batch into step 5 and that micro-batch's gradient lost, so a later
+    resume from either skipped data. Now nothing is saved before the resumed run's first step: the file
+    is left as it was, and a second resume from it trains exactly what the first did."""
+    fit(tiny_args(tmp_path, shards, max_steps=4, extra=every()))
+    resumed_from = tmp_path / "ckpt" / "step0000004.ckpt"
+    before = resumed_from.read_bytes()
+    again = tmp_path / "again"
+    fit(tiny_args(tmp_path, shards, max_steps=6, extra=(*every(), "--ckpt_path", str(resumed_from))))
+    assert resumed_from.read_bytes() == before
+    state = torch.load(resumed_from, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 4 and state["TokenShardDataModule"]["tokens"] == 4 * 8 * 64
+    fit(tiny_args(again, shards, max_steps=6, extra=(*every(), "--ckpt_path", str(resumed_from))))
+    assert scalars(again, "train/ce_loss") == [s for s in scalars(tmp_path, "train/ce_loss") if s[0] >= 4]
+
+
 # (fragment or strategy flags, the script that runs fit, extra environment); fp32 where it has a choice
 MULTI_RANK = {
     "ddp": (("--config", str(STRATEGIES / "ddp.yaml")), None, {}),

@@ -75,3 +75,47 @@ def test_rollback_arguments_are_checked():
     """Guards against a rollback that can never trigger (more spikes than steps in its window)."""
     with pytest.raises(ValueError, match="spikes <= window"):
         Rollback(spikes=5, window=3)
+
+
+def _rollback_entries(tmp_path) -> list[tuple[int, int, str]]:
+    """(at_step, restored_step, checkpoint file name) of each rollback in the record."""
+    record = json.loads((tmp_path / "rollbacks.json").read_text())["rollbacks"]
+    return [(e["at_step"], e["restored_step"], e["checkpoint"].rsplit("/", 1)[-1]) for e in record]
+
+
+def test_a_second_rollback_can_restore_the_checkpoint_the_first_restored(shards, tmp_path):
+    """Spikes at steps 10 and 11 (checkpoints every 3 steps): the first rolls back to step 9; the run
+    redoes step 9 and 10, spikes at 11 and rolls back to step 9 again, the newest checkpoint at or before
+    that spike, not step 6. Guards against the restored checkpoint dropped from the candidates."""
+    callbacks = [
+        MONITOR,
+        {"class_path": "olmo2_lit.callbacks.rollback.Rollback", "init_args": {"spikes": 1, "window": 6}},
+        probe("ScaleGradsAt", steps=[10, 11]),
+    ]
+    fit(tiny_args(tmp_path, shards, max_steps=14, extra=tuple(layer(tmp_path / "r.yaml", callbacks))))
+    assert _rollback_entries(tmp_path) == [(10, 9, "step0000009.ckpt"), (11, 9, "step0000009.ckpt")]
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 14
+
+
+def test_rollback_added_on_resume_can_roll_back_to_the_checkpoint_resumed_from(shards, tmp_path):
+    """A run trained 9 steps without Rollback, resumed from its step-9 checkpoint (``--ckpt_path``) with
+    Rollback added (as after seeing a first instability), spikes at step 10 before saving anything: it
+    rolls back to step 9, the file it resumed from (weights equal to it). Guards against the resume's own
+    checkpoint missing from the candidates (the checkpoint holds no Rollback state to list it)."""
+    fit(tiny_args(tmp_path, shards, max_steps=9, extra=tuple(layer(tmp_path / "first.yaml", [MONITOR]))))
+    resumed = [
+        MONITOR,
+        {"class_path": "olmo2_lit.callbacks.rollback.Rollback", "init_args": {"spikes": 1, "window": 6}},
+        probe("ScaleGradsAt", steps=[10]),
+        probe("RollbackRecorder", checkpoint=str(tmp_path / "ckpt" / "step0000009.ckpt")),
+    ]
+    extra = (
+        *layer(tmp_path / "resumed.yaml", resumed),
+        "--ckpt_path",
+        str(tmp_path / "ckpt" / "step0000009.ckpt"),
+    )
+    fit(tiny_args(tmp_path, shards, max_steps=12, extra=extra))
+    assert _rollback_entries(tmp_path) == [(10, 9, "step0000009.ckpt")]
+    (after,) = json.loads((tmp_path / "rollback_record_rank0.json").read_text())
+    assert after["weights_equal_checkpoint"] and after["global_step"] == 9

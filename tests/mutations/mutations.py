@@ -612,6 +612,16 @@ MUTATIONS = [
         replacement="return [tok.decode(ids) for ids in outputs]",
         tests=("tests/eval/test_generate_cli.py::test_print_samples_cuts_each_row_at_its_own_eos",),
     ),
+    Mutation(
+        name="a resume from a step on the interval saves that step again mid-step",
+        file="callbacks/checkpoint.py",
+        original='if trainer.global_step == getattr(self, "_started_at", None):',
+        replacement="if False:",
+        tests=(
+            "tests/callbacks/test_checkpoint.py"
+            "::test_a_resume_from_a_step_on_the_interval_does_not_save_that_step_again",
+        ),
+    ),
     # --- issue 22: written from the code and docs only, by someone who did not write the tests ---
     # (each was written reading olmo2_lit/, callbacks/ and docs/ only; the tests named are the ones
     # found to fail by running test files by name, not by reading them)
