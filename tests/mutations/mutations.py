@@ -1195,6 +1195,87 @@ MUTATIONS = [
             "tests/training/test_one_rank_events.py::test_slurm_requeue_signal_to_one_task_requeues_once_from_both",
         ),
     ),
+    # --- second independent audit: caught by tests written after it ---
+    Mutation(
+        name="smoothing not debiased",
+        file="olmo2_lit/research/stats.py",
+        original="out[i] = last / (1 - weight ** (i + 1))",
+        replacement="out[i] = last",
+        tests=("tests/research/test_stats.py::test_smoothing_is_debiased_from_the_first_value",),
+    ),
+    Mutation(
+        name="Student t CDF of odd df with one term too many",
+        file="olmo2_lit/research/stats.py",
+        original="for k in range(1, (df - 1) // 2):",
+        replacement="for k in range(1, (df + 1) // 2):",
+        tests=(
+            "tests/research/test_stats.py::test_t_cdf_equals_the_integrated_density",
+            "tests/research/test_stats.py::test_t_cdf_closed_forms_for_df_1_and_3",
+            "tests/research/test_stats.py::test_t_quantiles_equal_the_printed_table",
+        ),
+    ),
+    Mutation(
+        name="spike counts of a curve exactly one window long",
+        file="olmo2_lit/research/spike_counts.py",
+        original="if n <= window:",
+        replacement="if n < window:",
+        tests=(
+            "tests/research/test_spike_counts.py::test_a_curve_exactly_window_long_has_no_judged_value",
+            "tests/research/test_spike_counts.py::test_paper_score_needs_a_value_after_a_full_window",
+        ),
+    ),
+    Mutation(
+        name="spike counts keep a step whose grad norm is not finite",
+        file="olmo2_lit/research/spike_counts.py",
+        original="finite = np.isfinite(lv) & np.isfinite(gv)",
+        replacement="finite = np.isfinite(lv)",
+        tests=(
+            "tests/research/test_spike_counts.py::test_a_step_with_non_finite_grad_norm_is_left_out_of_both_signals",
+        ),
+    ),
+    Mutation(
+        name="plot band with the population std",
+        file="olmo2_lit/research/plots.py",
+        original="std = ys.std(axis=0, ddof=1)",
+        replacement="std = ys.std(axis=0, ddof=0)",
+        tests=(
+            "tests/research/test_plot_band.py::test_band_is_mean_plus_minus_the_sample_std",
+            "tests/research/test_plot_band.py::test_three_seeds_band_by_hand",
+        ),
+    ),
+    Mutation(
+        name="plot mean over the union of the seeds' ranges",
+        file="olmo2_lit/research/plots.py",
+        original="lo, hi = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)",
+        replacement="lo, hi = min(x[0] for x, _ in curves), max(x[-1] for x, _ in curves)",
+        tests=("tests/research/test_plot_band.py::test_mean_curve_covers_only_the_steps_every_seed_covers",),
+    ),
+    Mutation(
+        name="compare at a run's exact last step says it has not got there",
+        file="olmo2_lit/research/compare.py",
+        original="if not len(xs) or xs[-1] < position:",
+        replacement="if not len(xs) or xs[-1] <= position:",
+        tests=(
+            "tests/research/test_value_at.py::test_value_at_a_position",
+            "tests/research/test_value_at.py::test_value_at_the_exact_last_step_of_a_one_step_run",
+        ),
+    ),
+    Mutation(
+        name="report calls a run that logged step max_steps - 1 still running",
+        file="olmo2_lit/research/report.py",
+        original="last_step + 1 < max_steps",
+        replacement="last_step < max_steps",
+        tests=("tests/research/test_report_status.py::test_run_that_logged_its_last_step_is_finished",),
+    ),
+    Mutation(
+        name="sweep keeps a done run whose config the grid changed",
+        file="olmo2_lit/research/sweep.py",
+        original='if status == "done" and record.get("config") not in (None, config):',
+        replacement="if False:",
+        tests=(
+            "tests/research/test_sweep_record.py::test_done_run_whose_config_the_grid_changed_is_refused",
+        ),
+    ),
 ]
 
 #: Issue 22 mutations that no test catches, because they change no behaviour (equivalent mutants, the
