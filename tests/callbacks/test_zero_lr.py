@@ -103,3 +103,23 @@ def test_a_fit_that_trains_is_not_warned(shards, tmp_path, recwarn):
     assert not [w for w in recwarn if "nothing will train" in str(w.message)]
     one, two = (load_weights(tmp_path / "ckpt" / f"step000000{s}.ckpt") for s in (1, 2))
     assert not torch.equal(one["model.lm_head.weight"], two["model.lm_head.weight"])
+
+
+def test_a_resumed_fit_whose_remaining_steps_are_all_at_zero_warns(shards, tmp_path, recwarn):
+    """The check reads only the steps a resumed fit still runs. The schedule is 0 at steps 3 and 4 and
+    trains at every other step (``paused_schedule.PausedConstant``): a fit of steps 1..2 is not warned;
+    resumed from step 2 with max_steps 4 it runs only steps 3..4, all at 0, and is warned, although the
+    schedule trains again from step 5 (past the fit's end), and those two steps change no weight."""
+    paused = ("--model.schedule", '{"class_path": "paused_schedule.PausedConstant", "init_args": '
+              '{"start": 3, "end": 5}}')  # fmt: skip
+    fit(tiny_args(tmp_path, shards, max_steps=2, extra=(*EVERY_STEP, *paused)))
+    assert not [w for w in recwarn if "nothing will train" in str(w.message)]
+    resume = (*EVERY_STEP, *paused, "--ckpt_path", str(tmp_path / "ckpt" / "step0000002.ckpt"))
+    with pytest.warns(UserWarning, match="nothing will train") as warned:
+        fit(tiny_args(tmp_path, shards, max_steps=4, extra=resume))
+    (line,) = [str(w.message) for w in warned if "nothing will train" in str(w.message)]
+    assert line.startswith(
+        "the learning rate is 0 at every step of this fit (steps 3..4): model.schedule (PausedConstant)"
+    )
+    three, four = (load_weights(tmp_path / "ckpt" / f"step000000{s}.ckpt") for s in (3, 4))
+    assert all(torch.equal(three[k], four[k]) for k in three)

@@ -227,3 +227,57 @@ def test_stop_text_ends_each_prompt_where_its_tokens_are_produced(run, tmp_path,
     assert got == expected
     assert len(got[1]) < len("import " + tok.decode(row))  # it really stopped early
     assert any(stop_tok not in r for r in free.values())  # and a row without it ran on
+
+
+def test_sampling_seeds_prompt_i_with_seed_plus_i(run, tmp_path, capsys):
+    """With temperature > 0 the verb samples prompt i with ``--seed + i``: two identical prompts get the
+    continuations generate() samples with seeds s and s + 1 (different ones, not the same one twice)."""
+    root, tok, model = run
+    save_native(model, tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text(tok.to_str())
+    eos, prompt, seed = tok.token_to_id("<|endoftext|>"), "def f", 3
+    main(
+        ["generate", "--checkpoint", str(tmp_path / "m"), "--prompt+", prompt, "--prompt+", prompt]
+        + ["--max_new_tokens", "12", "--temperature", "1.0", "--seed", str(seed)]
+    )
+    blocks = [b.removeprefix("\n") for b in capsys.readouterr().out.split("=== ")[1:]]
+    got = [b.split("\n", 1)[1].rstrip("\n") for b in blocks]
+    ids = tok.encode(prompt).ids
+    expected = [
+        prompt + tok.decode(generate(model, [ids], max_new_tokens=12, temperature=1.0, eos_id=eos, seed=s)[0])
+        for s in (seed, seed + 1)
+    ]
+    assert expected[0] != expected[1]  # the two seeds sample different continuations
+    assert got == expected
+
+
+def _byte_token(tok, byte: int) -> int:
+    """The id of a byte-level BPE's single-byte token (GPT-2's byte -> printable character map)."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars = {b: chr(b) for b in printable}
+    chars.update({b: chr(256 + n) for n, b in enumerate(b for b in range(256) if b not in printable)})
+    return tok.token_to_id(chars[byte])
+
+
+def test_a_character_split_across_tokens_prints_once_whole(run, tmp_path, capsys):
+    """A multi-byte character whose UTF-8 bytes come as separate tokens is printed once complete, with no
+    U+FFFD for its partial bytes. The model is set by hand to a chain: greedy continues the prompt's last
+    token with the single-byte tokens of "日" (e6 97 a5), then of "é" (c3 a9), then EOS (one-hot
+    embeddings, every block's output zeroed, an lm_head mapping each chain token to the next)."""
+    root, tok, model = run
+    eos, prompt = tok.token_to_id("<|endoftext|>"), "def f"
+    chain = [tok.encode(prompt).ids[-1], *(_byte_token(tok, b) for b in "日é".encode()), eos]
+    assert len(set(chain)) == len(chain) <= model.config.d_model
+    cfg = model.config
+    forced = Transformer(cfg).eval()
+    with torch.no_grad():
+        for name, p in forced.named_parameters():
+            p.fill_(1.0 if "norm" in name else 0.0)
+        for k, (t, nxt) in enumerate(zip(chain, chain[1:])):
+            forced.embeddings.weight[t, k] = 1.0
+            forced.lm_head.weight[nxt, k] = 1.0
+    save_native(forced, tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text(tok.to_str())
+    assert generate(forced, [tok.encode(prompt).ids], max_new_tokens=10, eos_id=eos) == [chain[1:-1]]
+    main(["generate", "--checkpoint", str(tmp_path / "m"), "--prompt+", prompt, "--max_new_tokens", "10"])
+    assert capsys.readouterr().out == f"=== 0\n{prompt}日é\n"

@@ -301,3 +301,18 @@ def test_a_prompt_exactly_the_context_long_gets_one_token():
         with pytest.raises(ValueError, match="prompt 0 has 17 tokens, longer than the model's context of 16"):
             generate(model, [[0, *prompt]], max_new_tokens=8, use_cache=use_cache)
     assert generate(model, [prompt[1:]], max_new_tokens=8) == [[16, 17]]  # one shorter: two tokens
+
+
+@pytest.mark.parametrize("top_k", [32, 33, 1000])
+def test_top_k_at_or_above_the_vocab_keeps_every_token(top_k):
+    """top_k >= the vocab size means "all tokens" (transformers' TopKLogitsWarper clamps k the same way),
+    not an error: filter_logits only scales by the temperature, and sampling gives, seed for seed, the
+    tokens of sampling without top_k (on a 32-token vocab)."""
+    logits = torch.randn(3, 32, generator=torch.Generator().manual_seed(0)) * 3
+    torch.testing.assert_close(filter_logits(logits, temperature=0.5, top_k=top_k), logits / 0.5)
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.tiny(vocab_size=32, d_model=32, max_sequence_length=32)).eval()
+    _randomize_(model, seed=1)
+    prompts = [[3, 4, 5], [7]]
+    free = generate(model, prompts, max_new_tokens=8, temperature=1.0, seed=5)
+    assert generate(model, prompts, max_new_tokens=8, temperature=1.0, top_k=top_k, seed=5) == free

@@ -1276,6 +1276,37 @@ MUTATIONS = [
             "tests/research/test_sweep_record.py::test_done_run_whose_config_the_grid_changed_is_refused",
         ),
     ),
+    # --- second independent audit (generation, zero LR): caught by tests written after it ---
+    Mutation(
+        name="top_k above the vocab passed to torch.topk unclamped",
+        file="olmo2_lit/model/generate.py",
+        original="min(top_k, logits.shape[-1])",
+        replacement="top_k",
+        tests=("tests/model/test_generate.py::test_top_k_at_or_above_the_vocab_keeps_every_token",),
+    ),
+    Mutation(
+        name="generate verb samples every prompt with the same seed",
+        file="olmo2_lit/eval/generate_cli.py",
+        original="seed=seed + i,",
+        replacement="seed=seed,",
+        tests=("tests/eval/test_generate_cli.py::test_sampling_seeds_prompt_i_with_seed_plus_i",),
+    ),
+    Mutation(
+        name="generate verb prints U+FFFD for a character split across tokens",
+        file="olmo2_lit/eval/generate_cli.py",
+        original='if not text.endswith("\\ufffd"):',
+        replacement="if True:",
+        tests=("tests/eval/test_generate_cli.py::test_a_character_split_across_tokens_prints_once_whole",),
+    ),
+    Mutation(
+        name="zero-LR check of a resumed fit reads max_steps steps past the resume point",
+        file="callbacks/housekeeping.py",
+        original="steps = 1 if math.isinf(total) else int(total) - trainer.global_step",
+        replacement="steps = 1 if math.isinf(total) else int(total)",
+        tests=(
+            "tests/callbacks/test_zero_lr.py::test_a_resumed_fit_whose_remaining_steps_are_all_at_zero_warns",
+        ),
+    ),
 ]
 
 #: Issue 22 mutations that no test catches, because they change no behaviour (equivalent mutants, the
