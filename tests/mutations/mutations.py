@@ -8,7 +8,7 @@ The first fifteen are the bugs of issue 14's table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1336,4 +1336,714 @@ UNCAUGHT_ISSUE22 = [
         tests=("tests/model/test_norms_rope.py",),
     ),
     # 4. generation: rows of a batch that end at different steps
+]
+
+#: Second independent audit (each written reading olmo2_lit/, callbacks/, docs/ only; the tests named were
+#: found by running test files by name). Not in MUTATIONS yet. ``# uncaught`` marks those no test caught:
+#: their ``tests`` are the files that were run.
+AUDIT2 = [
+    # 1. edges of windows, thresholds and intervals
+    Mutation(
+        name="WSD with decay 0 divides by zero at t_max",
+        file="olmo2_lit/train/schedules.py",
+        original="if t < decay_start or self.decay == 0:",
+        replacement="if t < decay_start:",
+        tests=("tests/test_schedule_boundaries.py::test_wsd_with_no_decay_holds_the_peak[8]",),
+    ),
+    Mutation(
+        name="cosine and linear schedules refuse alpha_f 1",
+        file="olmo2_lit/train/schedules.py",
+        original=(
+            "        if not 0.0 <= alpha_f <= 1.0:\n"
+            '            raise ValueError(f"schedule alpha_f must be in [0, 1], got {alpha_f}")\n'
+            "        self.warmup, self.t_max, self.alpha_f"
+        ),
+        replacement=(
+            "        if not 0.0 <= alpha_f < 1.0:\n"
+            '            raise ValueError(f"schedule alpha_f must be in [0, 1], got {alpha_f}")\n'
+            "        self.warmup, self.t_max, self.alpha_f"
+        ),
+        tests=(
+            "tests/test_schedule_boundaries.py::test_alpha_f_is_a_fraction_in_every_schedule[1.0-True-CosineWithWarmup]",
+        ),
+    ),
+    Mutation(
+        name="SigmaRule history unbounded after a resume",
+        file="olmo2_lit/train/spikes.py",
+        original='self.history = deque(state["history"], maxlen=self.window)',
+        replacement='self.history = deque(state["history"])',
+        tests=("tests/test_spikes.py::test_state_dict_resume_continues_exactly",),
+    ),
+    Mutation(
+        name="SkipStepAdamW keeps one grad norm too few",
+        file="olmo2_lit/train/skip_step.py",
+        original="del self._grad_norms[: -(self.rolling_interval_length + 1)]",
+        replacement="del self._grad_norms[: -self.rolling_interval_length]",
+        tests=("tests/test_skip_step.py::test_state_dict_round_trip_keeps_the_history",),
+    ),
+    Mutation(
+        name="SkipStepAdamW grad-norm mean and std include the current norm",
+        file="olmo2_lit/train/skip_step.py",
+        original="norm_std, norm_mean = torch.std_mean(torch.stack(self._grad_norms[:-1]))",
+        replacement="norm_std, norm_mean = torch.std_mean(torch.stack(self._grad_norms))",
+        tests=(
+            "tests/test_skip_step_boundaries.py::test_the_grad_norm_threshold_is_inclusive_and_judged_on_its_own[1e-05-True]",
+        ),
+    ),
+    Mutation(
+        name="LRBackoff keeps the triggering spikes (the next spike triggers again)",
+        file="callbacks/lr_backoff.py",
+        original="            self.spike_steps.clear()\n            self.since_trigger, self.triggers",
+        replacement="            self.since_trigger, self.triggers",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_two_spikes_trigger_a_backoff_only_within_window_steps[2-True]",
+        ),
+    ),
+    Mutation(
+        name="optim/lr_backoff logs the next step's multiplier",
+        file="callbacks/lr_backoff.py",
+        original=(
+            "        pl_module.log(M.LR_BACKOFF, self.applied, rank_zero_only=True)"
+            "  # what this step ran at\n"
+            "        self.applied = self.multiplier()\n"
+        ),
+        replacement=(
+            "        self.applied = self.multiplier()\n"
+            "        pl_module.log(M.LR_BACKOFF, self.applied, rank_zero_only=True)"
+            "  # what this step ran at\n"
+        ),
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_two_spikes_trigger_a_backoff_only_within_window_steps[2-True]",
+        ),
+    ),
+    Mutation(
+        name="Rollback stops one rollback before max_rollbacks",
+        file="callbacks/rollback.py",
+        original="if self.rollbacks > self.max_rollbacks:",
+        replacement="if self.rollbacks >= self.max_rollbacks:",
+        tests=("tests/callbacks/test_boundaries.py::test_the_run_stops_after_max_rollbacks[1-False]",),
+    ),
+    Mutation(
+        name="Rollback record leaves out the first redone step",
+        file="callbacks/rollback.py",
+        original="steps = [(s, ids) for s, ids in self._batches if s >= restored_step]",
+        replacement="steps = [(s, ids) for s, ids in self._batches if s > restored_step]",
+        tests=(
+            "tests/callbacks/test_rollback.py::test_rollback_restores_checkpoint_skips_data_and_finishes",
+        ),
+    ),
+    Mutation(
+        name="Rollback's count and spikes reset from the checkpoint it restarts from",
+        file="callbacks/rollback.py",
+        original="        if self._restart is not None:\n            return  # resuming from the good",
+        replacement="        if False:\n            return  # resuming from the good",
+        tests=(
+            "tests/callbacks/test_rollback.py::test_rollback_restores_checkpoint_skips_data_and_finishes",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="Rollback cannot roll back to the checkpoint the run resumed from",
+        file="callbacks/rollback.py",
+        original="if trainer.ckpt_path and not any(p == str(trainer.ckpt_path) for _, p in self.checkpoints)",
+        replacement="if False",
+        tests=(
+            "tests/callbacks/test_rollback.py",
+            "tests/callbacks/test_boundaries.py",
+            "tests/callbacks/test_stability_resume.py",
+        ),
+    ),
+    Mutation(
+        name="ModelMerger averages last_n_steps + 1 steps",
+        file="callbacks/weight_averaging.py",
+        original="return range(merge_step - self.last_n_steps + 1, merge_step + 1)",
+        replacement="return range(merge_step - self.last_n_steps, merge_step + 1)",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_a_run_resumed_inside_the_window_skips_that_merge[6-9.0-False]",
+        ),
+    ),
+    Mutation(
+        name="ModelMerger every_n_steps misses a merge at max_steps",
+        file="callbacks/weight_averaging.py",
+        original="range(first, trainer.max_steps + 1)",
+        replacement="range(first, trainer.max_steps)",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_every_n_steps_merges_at_each_multiple_up_to_max_steps[12-merges1]",
+        ),
+    ),
+    Mutation(
+        name="ModelMerger resumed exactly at a window's start does not skip that merge",
+        file="callbacks/weight_averaging.py",
+        original="(step >= self._window(m).start and step < m)",
+        replacement="(step > self._window(m).start and step < m)",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_a_run_resumed_inside_the_window_skips_that_merge[8-None-True]",
+        ),
+    ),
+    Mutation(
+        name="a fit ending on max_epochs saves no final checkpoint",
+        file="callbacks/checkpoint.py",
+        original="if 0 < (trainer.max_epochs or -1) <= trainer.fit_loop.epoch_progress.current.processed:",
+        replacement="if 0 < (trainer.max_epochs or -1) < trainer.fit_loop.epoch_progress.current.processed:",
+        tests=("tests/callbacks/test_checkpoint.py::test_a_fit_ended_by_max_epochs_saves_its_last_step",),
+    ),
+    Mutation(
+        name="the periodic checkpoint saved at a step that asked for a rollback",
+        file="callbacks/checkpoint.py",
+        original=(
+            "        if requested_restart(trainer) is not None:\n            return\n"
+            '        if trainer.global_step == getattr(self, "_started_at", None):'
+        ),
+        replacement='        if trainer.global_step == getattr(self, "_started_at", None):',
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_a_spike_at_a_checkpoint_step_is_not_saved_and_rolls_back_to_the_one_before",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="report calls a run that logged its last step still running",
+        file="olmo2_lit/research/report.py",
+        original="last_step + 1 < max_steps",
+        replacement="last_step < max_steps",
+        tests=(
+            "tests/research/test_report.py",
+            "tests/test_spike_boundaries.py",
+            "tests/options/test_tool_options.py",
+        ),
+    ),
+    # 2. decisions several ranks must agree on
+    Mutation(
+        name="NonFiniteGuard report holds rank 0's instances only on 2 ranks",
+        file="callbacks/nonfinite_guard.py",
+        original="if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:",
+        replacement="if dist.is_available() and dist.is_initialized() and trainer.world_size > 2:",
+        tests=(
+            "tests/training/test_one_rank_events.py::test_nan_on_one_rank_stops_both_with_one_report[ddp]",
+        ),
+    ),
+    Mutation(
+        name="FSDP v1 grad norm sums the ranks' norms, not their squares",
+        file="olmo2_lit/train/grad_norm.py",
+        original="return sum_over_ranks(norm.float() ** 2).sqrt()",
+        replacement="return sum_over_ranks(norm.float())",
+        tests=(
+            "tests/training/test_strategy_adapter.py::test_fsdp_v1_sums_the_squared_norms_of_its_shards_over_ranks",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="Preemption exit status from the last signal, not the first",
+        file="callbacks/preemption.py",
+        original="self.signum = self.signum or signum",
+        replacement="self.signum = signum",
+        tests=(
+            "tests/training/test_preemption.py",
+            "tests/callbacks/test_boundaries.py",
+            "tests/options/test_callback_options.py",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="Preemption's resume command keeps an old --ckpt_path=... argument",
+        file="callbacks/preemption.py",
+        original='elif not arg.startswith("--ckpt_path="):',
+        replacement="else:",
+        tests=(
+            "tests/training/test_preemption.py",
+            "tests/callbacks/test_boundaries.py",
+        ),
+    ),
+    # 3. non-default options
+    Mutation(
+        name="a converted scheduler state sets only the first group's LR",
+        file="olmo2_lit/train/schedules.py",
+        original="for group, lr in zip(self.optimizer.param_groups, self.get_lr()):",
+        replacement="for group, lr in zip(self.optimizer.param_groups[:1], self.get_lr()):",
+        tests=(
+            "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="to-olmo-core writes every group at the default group's LR",
+        file="olmo2_lit/weights/olmo_core.py",
+        original='group = {**group, "lr": step_lr * group["initial_lr"] / peak}',
+        replacement='group = {**group, "lr": step_lr}',
+        tests=(
+            "tests/training/test_olmo_core_convert.py",
+            "tests/options/test_tool_options.py",
+        ),
+    ),
+    Mutation(
+        name="from-olmo-core data epoch one late",
+        file="olmo2_lit/weights/olmo_core.py",
+        original='"epoch": loader["epoch"] - 1,  # OLMo-core numbers data epochs from 1',
+        replacement='"epoch": loader["epoch"],  # OLMo-core numbers data epochs from 1',
+        tests=(
+            "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back",
+        ),
+    ),
+    Mutation(
+        name="DownstreamEval refuses a tokenizer exactly the model's vocab size",
+        file="callbacks/downstream_eval.py",
+        original="if n > vocab:",
+        replacement="if n >= vocab:",
+        tests=("tests/options/test_eval_options.py::test_name_and_primary_metric_of_a_task",),
+    ),
+    Mutation(
+        name="a spike flagged on the loss logged as a grad-norm spike and vice versa",
+        file="callbacks/spike_monitor.py",
+        original="loss_spike, norm_spike = self.detector.last if finite else (False, False)",
+        replacement="norm_spike, loss_spike = self.detector.last if finite else (False, False)",
+        tests=(
+            "tests/callbacks/test_spike_monitor.py::test_injected_spike_is_detected_skipped_and_backs_off_the_lr",
+        ),
+    ),
+    Mutation(
+        name="NonFiniteGuard's skip count restarts at 0 on resume",
+        file="callbacks/nonfinite_guard.py",
+        original='self.skips = state_dict["skips"]',
+        replacement="self.skips = 0",
+        tests=(
+            "tests/callbacks/test_boundaries.py::test_skip_stops_once_max_skips_steps_were_skipped[2-1-False]",
+        ),
+    ),
+    # 4. generation
+    Mutation(
+        name="stop tail keeps one token less than the longest stop",
+        file="olmo2_lit/model/generate.py",
+        original="del tail[: -self.keep or len(tail)]",
+        replacement="del tail[: -(self.keep - 1) or len(tail)]",
+        tests=("tests/model/test_generate.py::test_each_row_of_a_batch_ends_as_it_would_alone[gqa]",),
+    ),
+    Mutation(
+        name="generation can produce a padded-vocab id",
+        file="olmo2_lit/model/generate.py",
+        original="logits = logits[:, :vocab].float()",
+        replacement="logits = logits.float()",
+        tests=("tests/model/test_generate.py::test_greedy_matches_transformers_generate[gqa]",),
+    ),
+    # uncaught
+    Mutation(
+        name="top-k larger than the vocab fails",
+        file="olmo2_lit/model/generate.py",
+        original="min(top_k, logits.shape[-1])",
+        replacement="top_k",
+        tests=(
+            "tests/model/test_attention.py",
+            "tests/model/test_blocks.py",
+            "tests/model/test_compile.py",
+            "tests/model/test_config.py",
+            "tests/model/test_docs_examples.py",
+            "tests/model/test_flops.py",
+            "tests/model/test_fused_loss.py",
+            "tests/model/test_generate.py",
+            "tests/model/test_init.py",
+            "tests/model/test_norms_rope.py",
+            "tests/eval/test_bits_per_byte.py",
+            "tests/eval/test_downstream.py",
+            "tests/eval/test_generate_cli.py",
+            "tests/eval/test_scoring_dtype.py",
+            "tests/options/test_tool_options.py",
+        ),
+    ),
+    Mutation(
+        name="KV cache one position short for the last token",
+        file="olmo2_lit/model/generate.py",
+        original="max_length=min(context, longest + steps - 1)",
+        replacement="max_length=min(context, longest + steps - 2)",
+        tests=("tests/model/test_generate.py::test_greedy_matches_transformers_generate[mha]",),
+    ),
+    # uncaught
+    Mutation(
+        name="generate CLI samples every prompt with the same seed",
+        file="olmo2_lit/eval/generate_cli.py",
+        original="            seed=seed + i,\n",
+        replacement="            seed=seed,\n",
+        tests=(
+            "tests/eval/test_bits_per_byte.py",
+            "tests/eval/test_downstream.py",
+            "tests/eval/test_generate_cli.py",
+            "tests/eval/test_scoring_dtype.py",
+            "tests/options/test_tool_options.py",
+        ),
+    ),
+    Mutation(
+        name="generate CLI prints the EOS token's text",
+        file="olmo2_lit/eval/generate_cli.py",
+        original="if token is None or token == eos_id:",
+        replacement="if token is None:",
+        tests=("tests/options/test_tool_options.py::test_eos_token_ends_the_continuation_at_that_token",),
+    ),
+    # uncaught
+    Mutation(
+        name="generate CLI prints half a UTF-8 character as U+FFFD",
+        file="olmo2_lit/eval/generate_cli.py",
+        original='if not text.endswith("\\ufffd"):',
+        replacement="if True:",
+        tests=(
+            "tests/eval/test_bits_per_byte.py",
+            "tests/eval/test_downstream.py",
+            "tests/eval/test_generate_cli.py",
+            "tests/eval/test_scoring_dtype.py",
+            "tests/options/test_tool_options.py",
+        ),
+    ),
+    Mutation(
+        name="generate CLI takes a prompt file's blank lines as prompts",
+        file="olmo2_lit/eval/generate_cli.py",
+        original=" for n, line in enumerate(lines, 1) if line.strip()]",
+        replacement=" for n, line in enumerate(lines, 1)]",
+        tests=("tests/eval/test_generate_cli.py::test_generate_native_dir_prints_the_greedy_continuation",),
+    ),
+    # 5. resume positions not multiples of the batch
+    Mutation(
+        name="after a sequence-length change the partial instance stays in tokens_seen",
+        file="olmo2_lit/data/resume.py",
+        original='replayed = state["tokens"] - aligned * sequence_length',
+        replacement="replayed = (instances - aligned) * sequence_length",
+        tests=(
+            "tests/data/test_resume_boundaries.py::test_a_token_position_that_is_not_a_whole_new_instance_is_rounded_down[63-1]",
+        ),
+    ),
+    Mutation(
+        name="no warning when a resume replays instances",
+        file="olmo2_lit/data/resume.py",
+        original="if aligned != instances:",
+        replacement="if aligned > instances:",
+        tests=(
+            "tests/data/test_resume_boundaries.py::test_a_position_is_rounded_down_to_the_micro_step_and_the_rest_replayed[7-4]",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="the configured data seed replaces the checkpoint's on resume",
+        file="olmo2_lit/data/resume.py",
+        original='    return state["seed"]',
+        replacement="    return seed",
+        tests=(
+            "tests/data/test_resume_boundaries.py",
+            "tests/data/test_position.py",
+            "tests/data/test_datamodule.py",
+            "tests/data/test_sampler.py",
+            "tests/options/test_data_options.py",
+            "tests/training/test_resume.py",
+        ),
+    ),
+    Mutation(
+        name="a converted position resumed under another global batch",
+        file="olmo2_lit/data/resume.py",
+        original='if state["global_batch_tokens"] != global_batch_tokens:',
+        replacement="if False:",
+        tests=(
+            "tests/training/test_olmo_core_refusals.py::test_sequence_length_and_global_batch_refused_on_resume[global_batch_size-kw1]",
+        ),
+    ),
+    # 6. research tools and the CLI
+    # uncaught
+    Mutation(
+        name="spike counts 0 instead of None for a curve exactly the window long",
+        file="olmo2_lit/research/spike_counts.py",
+        original="if n <= window:",
+        replacement="if n < window:",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    Mutation(
+        name="paper score divided by every value, not the judged ones",
+        file="olmo2_lit/research/spike_counts.py",
+        original="judged = len(steps) - rules.paper_window",
+        replacement="judged = len(steps)",
+        tests=(
+            "tests/research/test_spike_counts.py::test_counts_equal_feeding_the_rules_one_value_at_a_time[0]",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="spike counts keep a step whose grad norm is not finite",
+        file="olmo2_lit/research/spike_counts.py",
+        original="finite = np.isfinite(lv) & np.isfinite(gv)",
+        replacement="finite = np.isfinite(lv)",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="smoothing without TensorBoard's debias",
+        file="olmo2_lit/research/stats.py",
+        original="out[i] = last / (1 - weight ** (i + 1))",
+        replacement="out[i] = last",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+            "tests/callbacks/test_diagnostics.py",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="Student t CDF with one series term too many for odd df",
+        file="olmo2_lit/research/stats.py",
+        original="for k in range(1, (df - 1) // 2):",
+        replacement="for k in range(1, (df + 1) // 2):",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="compare's plot band uses the population std",
+        file="olmo2_lit/research/plots.py",
+        original="std = ys.std(axis=0, ddof=1)",
+        replacement="std = ys.std(axis=0, ddof=0)",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    Mutation(
+        name="a long curve's band drawn from each bucket's first point only",
+        file="olmo2_lit/research/plots.py",
+        original="np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)",
+        replacement="lo[starts], hi[starts]",
+        tests=("tests/research/test_plot_envelope.py::test_a_band_covers_every_point_of_its_run",),
+    ),
+    # uncaught
+    Mutation(
+        name="compare's mean curve drawn past the range every seed covers",
+        file="olmo2_lit/research/plots.py",
+        original="lo, hi = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)",
+        replacement="lo, hi = min(x[0] for x, _ in curves), max(x[-1] for x, _ in curves)",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    Mutation(
+        name="compare at step N reads the value logged before N",
+        file="olmo2_lit/research/compare.py",
+        original='i = int(np.searchsorted(xs, position, side="right")) - 1',
+        replacement='i = int(np.searchsorted(xs, position, side="left")) - 1',
+        tests=("tests/research/test_compare.py::test_table_matches_a_hand_computation",),
+    ),
+    # uncaught
+    Mutation(
+        name="compare at a run's last step says the run has not got there",
+        file="olmo2_lit/research/compare.py",
+        original="if not len(xs) or xs[-1] < position:",
+        replacement="if not len(xs) or xs[-1] <= position:",
+        tests=(
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    Mutation(
+        name="sweep records the first seed's seed in every seed's config",
+        file="olmo2_lit/research/sweep.py",
+        original='            config["seed_everything"] = cell.seed\n',
+        replacement="",
+        tests=("tests/research/test_sweep_bad_input.py::test_other_seeds_configs_equal_a_full_parse",),
+    ),
+    # uncaught
+    Mutation(
+        name="sweep keeps a finished run whose config the grid changed",
+        file="olmo2_lit/research/sweep.py",
+        original='if status == "done" and record.get("config") not in (None, config):',
+        replacement="if False:",
+        tests=(
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="CLI drops the last positional path when no option follows",
+        file="olmo2_lit/cli.py",
+        original='if a.startswith("-")), len(argv))',
+        replacement='if a.startswith("-")), len(argv) - 1)',
+        tests=(
+            "tests/options/test_tool_options.py",
+            "tests/test_soup.py",
+            "tests/research/test_compare.py",
+            "tests/research/test_plot_envelope.py",
+            "tests/research/test_report.py",
+            "tests/research/test_spike_counts.py",
+            "tests/research/test_study_page.py",
+            "tests/research/test_sweep.py",
+            "tests/research/test_sweep_bad_input.py",
+            "tests/bad_input/test_data_errors.py",
+            "tests/bad_input/test_run_errors.py",
+            "tests/bad_input/test_tool_errors.py",
+            "tests/test_docs_commands.py",
+        ),
+    ),
+    # 7. added after the first runs (more edges)
+    # uncaught
+    Mutation(
+        name="after a rollback the restored checkpoint is no longer a candidate",
+        file="callbacks/rollback.py",
+        original="self.checkpoints = [(g, p) for g, p in self.checkpoints if g <= restored_step]",
+        replacement="self.checkpoints = [(g, p) for g, p in self.checkpoints if g < restored_step]",
+        tests=(
+            "tests/callbacks/test_rollback.py",
+            "tests/callbacks/test_boundaries.py",
+            "tests/callbacks/test_stability_resume.py",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="NonFiniteGuard report names the last micro-batch's non-finite modules, not the first",
+        file="callbacks/nonfinite_guard.py",
+        original="activations = activations or found",
+        replacement="activations = found",
+        tests=(
+            "tests/callbacks/test_nonfinite_guard.py",
+            "tests/callbacks/test_boundaries.py",
+            "tests/training/test_fit.py::test_nan_loss_stops_naming_the_step",
+            "tests/training/test_one_rank_events.py::test_nan_on_one_rank_stops_both_with_one_report[ddp]",
+        ),
+    ),
+    # uncaught
+    Mutation(
+        name="zero-LR check of a resumed fit counts the steps already taken",
+        file="callbacks/housekeeping.py",
+        original="steps = 1 if math.isinf(total) else int(total) - trainer.global_step",
+        replacement="steps = 1 if math.isinf(total) else int(total)",
+        tests=(
+            "tests/callbacks/test_zero_lr.py",
+            "tests/callbacks/test_boundaries.py",
+            "tests/callbacks/test_fragments.py",
+        ),
+    ),
+    Mutation(
+        name="PrintSamples refuses a tokenizer exactly the model's vocab size",
+        file="callbacks/samples.py",
+        original="if size > vocab:",
+        replacement="if size >= vocab:",
+        tests=(
+            "tests/eval/test_generate_cli.py::test_print_samples_callback_prints_cached_greedy_generation",
+        ),
+    ),
+    Mutation(
+        name="LRBackoff's multiplier of the next step not restored on resume",
+        file="callbacks/lr_backoff.py",
+        original='self.since_trigger, self.applied = state_dict["since_trigger"], state_dict["applied"]',
+        replacement='self.since_trigger, self.applied = state_dict["since_trigger"], 1.0',
+        tests=("tests/callbacks/test_stability_resume.py::test_resume_is_bitwise_with_stability_on",),
+    ),
+    Mutation(
+        name="Ctrl+C after a SIGTERM does not abort",
+        file="callbacks/preemption.py",
+        original="if signum == signal.SIGINT and self.signum is not None:",
+        replacement="if signum == signal.SIGINT and self.signum == signal.SIGINT:",
+        tests=("tests/callbacks/test_boundaries.py::test_the_second_ctrl_c_aborts[signals2-True]",),
+    ),
+    Mutation(
+        name="DownstreamEval scores only rank 0's share of the questions on several ranks",
+        file="callbacks/downstream_eval.py",
+        original="for part_ll, part_dc in gathered:",
+        replacement="for part_ll, part_dc in gathered[:1]:",
+        tests=(
+            "tests/training/test_eval_callbacks.py::test_downstream_eval_on_two_ranks_gathers_every_request",
+        ),
+    ),
+    Mutation(
+        name="a converted checkpoint's logging step one late",
+        file="olmo2_lit/weights/resumable.py",
+        original='{"_batches_that_stepped": max(step - 1, 0)}',
+        replacement='{"_batches_that_stepped": step}',
+        tests=(
+            "tests/training/test_olmo_core_convert.py::test_olmo_core_checkpoint_continues_here_and_back",
+        ),
+    ),
+]
+
+#: AUDIT2 entries no test caught when written, now caught by tests written after them, by others, from the
+#: behaviour: the test that catches each.
+AUDIT2_CAUGHT_LATER = {
+    "Rollback cannot roll back to the checkpoint the run resumed from": (
+        "tests/callbacks/test_rollback.py"
+        "::test_rollback_added_on_resume_can_roll_back_to_the_checkpoint_resumed_from"
+    ),
+    "Preemption exit status from the last signal, not the first": (
+        "tests/callbacks/test_preemption_details.py::test_the_first_of_two_signals_decides_the_exit_status"
+    ),
+    "Preemption's resume command keeps an old --ckpt_path=... argument": (
+        "tests/callbacks/test_preemption_details.py::test_the_resume_command_holds_only_the_new_checkpoint"
+    ),
+    "CLI drops the last positional path when no option follows": "tests/test_cli_positionals.py",
+}
+#: AUDIT2 entries no test caught when written whose bug is now caught through an entry of MUTATIONS
+#: above, written with the test that catches it (same file and snippet, under the second-audit headers).
+AUDIT2_LISTED_ABOVE = {
+    "report calls a run that logged its last step still running",
+    "top-k larger than the vocab fails",
+    "generate CLI samples every prompt with the same seed",
+    "generate CLI prints half a UTF-8 character as U+FFFD",
+    "spike counts 0 instead of None for a curve exactly the window long",
+    "spike counts keep a step whose grad norm is not finite",
+    "smoothing without TensorBoard's debias",
+    "Student t CDF with one series term too many for odd df",
+    "compare's plot band uses the population std",
+    "compare's mean curve drawn past the range every seed covers",
+    "compare at a run's last step says the run has not got there",
+    "sweep keeps a finished run whose config the grid changed",
+    "zero-LR check of a resumed fit counts the steps already taken",
+}
+#: AUDIT2 entries still not in CI's list, and why.
+AUDIT2_OPEN = {
+    "after a rollback the restored checkpoint is no longer a candidate": (
+        "equivalent: the restarted fit lists the checkpoint it restarts from again (Rollback.on_train_start "
+        "adds trainer.ckpt_path), so a second rollback still finds it "
+        "(tests/callbacks/test_rollback.py::test_a_second_rollback_can_restore_the_checkpoint_the_first_restored)"
+    ),
+    "to-olmo-core writes every group at the default group's LR": "no test yet: a run with LR-scaled groups",
+    "the configured data seed replaces the checkpoint's on resume": "no test yet: a resume with another seed",
+    "NonFiniteGuard report names the last micro-batch's non-finite modules, not the first": (
+        "no test yet: a NaN in the first micro-batch of two"
+    ),
+}
+MUTATIONS += [
+    replace(m, tests=(AUDIT2_CAUGHT_LATER[m.name],)) if m.name in AUDIT2_CAUGHT_LATER else m
+    for m in AUDIT2
+    if m.name not in AUDIT2_LISTED_ABOVE and m.name not in AUDIT2_OPEN
 ]
