@@ -3,7 +3,7 @@ discards."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -34,16 +34,19 @@ class StepCheckpoint(ModelCheckpoint):
     does not write that step again, mid-step, over the file it resumed from.
     """
 
+    #: the step the fit started (or resumed) at, set in ``on_train_start``
+    started_at: Optional[int] = None
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._started_at = trainer.global_step
+        self.started_at = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if requested_restart(trainer) is not None:
             return
-        if trainer.global_step == getattr(self, "_started_at", None):
+        if trainer.global_step == self.started_at:
             # No optimizer step yet since the fit (re)started: a resume from a step on the interval
             # would save that step again after the first micro-batch (Lightning does not save which
             # step it last wrote), over the file resumed from, holding the data position one

@@ -615,7 +615,7 @@ MUTATIONS = [
     Mutation(
         name="a resume from a step on the interval saves that step again mid-step",
         file="callbacks/checkpoint.py",
-        original='if trainer.global_step == getattr(self, "_started_at", None):',
+        original="if trainer.global_step == self.started_at:",
         replacement="if False:",
         tests=(
             "tests/callbacks/test_checkpoint.py"
@@ -1492,9 +1492,9 @@ AUDIT2 = [
         file="callbacks/checkpoint.py",
         original=(
             "        if requested_restart(trainer) is not None:\n            return\n"
-            '        if trainer.global_step == getattr(self, "_started_at", None):'
+            "        if trainer.global_step == self.started_at:"
         ),
-        replacement='        if trainer.global_step == getattr(self, "_started_at", None):',
+        replacement="        if trainer.global_step == self.started_at:",
         tests=(
             "tests/callbacks/test_boundaries.py::test_a_spike_at_a_checkpoint_step_is_not_saved_and_rolls_back_to_the_one_before",
         ),
