@@ -145,24 +145,29 @@ def test_gold_bits_per_byte_equal_ai2_olmo_eval(model, dolma2, name):
     assert got["bpb"] == pytest.approx(ref["bpb"]["bpb_v2"], rel=1e-5)
 
 
-def test_a_bpb_only_task_in_the_callback(model, dolma2_json, tmp_path):
-    """Through DownstreamEval, jeopardy (labels are the answers' text, config logits_per_byte) logs
-    ce_loss, bpb and primary = bpb, which equals ai2-olmo-eval's; no accuracies."""
+def _set_up_callback(model, dolma2_json: str, tmp_path, tasks: list[dict]):
+    """A DownstreamEval over ``tasks`` (dolma2 tokenizer, batches of 8), set up as a validate run sets it
+    up, on a module holding ``model``: (callback, trainer, module)."""
     from lightning.pytorch import Trainer
 
     from olmo2_lit.callbacks.downstream_eval import DownstreamEval
     from olmo2_lit.train.lit_module import OLMo2LitModule
 
     (tmp_path / "dolma2.json").write_text(dolma2_json)
-    callback = DownstreamEval(
-        tasks=[{"path": _task_dir("jeopardy_bpb_5shot")}],
-        tokenizer=str(tmp_path / "dolma2.json"),
-        batch_size=8,
-    )
+    callback = DownstreamEval(tasks=tasks, tokenizer=str(tmp_path / "dolma2.json"), batch_size=8)
     module = OLMo2LitModule(config=model.config)
     module.model = model
     trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     callback.setup(trainer, module, "validate")
+    return callback, trainer, module
+
+
+def test_a_bpb_only_task_in_the_callback(model, dolma2_json, tmp_path):
+    """Through DownstreamEval, jeopardy (labels are the answers' text, config logits_per_byte) logs
+    ce_loss, bpb and primary = bpb, which equals ai2-olmo-eval's; no accuracies."""
+    callback, trainer, module = _set_up_callback(
+        model, dolma2_json, tmp_path, [{"path": _task_dir("jeopardy_bpb_5shot")}]
+    )
     results = callback.evaluate(trainer, module)["jeopardy_bpb_5shot"]
     assert set(results) == {"ce_loss", "bpb", "primary"}
     assert results["primary"] == results["bpb"]
@@ -176,26 +181,13 @@ def test_task_limit_in_the_callback_keeps_the_first_questions(model, dolma2_json
     """DownstreamEval with ``limit: 10`` scores only the first 10 questions of a file (all their
     choices) and logs what ai2-olmo-eval's ICLMetric computes over those 10 (arc_easy, boolq); a task
     without a limit (piqa) is scored whole."""
-    from lightning.pytorch import Trainer
-
-    from olmo2_lit.callbacks.downstream_eval import DownstreamEval
-    from olmo2_lit.train.lit_module import OLMo2LitModule
-
-    (tmp_path / "dolma2.json").write_text(dolma2_json)
     limit = REFERENCE["limit"]
-    callback = DownstreamEval(
-        tasks=[
-            {"path": _task_dir("arc_easy_rc_5shot"), "limit": limit},
-            {"path": _task_dir("boolq_rc_0shot"), "limit": limit, "name": "boolq_first"},
-            {"path": _task_dir("piqa_rc_0shot")},
-        ],
-        tokenizer=str(tmp_path / "dolma2.json"),
-        batch_size=8,
-    )
-    module = OLMo2LitModule(config=model.config)
-    module.model = model
-    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    callback.setup(trainer, module, "validate")
+    tasks = [
+        {"path": _task_dir("arc_easy_rc_5shot"), "limit": limit},
+        {"path": _task_dir("boolq_rc_0shot"), "limit": limit, "name": "boolq_first"},
+        {"path": _task_dir("piqa_rc_0shot")},
+    ]
+    callback, trainer, module = _set_up_callback(model, dolma2_json, tmp_path, tasks)
     expected_names = {"arc_easy_rc_5shot": "arc_easy_rc_5shot", "boolq_first": "boolq_rc_0shot"}
     for ours, theirs in expected_names.items():
         per_request = REFERENCE["tasks"][theirs]["acc_per_request"]
