@@ -149,7 +149,8 @@ class Rollback(StepCallback):
         good = None
         if trainer.is_global_zero:
             good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]
-        good = trainer.strategy.broadcast(good, src=0)
+        if trainer.world_size > 1:
+            good = trainer.strategy.broadcast(good, src=0)
         spikes, self.spike_steps = list(self.spike_steps), deque()
         if not good:
             rank_zero_warn(f"Rollback: spikes at steps {spikes} but no checkpoint at or before step {first}")

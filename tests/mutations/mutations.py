@@ -582,7 +582,8 @@ MUTATIONS = [
         original=(
             "if trainer.is_global_zero:\n"
             "            good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]\n"
-            "        good = trainer.strategy.broadcast(good, src=0)"
+            "        if trainer.world_size > 1:\n"
+            "            good = trainer.strategy.broadcast(good, src=0)"
         ),
         replacement="good = [(g, p) for g, p in self.checkpoints if g <= first and Path(p).exists()]",
         tests=("tests/training/test_one_rank_events.py::test_spike_and_nan_on_one_rank_are_decided_on_both",),
