@@ -2012,6 +2012,7 @@ AUDIT2_CAUGHT_LATER = {
         "tests/callbacks/test_preemption_details.py::test_the_resume_command_holds_only_the_new_checkpoint"
     ),
     "CLI drops the last positional path when no option follows": "tests/test_cli_positionals.py",
+    "the configured data seed replaces the checkpoint's on resume": "tests/data/test_saved_seed.py",
 }
 #: AUDIT2 entries no test caught when written whose bug is now caught through an entry of MUTATIONS
 #: above, written with the test that catches it (same file and snippet, under the second-audit headers).
@@ -2038,7 +2039,6 @@ AUDIT2_OPEN = {
         "(tests/callbacks/test_rollback.py::test_a_second_rollback_can_restore_the_checkpoint_the_first_restored)"
     ),
     "to-olmo-core writes every group at the default group's LR": "no test yet: a run with LR-scaled groups",
-    "the configured data seed replaces the checkpoint's on resume": "no test yet: a resume with another seed",
     "NonFiniteGuard report names the last micro-batch's non-finite modules, not the first": (
         "no test yet: a NaN in the first micro-batch of two"
     ),
