@@ -2042,6 +2042,11 @@ AUDIT2_OPEN = {
     "NonFiniteGuard report names the last micro-batch's non-finite modules, not the first": (
         "no test yet: a NaN in the first micro-batch of two"
     ),
+    "the periodic checkpoint saved at a step that asked for a rollback": (
+        "caught when written; on the final code its test's saves are the same with and without the check "
+        "(the spiked step is still not saved), so another guard covers that step; which one is not yet "
+        "identified"
+    ),
 }
 MUTATIONS += [
     replace(m, tests=(AUDIT2_CAUGHT_LATER[m.name],)) if m.name in AUDIT2_CAUGHT_LATER else m
