@@ -133,18 +133,20 @@ def test_max_rollbacks_is_how_many_rollbacks_a_run_may_take(tmp_path):
     """``max_rollbacks: 1``: a run that has rolled back once and spikes again stops with an error naming the
     count (the default, 10, would roll back again)."""
     from collections import deque
+    from types import SimpleNamespace
 
     from olmo2_lit.callbacks.rollback import Rollback
 
+    one_rank = SimpleNamespace(is_global_zero=True, world_size=1)  # rank 0 checks the files
     (tmp_path / "step0000004.ckpt").write_bytes(b"")
     cb = Rollback(spikes=1, window=5, max_rollbacks=1)
     cb.checkpoints, cb.rollbacks, cb.spike_steps = [(4, str(tmp_path / "step0000004.ckpt"))], 1, deque([6])
     with pytest.raises(RuntimeError, match="Rollback: 1 rollbacks already and spikes again at steps \\[6\\]"):
-        cb._roll_back(None, 6)
+        cb._roll_back(one_rank, 6)
     default = Rollback(spikes=1, window=5)
     default.checkpoints, default.rollbacks, default.spike_steps = cb.checkpoints, 1, deque([6])
-    with pytest.raises(AttributeError):  # past the count check, into the rollback itself (no trainer here)
-        default._roll_back(None, 6)
+    with pytest.raises(AttributeError):  # past the count check, into the rollback itself (no datamodule)
+        default._roll_back(one_rank, 6)
     assert default.rollbacks == 2
 
 
