@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 
 from olmo2_lit.errors import ConfigError
 from olmo2_lit.eval.tokenizer_lookup import check_vocab, tokenizer_from_run
-from olmo2_lit.model.generate import stream
+from olmo2_lit.model.generate import check_sampling, stream
 from olmo2_lit.shard_format.tokenizer import DEFAULT_EOS, load_tokenizer
 from olmo2_lit.weights.pretrained import load_pretrained
 
@@ -47,12 +47,7 @@ def _check_sampling(
         raise ConfigError(
             f"--max_new_tokens must be >= 1 (tokens to generate per prompt), got {max_new_tokens}"
         )
-    if not temperature >= 0:
-        raise ConfigError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 0:
-        raise ConfigError(f"--top_k must be >= 0 (0 or omitted: sample among all tokens), got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ConfigError(f"--top_p must be in (0, 1] (omit it, or 1, for no nucleus cut), got {top_p}")
+    check_sampling(temperature, top_k, top_p, flag="--")
 
 
 def _check_device(device: str) -> None:

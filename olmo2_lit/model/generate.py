@@ -60,12 +60,19 @@ def _check_args(model: Transformer, prompts: Sequence[Sequence[int]], temperatur
                 f"prompt {i} has {len(p)} tokens, longer than the model's context of {context} "
                 "(model.config.max_sequence_length); shorten the prompt"
             )
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    check_sampling(temperature, top_k, top_p)
+
+
+def check_sampling(
+    temperature: float, top_k: Optional[int], top_p: Optional[float], *, flag: str = ""
+) -> None:
+    """The sampling arguments; ``flag`` prefixes each name in the error (``--`` for the CLI's flags)."""
+    if not temperature >= 0:
+        raise ConfigError(f"{flag}temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 0:
-        raise ConfigError(f"top_k must be >= 0, got {top_k}")
+        raise ConfigError(f"{flag}top_k must be >= 0 (0 or omitted: sample among all tokens), got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        raise ConfigError(f"{flag}top_p must be in (0, 1] (omit it, or 1, for no nucleus cut), got {top_p}")
 
 
 class _RowEnds:
